@@ -1,0 +1,189 @@
+# ktls - kernel-TLS offload control plane.
+#
+#   make run      install what is missing, build, run the main job
+#   make test     install what is missing, build, run host suites, then vmtest
+#   make          build everything into build/
+#   make check    host suites only (no installs, no guest)
+#   make vmtest   kTLS suites in real kernels under QEMU (6.12 and newest)
+#   make asan     host suites under ASan+UBSan (build/asan/)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CC      ?= cc
+V       ?= 0
+
+PKGS      := openssl liburing libnl-3.0 libnl-genl-3.0 json-c
+TEST_PKGS := criterion
+
+# Debian packages: what building and running needs, and what tests add.
+DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
+             libnl-genl-3-dev libjson-c-dev openssl ca-certificates
+DEB_TEST  := libcriterion-dev gnutls-bin python3 curl iproute2 qemu-system-x86 \
+             busybox-static cpio kmod xz-utils procps
+
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS_ALL := -std=gnu11 $(WARN) $(OPT) $(HARDEN) $(SAN) -D_GNU_SOURCE \
+              -Ilib/include $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SAN) -Wl,-z,relro,-z,now $(LDFLAGS)
+
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
+
+LIB_SRC     := $(wildcard lib/src/*.c)
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+DCOMMON_SRC := $(wildcard daemon/common/*.c)
+DCOMMON_OBJ := $(DCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
+KTLSD_SRC   := $(wildcard daemon/ktlsd/*.c)
+KTLSD_OBJ   := $(KTLSD_SRC:%.c=$(BUILD)/obj/%.o)
+KTLSCTL_SRC := $(wildcard daemon/ktlsctl/*.c)
+KTLSCTL_OBJ := $(KTLSCTL_SRC:%.c=$(BUILD)/obj/%.o)
+BENCH_SRC   := $(wildcard bench/*.c)
+BENCH_OBJ   := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+TCOMMON_SRC := $(wildcard tests/common/*.c)
+TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
+THOST_SRC   := $(wildcard tests/host/*.c)
+THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
+TGUEST_SRC  := $(wildcard tests/guest/*.c)
+TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%)
+
+LIBA  := $(BUILD)/libktls.a
+LIBSO := $(BUILD)/libktls.so
+BINS  := $(BUILD)/ktlsd $(BUILD)/ktlsctl $(BUILD)/ktls-bench
+VERSION := 0.1.0
+
+.PHONY: all run test check vmtest vmtest-all asan install deps deps-build tests clean
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(LIBA) $(LIBSO) $(BUILD)/ktls.pc $(BINS)
+tests: $(THOST_BIN) $(TGUEST_BIN)
+
+# --- library -----------------------------------------------------------
+$(BUILD)/obj/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -Ilib/src -MMD -MP -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ) lib/libktls.map
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,libktls.so.0 -Wl,--version-script=lib/libktls.map \
+		$(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(PKG_LIBS)
+
+$(BUILD)/ktls.pc: lib/ktls.pc.in Makefile
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# --- programs ----------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -Idaemon/common -Ilib/src $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/ktlsd: $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA)
+	@echo "  LD      $@"
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+
+$(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(DCOMMON_OBJ) $(LIBA)
+	@echo "  LD      $@"
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSCTL_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS)
+
+$(BUILD)/ktls-bench: $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA)
+	@echo "  LD      $@"
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+
+# --- tests -------------------------------------------------------------
+define link_test
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBA) $(PKG_LIBS) $(TEST_LIBS) -lpthread
+endef
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBA)
+	$(link_test)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBA)
+	$(link_test)
+
+# Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
+# fallback here).  tests/run-suites prints one closing "N passed, N failed".
+check: all tests $(BUILD)/tests/certs/.done
+	$(Q)BUILD=$(BUILD) tests/run-suites $(THOST_BIN)
+
+$(BUILD)/tests/certs/.done: tests/certs/make-certs.sh
+	@echo "  CERTS   $(@D)"
+	$(Q)rm -rf $(@D) && tests/certs/make-certs.sh $(@D)
+
+# Guest suites inside real kernels.  KTLS_VM_KERNEL picks one; vmtest runs
+# the default pair, vmtest-all adds Debian 12's 6.1.
+vmtest: all tests $(BUILD)/tests/certs/.done
+	$(Q)tests/vm/suite 6.12 latest
+vmtest-all: all tests $(BUILD)/tests/certs/.done
+	$(Q)tests/vm/suite 6.1 6.12 latest
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+# --- the two commands ----------------------------------------------------
+run: deps-build
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BUILD)/ktlsctl probe
+	$(Q)$(BUILD)/ktlsctl demo
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory check
+	$(Q)$(MAKE) --no-print-directory vmtest
+
+# Install missing Debian packages (as root), or print the line to run and
+# stop.  The package lists are refreshed first when older than a day.
+define DEPS_SH
+missing=$$(for p in $$DEB_PKGS; do
+  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || echo "$$p"
+done | tr '\n' ' ')
+[ -z "$$missing" ] && exit 0
+if [ "$$(id -u)" != 0 ]; then
+  echo "ktls: missing Debian packages; run as root:" >&2
+  echo "  apt-get install -y --no-install-recommends $$missing" >&2
+  exit 1
+fi
+echo "ktls: installing $$missing"
+if [ -z "$$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+  apt-get update -qq || exit 1
+fi
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1
+endef
+export DEPS_SH
+
+deps-build:
+	$(Q)DEB_PKGS="$(DEB_BUILD)" sh -c "$$DEPS_SH"
+deps:
+	$(Q)DEB_PKGS="$(DEB_BUILD) $(DEB_TEST)" sh -c "$$DEPS_SH"
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libktls.so.0
+	ln -sf libktls.so.0 $(DESTDIR)$(PREFIX)/lib/libktls.so
+	install -m 644 lib/include/ktls.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/ktls.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,308 @@
+/*
+ * ktls.h - libktls: TLS handshakes under a strict policy, keys handed to kTLS.
+ *
+ * libktls runs a TLS 1.2/1.3 handshake with OpenSSL, then installs the
+ * negotiated traffic keys into the kernel (TCP_ULP "tls", TLS_TX, TLS_RX) so
+ * that record encryption happens in the kernel or on the NIC.  Where the
+ * kernel cannot take a direction, the connection stays in userspace and
+ * ktls_conn_info() says exactly why.
+ *
+ * Objects are opaque.  Every failing call leaves a one-line, human-readable
+ * reason in ktls_ctx_error() / ktls_conn_error() that names the cause.
+ *
+ * Policy (not configurable below these floors):
+ *   - a context has a role, KTLS_CLIENT or KTLS_SERVER, and refuses the other;
+ *   - TLS 1.2 minimum, TLS 1.3 maximum;
+ *   - forward-secret AEAD suites only (AES-GCM, ChaCha20-Poly1305);
+ *   - OpenSSL security level 2: RSA/DH >= 2048 bits, ECC >= 224 bits,
+ *     no SHA-1/MD5 signatures;
+ *   - clients verify the peer and check the host name by default;
+ *   - a context is frozen once a connection has used it, except that trust
+ *     anchors may still be added.
+ *
+ * Threads: a frozen context may be shared by any number of threads.  A
+ * connection belongs to one thread at a time.
+ *
+ * Key logging happens only when the SSLKEYLOGFILE environment variable is
+ * set when the context is created; secrets are never logged otherwise and
+ * are zeroized once they reach the kernel.
+ *
+ * Minimal blocking client:
+ *
+ *     ktls_ctx *ctx = ktls_ctx_new(KTLS_CLIENT);
+ *     ktls_ctx_load_verify_locations(ctx, "ca.pem", NULL);
+ *     ktls_conn *c = ktls_conn_new(ctx, fd, "example.com");
+ *     if (!c || ktls_conn_handshake(c) != 0 || ktls_conn_offload(c) != 0)
+ *             errx(1, "%s", c ? ktls_conn_error(c) : ktls_ctx_error(ctx));
+ *     ktls_conn_write(c, "hello", 5);
+ *     ktls_conn_shutdown(c);
+ *     ktls_conn_free(c);
+ *     ktls_ctx_free(ctx);
+ */
+#ifndef KTLS_H
+#define KTLS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ktls_ctx ktls_ctx;
+typedef struct ktls_conn ktls_conn;
+
+/* Roles. */
+enum { KTLS_CLIENT = 1, KTLS_SERVER = 2 };
+
+/* Peer certificate verification. */
+enum { KTLS_VERIFY_NONE, KTLS_VERIFY_OPTIONAL, KTLS_VERIFY_REQUIRED };
+
+/* Who encrypts a direction: OpenSSL in userspace, the kernel, or the NIC. */
+enum { KTLS_MODE_USER, KTLS_MODE_SW, KTLS_MODE_HW };
+
+/* Non-blocking handshakes, reads and writes return these. */
+enum { KTLS_WANT_READ = -2, KTLS_WANT_WRITE = -3 };
+
+/* Protocol versions as they appear on the wire. */
+#define KTLS_TLS1_2 0x0303
+#define KTLS_TLS1_3 0x0304
+
+struct ktls_cert_store_stats {
+	unsigned x509;    /* certificates in the trust store */
+	unsigned x509_ca; /* ... of which are CAs (X509_check_ca() != 0) */
+	unsigned crl;     /* CRLs in the trust store */
+};
+
+struct ktls_info {
+	int version;              /* KTLS_TLS1_2 or KTLS_TLS1_3 */
+	const char *version_name; /* "TLSv1.2", "TLSv1.3" */
+	const char *cipher;       /* OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384" */
+	int tx, rx;               /* KTLS_MODE_* for each direction */
+	const char *fallback_reason; /* NULL when both directions are in the kernel */
+};
+
+/* ------------------------------------------------------------------ */
+/* Contexts                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * ktls_ctx_new - a context for one role with the strict policy applied.
+ * Returns NULL with errno EINVAL for any role other than KTLS_CLIENT or
+ * KTLS_SERVER, ENOMEM when OpenSSL cannot allocate.
+ * Client default: KTLS_VERIFY_REQUIRED, host name checked.
+ * Server default: KTLS_VERIFY_NONE (no client certificate requested).
+ * The trust store starts empty; load anchors with ktls_ctx_load_verify_*.
+ */
+ktls_ctx *ktls_ctx_new(int role);
+
+/* ktls_ctx_free - release a context.  Connections made from it keep their
+ * own reference, so it may be freed before them.  NULL is accepted. */
+void ktls_ctx_free(ktls_ctx *ctx);
+
+/* ktls_ctx_error - the reason the last call on ctx failed ("" if none). */
+const char *ktls_ctx_error(const ktls_ctx *ctx);
+
+/* ktls_ctx_role - KTLS_CLIENT or KTLS_SERVER. */
+int ktls_ctx_role(const ktls_ctx *ctx);
+
+/*
+ * ktls_ctx_load_cert_chain - our certificate chain (PEM, leaf first) and
+ * private key (PEM; keyfile NULL means it is in certfile).  Weak keys
+ * (RSA < 2048, ECC < 224 bits) and SHA-1/MD5-signed leaves are refused here,
+ * with the reason.  Both roles accept a chain (a client uses it for mTLS).
+ * Returns 0, or -1 with the reason in ktls_ctx_error().
+ */
+int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile);
+
+/*
+ * ktls_ctx_load_verify_locations - add trust anchors (and CRLs) from a PEM
+ * file and/or a hashed directory (capath is searched lazily, as OpenSSL
+ * does).  At least one must be non-NULL.  Allowed on a frozen context.
+ */
+int ktls_ctx_load_verify_locations(ktls_ctx *ctx, const char *cafile, const char *capath);
+
+/*
+ * ktls_ctx_load_verify_mem - add trust anchors from memory: one or more PEM
+ * certificates/CRLs, or one or more concatenated DER certificates.  Allowed
+ * on a frozen context.  Duplicates are ignored.
+ */
+int ktls_ctx_load_verify_mem(ktls_ctx *ctx, const void *pem_or_der, size_t len);
+
+/*
+ * ktls_ctx_set_ciphers - narrow the TLS 1.2 suites (OpenSSL cipher-list
+ * syntax).  The result must be a non-empty subset of the policy's set; a
+ * list naming any suite outside it is refused, naming that suite.
+ */
+int ktls_ctx_set_ciphers(ktls_ctx *ctx, const char *openssl_tls12_list);
+
+/*
+ * ktls_ctx_set_ciphersuites - narrow the TLS 1.3 suites (colon-separated
+ * IANA names).  Only TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256
+ * and TLS_AES_128_GCM_SHA256 are allowed.
+ */
+int ktls_ctx_set_ciphersuites(ktls_ctx *ctx, const char *tls13_list);
+
+/* ktls_ctx_set_min_version - KTLS_TLS1_2 or KTLS_TLS1_3; lower is refused. */
+int ktls_ctx_set_min_version(ktls_ctx *ctx, int version);
+
+/* ktls_ctx_set_max_version - KTLS_TLS1_2 or KTLS_TLS1_3, not below the minimum. */
+int ktls_ctx_set_max_version(ktls_ctx *ctx, int version);
+
+/*
+ * ktls_ctx_set_verify - KTLS_VERIFY_*.  On a client, NONE is refused while
+ * host name checking is on (turn it off first), as Python does.  On a
+ * server, OPTIONAL/REQUIRED request a client certificate (mTLS).
+ */
+int ktls_ctx_set_verify(ktls_ctx *ctx, int mode);
+
+/*
+ * ktls_ctx_set_check_hostname - client only.  Turning it on while verify
+ * is NONE raises verify to REQUIRED.  Wildcards match one whole left-most
+ * label only ("f*.example.com" never matches).
+ */
+int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on);
+
+/*
+ * ktls_ctx_load_dh_params - server only: PEM DH parameters (>= 2048 bits)
+ * enabling the TLS 1.2 DHE-RSA-AES-GCM suites.  Smaller groups are refused.
+ */
+int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile);
+
+/*
+ * ktls_ctx_set_num_tickets - server only: TLS 1.3 session tickets sent
+ * after each handshake (default 2, as OpenSSL).  0 turns them off.
+ */
+int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n);
+
+/*
+ * ktls_ctx_cert_store_stats - counts the trust store as Python's
+ * SSLContext.cert_store_stats() does.  Lazily searched capath entries
+ * appear only once a handshake has looked them up.
+ */
+int ktls_ctx_cert_store_stats(const ktls_ctx *ctx, struct ktls_cert_store_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * ktls_conn_new - a connection of the context's role on a connected TCP
+ * socket.  server_name (client only) is the name to send as SNI and to
+ * verify: a DNS name or an IP literal (verified against IP SANs, no SNI).
+ * "" and names starting with '.' are refused; NULL is refused while host
+ * name checking is on.  A server passes NULL.  Freezes ctx.
+ * Returns NULL with the reason in ktls_ctx_error(ctx).
+ */
+ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name);
+
+/*
+ * ktls_conn_handshake - run (or continue) the handshake.
+ * Returns 0 when done, KTLS_WANT_READ / KTLS_WANT_WRITE on a non-blocking
+ * socket that would block, -1 on failure (reason in ktls_conn_error(), e.g.
+ * a verification error, the alert received, "peer closed the connection
+ * during the handshake").
+ */
+int ktls_conn_handshake(ktls_conn *conn);
+
+/*
+ * ktls_conn_offload - after the handshake, install TX and RX keys into
+ * kTLS with exact record sequence numbers.  Returns 0 also when the kernel
+ * refused and the connection fell back to userspace (see ktls_conn_info());
+ * -1 only when the connection is unusable.  Never leaves one direction
+ * half-installed: either both are in the kernel, or TX alone is (RX keeps
+ * running in userspace only where that is safe), or neither.
+ * Key material is zeroized before it returns.
+ */
+int ktls_conn_offload(ktls_conn *conn);
+
+/* ktls_conn_info - negotiated version, cipher and who encrypts each way. */
+int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
+
+/*
+ * ktls_conn_read - application data.  Returns bytes read, 0 on a clean
+ * close_notify, KTLS_WANT_* on a non-blocking socket, -1 on error (an alert,
+ * a record that failed to decrypt, the peer closing without close_notify).
+ * Post-handshake handshake messages (session tickets, KeyUpdate) are
+ * handled inside; they never surface as data.
+ */
+ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
+
+/* ktls_conn_write - application data; bytes written, KTLS_WANT_*, or -1. */
+ssize_t ktls_conn_write(ktls_conn *conn, const void *buf, size_t len);
+
+/*
+ * ktls_conn_sendfile - send count bytes of in_fd from *offset (advanced by
+ * what was sent).  Uses sendfile(2) into the kTLS socket when TX is in the
+ * kernel, a read-and-encrypt loop otherwise; the peer sees the same bytes.
+ * Returns bytes sent (0 when the file ends before count), KTLS_WANT_WRITE,
+ * or -1.
+ */
+ssize_t ktls_conn_sendfile(ktls_conn *conn, int in_fd, off_t *offset, size_t count);
+
+/*
+ * ktls_conn_key_update - TLS 1.3: send a KeyUpdate and switch our TX key
+ * (asking the peer to update too when request_peer is non-zero).  On a
+ * kTLS connection this needs kernel rekey support (Linux >= 6.14); without
+ * it the call fails and says so, leaving the connection usable.
+ */
+int ktls_conn_key_update(ktls_conn *conn, int request_peer);
+
+/*
+ * ktls_conn_shutdown - send close_notify (as a kTLS alert record when TX
+ * is offloaded).  Does not wait for the peer's.  0 or -1.
+ */
+int ktls_conn_shutdown(ktls_conn *conn);
+
+/* ktls_conn_fd - the socket the connection was made on. */
+int ktls_conn_fd(const ktls_conn *conn);
+
+/* ktls_conn_error - the reason the last call on conn failed ("" if none). */
+const char *ktls_conn_error(const ktls_conn *conn);
+
+/* ktls_conn_free - release the connection; never closes its fd.  NULL ok. */
+void ktls_conn_free(ktls_conn *conn);
+
+/* ------------------------------------------------------------------ */
+/* Kernel capability probe                                             */
+/* ------------------------------------------------------------------ */
+
+/* Result of one real installation attempt: 1 yes / 0 no, with the errno. */
+struct ktls_probe_result {
+	int ok;
+	int err; /* errno when !ok, 0 otherwise */
+};
+
+enum { KTLS_PROBE_AES_128_GCM, KTLS_PROBE_AES_256_GCM, KTLS_PROBE_CHACHA20_POLY1305,
+       KTLS_PROBE_NCIPHERS };
+
+struct ktls_probe {
+	int ulp;             /* the "tls" ULP attaches to a TCP socket */
+	char ulp_reason[160]; /* why not, when !ulp */
+	/* [version 0 = TLS 1.2, 1 = TLS 1.3][cipher][direction 0 = TX, 1 = RX] */
+	struct ktls_probe_result cipher[2][KTLS_PROBE_NCIPHERS][2];
+	struct ktls_probe_result zerocopy_tx;  /* TLS_TX_ZEROCOPY_RO accepted */
+	struct ktls_probe_result rx_no_pad;    /* TLS_RX_EXPECT_NO_PAD accepted */
+	struct ktls_probe_result rekey;        /* a second TLS_TX accepted (TLS 1.3) */
+	int tls_stat;                          /* /proc/net/tls_stat exists */
+	int handshake_family;                  /* genl family "handshake" resolves */
+	int io_uring;                          /* io_uring_queue_init works */
+	char io_uring_reason[160];
+	int uring_splice, uring_sendmsg, uring_recvmsg, uring_recvmsg_multishot;
+};
+
+/*
+ * ktls_probe - what this kernel offers, found by really installing keys on
+ * a throwaway loopback TCP pair (never by trusting module names).
+ * Returns 0; the fields say yes/no and why.
+ */
+int ktls_probe(struct ktls_probe *out);
+
+/* Name of a KTLS_PROBE_* cipher, e.g. "AES-128-GCM". */
+const char *ktls_probe_cipher_name(int cipher);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KTLS_H */

@@ -1,0 +1,66 @@
+#!/bin/sh
+# Generates the test PKI into $1 (default build/tests/certs).  Nothing here is
+# committed: every run makes fresh keys.  Idempotent: a finished directory
+# (marked by .done) is left alone.
+set -eu
+out=${1:-build/tests/certs}
+[ -f "$out/.done" ] && exit 0
+mkdir -p "$out"
+cd "$out"
+# Keep the system openssl.cnf (which may enable KTLS or change the security
+# level) out of certificate generation.
+export OPENSSL_CONF=/dev/null
+
+days=30
+sans="subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
+
+ca() { # name keyalg-opts... : a self-signed CA
+	name=$1; shift
+	openssl req -x509 -new -newkey "$@" -nodes -sha256 -days $days \
+		-subj "/CN=ktls test $name" -keyout "$name.key" -out "$name.pem" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+
+leaf() { # name issuer digest ext newkey-opts... : a leaf signed by issuer
+	name=$1 issuer=$2 md=$3 ext=$4; shift 4
+	openssl req -new -newkey "$@" -nodes -subj "/CN=$name" \
+		-keyout "$name.key" -out "$name.csr" 2>/dev/null
+	printf '%s\nbasicConstraints=CA:FALSE\n' "$ext" > "$name.ext"
+	openssl x509 -req -in "$name.csr" -CA "$issuer.pem" -CAkey "$issuer.key" \
+		-CAcreateserial -days $days "-$md" -extfile "$name.ext" -out "$name.pem" 2>/dev/null
+	rm -f "$name.csr" "$name.ext"
+}
+
+ca ca rsa:2048
+ca other-ca ec -pkeyopt ec_paramgen_curve:P-256
+ca weak-ca rsa:1024
+
+leaf server-ec ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:P-256
+leaf server-rsa ca sha256 "$sans" rsa:2048
+leaf client ca sha256 "extendedKeyUsage=clientAuth" ec -pkeyopt ec_paramgen_curve:P-256
+leaf untrusted other-ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:P-256
+leaf rsa1024 ca sha256 "$sans" rsa:1024
+leaf sha1 ca sha1 "$sans" rsa:2048
+leaf p192 ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:prime192v1
+leaf p224 ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:secp224r1
+leaf weak-issued weak-ca sha256 "$sans" rsa:2048
+leaf wildcard ca sha256 "subjectAltName=DNS:*.example.com" ec -pkeyopt ec_paramgen_curve:P-256
+leaf partial-wildcard ca sha256 "subjectAltName=DNS:f*.example.com" ec -pkeyopt ec_paramgen_curve:P-256
+
+# Chains as servers present them (leaf first), and a CA bundle with a leaf.
+for n in server-ec server-rsa client untrusted; do cat "$n.pem" > "$n-chain.pem"; done
+cat ca.pem other-ca.pem server-ec.pem > bundle-2ca-1leaf.pem
+
+# DH parameters: a 2048-bit named group (accepted) and a 1024-bit one (refused).
+openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out dh2048.pem 2>/dev/null
+openssl dhparam -out dh1024.pem 1024 2>/dev/null
+
+# An empty CRL from the CA, and a CA + CRL bundle.
+printf 'dir=.\n[ca]\ndefault_ca=c\n[c]\ndatabase=index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' > crl.cnf
+: > index.txt
+openssl ca -config crl.cnf -gencrl -keyfile ca.key -cert ca.pem -out ca.crl 2>/dev/null
+cat ca.pem ca.crl > ca-with-crl.pem
+rm -f crl.cnf index.txt* *.srl
+
+touch .done
