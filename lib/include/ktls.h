@@ -197,6 +197,16 @@ int ktls_ctx_cert_store_stats(const ktls_ctx *ctx, struct ktls_cert_store_stats 
 ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name);
 
 /*
+ * ktls_conn_connect / ktls_conn_accept - ktls_conn_new that also states the
+ * role the caller expects: a server context given to ktls_conn_connect (or
+ * a client context to ktls_conn_accept) is refused with "wrong-role context"
+ * in ktls_ctx_error(), as Python refuses a PROTOCOL_TLS_CLIENT context for a
+ * server socket.
+ */
+ktls_conn *ktls_conn_connect(ktls_ctx *ctx, int fd, const char *server_name);
+ktls_conn *ktls_conn_accept(ktls_ctx *ctx, int fd);
+
+/*
  * ktls_conn_handshake - run (or continue) the handshake.
  * Returns 0 when done, KTLS_WANT_READ / KTLS_WANT_WRITE on a non-blocking
  * socket that would block, -1 on failure (reason in ktls_conn_error(), e.g.

@@ -50,4 +50,72 @@ const char *ssl_reason(char *buf, size_t len);
 /* Overwrite secrets in a way the compiler cannot elide. */
 void secure_zero(void *p, size_t n);
 
+/* ---- ctx.c: contexts and policy ---------------------------------------- */
+
+struct ktls_ctx {
+	SSL_CTX *ssl;          /* trust store, our chain, suites, versions */
+	int role;              /* KTLS_CLIENT or KTLS_SERVER */
+	int verify;            /* KTLS_VERIFY_* */
+	int check_hostname;    /* client: verify the peer's name */
+	int dh_loaded;         /* server: DHE suites usable */
+	atomic_int frozen;     /* set by the first ktls_conn_new */
+	atomic_int refs;       /* the owner's + one per live connection */
+};
+
+void ctx_ref(struct ktls_ctx *ctx);
+void ctx_unref(struct ktls_ctx *ctx);
+
+/*
+ * Apply the per-connection part of the policy to a fresh SSL made from
+ * ctx->ssl: validate server_name (empty/leading-dot/missing-with-
+ * check_hostname refused), set SNI (names only, not IP literals) and the
+ * host or IP to verify, verify mode.  Freezes ctx.  0, or -1 with the
+ * reason set by ctx_seterr().
+ */
+int ctx_prepare_ssl(struct ktls_ctx *ctx, SSL *ssl, const char *server_name);
+
+/* ---- keys.c: secret capture, record counting, key derivation ------------ */
+
+/*
+ * Installed by ktls_ctx_new on every SSL_CTX: the keylog callback (traffic
+ * secrets; also appends to $SSLKEYLOGFILE when that was set) and the msg
+ * callback (record counting for exact sequence numbers).  0 or -1.
+ */
+int keys_ctx_init(SSL_CTX *ssl_ctx);
+
+/* Per-connection key state, attached to the SSL as ex_data. */
+struct conn_keys;
+struct conn_keys *keys_conn_new(SSL *ssl);
+void keys_conn_free(struct conn_keys *k);
+
+/* ---- conn.c / kernel.c: connections ------------------------------------- */
+
+struct ktls_conn {
+	struct ktls_ctx *ctx;
+	SSL *ssl;
+	int fd;
+	int handshake_done;
+	int offload_tried;
+	int tx, rx;                   /* KTLS_MODE_* */
+	int peer_closed;              /* close_notify received */
+	int we_closed;                /* close_notify sent */
+	struct conn_keys *keys;
+	char fallback[KTLS_ERRLEN];   /* why a direction stayed in userspace */
+	char err[KTLS_ERRLEN];
+};
+
+/* Set conn->err; returns -1. */
+int conn_seterr(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
+
+/*
+ * kernel.c: I/O on a direction that kTLS owns.  Same return conventions as
+ * the public calls (bytes, 0 = close_notify, KTLS_WANT_*, -1 with conn->err
+ * set).  kernel_read consumes post-handshake handshake records (tickets,
+ * KeyUpdate) itself.
+ */
+ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len);
+ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len);
+ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count);
+int kernel_send_alert(struct ktls_conn *c, int level, int desc);
+
 #endif /* KTLS_INTERNAL_H */
