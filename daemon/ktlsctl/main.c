@@ -1,8 +1,49 @@
-/* ktlsctl - placeholder until probe lands. */
+/*
+ * ktlsctl - the control CLI: a table of subcommands, each in its own file.
+ */
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "commands.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *args;    /* shown after the name in the usage */
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "probe", cmd_probe, "[--json]", "what this kernel offers for kTLS and io_uring" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "ktlsctl: not built yet\n");
-	return 1;
+	fprintf(f, "usage: ktlsctl COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %s %s\n      %s\n", commands[i].name, commands[i].args,
+			commands[i].summary);
+	fprintf(f, "  help\n      this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = argc > 1 ? argv[1] : NULL;
+
+	if (!name) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(name, commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "ktlsctl: unknown command '%s'\n", name);
+	usage(stderr);
+	return 2;
 }
