@@ -1,0 +1,326 @@
+/*
+ * http_parse.c - unit tests of ktlsd's HTTP parser, range/conditional
+ * logic and path resolution beneath the root.  The daemon's sources are
+ * compiled in directly (the test harness links only libktls).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "../../daemon/ktlsd/http.c"
+#include "../../daemon/ktlsd/path.c"
+
+static int parse(const char *s, struct http_req *r)
+{
+	return http_parse(s, strlen(s), r);
+}
+
+Test(http, simple_get)
+{
+	struct http_req r;
+	const char *s = "GET /a/b.txt?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET";
+
+	cr_assert_eq(parse(s, &r), (int)strlen(s) - 3);
+	cr_expect_eq(r.method, HTTP_GET);
+	cr_expect_eq(r.minor, 1);
+	cr_expect(r.keep_alive);
+	cr_expect_eq(r.target_len, 8);
+	cr_expect(strncmp(r.target, "/a/b.txt", 8) == 0);
+	cr_expect_str_eq(r.line, "GET /a/b.txt?x=1 HTTP/1.1");
+}
+
+Test(http, incomplete_needs_more)
+{
+	struct http_req r;
+
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\n", &r), 0);
+	cr_expect_eq(parse("GET / HT", &r), 0);
+	cr_expect_eq(parse("", &r), 0);
+}
+
+Test(http, head_bare_lf_leading_crlf)
+{
+	struct http_req r;
+	const char *s = "\r\nHEAD / HTTP/1.1\nHost: x\n\n";
+
+	cr_assert_eq(parse(s, &r), (int)strlen(s));
+	cr_expect_eq(r.method, HTTP_HEAD);
+}
+
+Test(http, keep_alive_rules)
+{
+	struct http_req r;
+
+	parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	cr_expect_not(r.keep_alive);
+	cr_assert_gt(parse("GET / HTTP/1.0\r\n\r\n", &r), 0);
+	cr_expect_not(r.keep_alive);
+	parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r);
+	cr_expect(r.keep_alive);
+	parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, keep-alive\r\n\r\n", &r);
+	cr_expect(r.keep_alive);
+}
+
+Test(http, errors)
+{
+	struct http_req r;
+
+	cr_expect_eq(parse("POST / HTTP/1.1\r\nHost: x\r\n\r\n", &r), -405);
+	cr_expect_str_eq(r.line, "POST / HTTP/1.1");
+	cr_expect_eq(parse("get / HTTP/1.1\r\nHost: x\r\n\r\n", &r), -405);
+	cr_expect_eq(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n", &r), -505);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\n\r\n", &r), -400);               /* no Host */
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost : x\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET /  HTTP/1.1\r\nHost: x\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.10\r\nHost: x\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET foo HTTP/1.1\r\nHost: x\r\n\r\n", &r), -400);
+	cr_expect_eq(http_parse("\x16\x03\x01\x02\x00\x01\r\n\r\n", 10, &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", &r), -413);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &r) > 0, 1);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r), -400);
+	cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", &r), -413);
+}
+
+Test(http, caps)
+{
+	struct http_req r;
+	char *b = malloc(20000);
+
+	/* a request line longer than the cap: 414 */
+	memcpy(b, "GET /", 5);
+	memset(b + 5, 'a', 9000);
+	cr_expect_eq(http_parse(b, 9005, &r), -414);
+	/* a long but complete target beyond 4 KiB: 414 */
+	sprintf(b, "GET /%0*d HTTP/1.1\r\nHost: x\r\n\r\n", 5000, 0);
+	cr_expect_eq(http_parse(b, strlen(b), &r), -414);
+	/* headers beyond the cap: 431 */
+	strcpy(b, "GET / HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < 400; i++)
+		strcat(b, "X-Pad: aaaaaaaaaaaaaaaaaaaa\r\n");
+	cr_expect_eq(http_parse(b, strlen(b), &r), -431);
+	/* just under the cap is fine */
+	strcpy(b, "GET / HTTP/1.1\r\nHost: x\r\n");
+	while (strlen(b) < HTTP_HEADER_CAP - 40)
+		strcat(b, "X: y\r\n");
+	strcat(b, "\r\n");
+	cr_expect_gt(http_parse(b, strlen(b), &r), 0);
+	free(b);
+}
+
+Test(http, absolute_form)
+{
+	struct http_req r;
+
+	cr_assert_gt(parse("GET https://h:1/x/y HTTP/1.1\r\nHost: h\r\n\r\n", &r), 0);
+	cr_expect_eq(r.target_len, 4);
+	cr_expect(strncmp(r.target, "/x/y", 4) == 0);
+	cr_assert_gt(parse("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", &r), 0);
+	cr_expect_eq(r.target_len, 1);
+}
+
+Test(http, ranges)
+{
+	off_t a = -1, b = -1;
+
+	cr_expect_eq(http_range("bytes=0-9", 9, 100, &a, &b), 206);
+	cr_expect(a == 0 && b == 9);
+	cr_expect_eq(http_range("bytes=90-", 9, 100, &a, &b), 206);
+	cr_expect(a == 90 && b == 99);
+	cr_expect_eq(http_range("bytes=-10", 9, 100, &a, &b), 206);
+	cr_expect(a == 90 && b == 99);
+	cr_expect_eq(http_range("bytes=-1000", 11, 100, &a, &b), 206);
+	cr_expect(a == 0 && b == 99);
+	cr_expect_eq(http_range("bytes=50-1000", 13, 100, &a, &b), 206);
+	cr_expect(a == 50 && b == 99);
+	cr_expect_eq(http_range("bytes=100-", 10, 100, &a, &b), 416);
+	cr_expect_eq(http_range("bytes=-0", 8, 100, &a, &b), 416);
+	cr_expect_eq(http_range("bytes=0-", 8, 0, &a, &b), 416);
+	cr_expect_eq(http_range("bytes=5-1", 9, 100, &a, &b), 200);
+	cr_expect_eq(http_range("bytes=0-1,5-6", 13, 100, &a, &b), 200);
+	cr_expect_eq(http_range("items=0-1", 9, 100, &a, &b), 200);
+	cr_expect_eq(http_range("bytes=x-1", 9, 100, &a, &b), 200);
+	cr_expect_eq(http_range(NULL, 0, 100, &a, &b), 200);
+}
+
+Test(http, conditionals)
+{
+	struct http_req r;
+	char s[256], d[30];
+	time_t mt = 1700000000;
+
+	http_date(mt, d);
+	cr_expect_eq(http_parse_date(d, strlen(d)), mt);
+	cr_expect_eq(http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30), 784111777);
+	cr_expect_eq(http_parse_date("Sun Nov  6 08:49:37 1994", 24), 784111777);
+	cr_expect_eq(http_parse_date("yesterday", 9), -1);
+
+	snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: %s\r\n\r\n", d);
+	parse(s, &r);
+	cr_expect(http_not_modified(&r, "\"e\"", mt));
+	cr_expect_not(http_not_modified(&r, "\"e\"", mt + 1));
+
+	parse("GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"a\", W/\"e\"\r\n\r\n", &r);
+	cr_expect(http_not_modified(&r, "\"e\"", mt));
+	cr_expect_not(http_not_modified(&r, "\"f\"", mt));
+	parse("GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n", &r);
+	cr_expect(http_not_modified(&r, "\"zz\"", mt));
+	/* If-None-Match decides alone, even with a matching date */
+	snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"a\"\r\nIf-Modified-Since: %s\r\n\r\n", d);
+	parse(s, &r);
+	cr_expect_not(http_not_modified(&r, "\"e\"", mt));
+
+	parse("GET / HTTP/1.1\r\nHost: x\r\nIf-Range: \"e\"\r\n\r\n", &r);
+	cr_expect(http_if_range_ok(&r, "\"e\"", mt));
+	cr_expect_not(http_if_range_ok(&r, "\"f\"", mt));
+	parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+	cr_expect(http_if_range_ok(&r, "\"f\"", mt));
+}
+
+Test(http, mime_and_head)
+{
+	char b[512];
+	int n;
+
+	cr_expect_str_eq(http_mime("a/index.html"), "text/html; charset=utf-8");
+	cr_expect_str_eq(http_mime("x.PNG"), "image/png");
+	cr_expect_str_eq(http_mime("x.tar.gz"), "application/gzip");
+	cr_expect_str_eq(http_mime("noext"), "application/octet-stream");
+	cr_expect_str_eq(http_mime("dir.d/noext"), "application/octet-stream");
+	n = http_format_head(b, sizeof(b), 405, "text/plain", 3, 0, "Allow: GET, HEAD\r\n");
+	cr_assert_gt(n, 0);
+	cr_expect(strstr(b, "HTTP/1.1 405 Method Not Allowed\r\n") == b);
+	cr_expect(strstr(b, "Allow: GET, HEAD\r\n"));
+	cr_expect(strstr(b, "Content-Length: 3\r\n"));
+	cr_expect(strstr(b, "Connection: close\r\n\r\n"));
+	cr_expect_eq(http_format_head(b, 20, 200, NULL, 1, 1, NULL), -1);
+}
+
+/* ---- paths ---------------------------------------------------------- */
+
+Test(path, decode)
+{
+	char o[256];
+
+	cr_expect_eq(path_decode("/", 1, o, sizeof(o)), 0);
+	cr_expect_str_eq(o, ".");
+	cr_expect_eq(path_decode("//a/./b%20c/", 12, o, sizeof(o)), 0);
+	cr_expect_str_eq(o, "a/b c");
+	cr_expect_eq(path_decode("/../etc/passwd", 14, o, sizeof(o)), -403);
+	cr_expect_eq(path_decode("/a/%2e%2e/%2E%2E/x", 18, o, sizeof(o)), -403);
+	cr_expect_eq(path_decode("/a/..", 5, o, sizeof(o)), -403);
+	cr_expect_eq(path_decode("/a%00b", 6, o, sizeof(o)), -400);
+	cr_expect_eq(path_decode("/a%2", 4, o, sizeof(o)), -400);
+	cr_expect_eq(path_decode("/a%zz", 5, o, sizeof(o)), -400);
+	cr_expect_eq(path_decode("/a%2fb", 6, o, sizeof(o)), 0);
+	cr_expect_str_eq(o, "a/b");
+	cr_expect_eq(path_decode("/abcdef", 7, o, 4), -414);
+	/* "..." is an ordinary name */
+	cr_expect_eq(path_decode("/...", 4, o, sizeof(o)), 0);
+	cr_expect_str_eq(o, "...");
+}
+
+static char root[256], outside[256];
+
+static void mkfile(const char *dir, const char *name, const char *data)
+{
+	char p[600];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	cr_assert(f);
+	fputs(data, f);
+	fclose(f);
+}
+
+static void tree(void)
+{
+	char p[600];
+
+	snprintf(root, sizeof(root), "/tmp/ktlsd-path-XXXXXX");
+	cr_assert(mkdtemp(root));
+	snprintf(outside, sizeof(outside), "/tmp/ktlsd-out-XXXXXX");
+	cr_assert(mkdtemp(outside));
+	mkfile(outside, "secret", "s");
+	mkfile(root, "a.txt", "hello");
+	snprintf(p, sizeof(p), "%s/sub", root);
+	mkdir(p, 0755);
+	mkfile(p, "index.html", "<p>");
+	snprintf(p, sizeof(p), "%s/empty", root);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/in-link", root);
+	cr_assert_eq(symlink("a.txt", p), 0);
+	snprintf(p, sizeof(p), "%s/out-link", root);
+	cr_assert_eq(symlink(outside, p), 0);
+	snprintf(p, sizeof(p), "%s/abs-link", root);
+	cr_assert_eq(symlink("/etc/passwd", p), 0);
+	snprintf(p, sizeof(p), "%s/fifo", root);
+	cr_assert_eq(mkfifo(p, 0644), 0);
+}
+
+static void untree(void)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", root, outside);
+	cr_expect_eq(system(cmd), 0);
+}
+
+static int try_open(int rfd, const char *rel, char *name)
+{
+	struct stat st;
+	int fd = -1, s = path_open(rfd, rel, &fd, &st, name, 256);
+
+	if (s == 200)
+		close(fd);
+	return s;
+}
+
+Test(path, open_beneath_root, .init = tree, .fini = untree)
+{
+	int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char name[256];
+
+	cr_assert_geq(rfd, 0);
+	cr_expect_eq(try_open(rfd, "a.txt", name), 200);
+	cr_expect_eq(try_open(rfd, "in-link", name), 200);
+	cr_expect_eq(try_open(rfd, "sub", name), 200);
+	cr_expect_str_eq(name, "sub/index.html");
+	cr_expect_eq(try_open(rfd, "empty", name), 403);      /* no listings */
+	cr_expect_eq(try_open(rfd, "nope", name), 404);
+	cr_expect_eq(try_open(rfd, "a.txt/x", name), 404);
+	cr_expect_eq(try_open(rfd, "out-link/secret", name), 403);
+	cr_expect_eq(try_open(rfd, "abs-link", name), 403);
+	cr_expect_eq(try_open(rfd, "fifo", name), 403);
+	/* raw "..", never produced by path_decode, is still refused */
+	cr_expect_eq(try_open(rfd, "../etc/passwd", name), 403);
+	close(rfd);
+}
+
+Test(path, fallback_check, .init = tree, .fini = untree)
+{
+	int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char p[600];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/out-link/secret", root);
+	fd = open(p, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_expect_not(beneath(rfd, fd));
+	close(fd);
+	snprintf(p, sizeof(p), "%s/a.txt", root);
+	fd = open(p, O_RDONLY);
+	cr_expect(beneath(rfd, fd));
+	close(fd);
+	close(rfd);
+}
