@@ -318,6 +318,13 @@ static int probe_handshake_family(void)
  * with IORING_CQE_F_MORE (the request stays armed); kernels without it
  * reject the flag with -EINVAL, or complete once without F_MORE.
  */
+static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The buffers are static so that a request the kernel has not finished
+ * cancelling can never write into a dead stack frame; the mutex keeps
+ * concurrent probes from sharing them.
+ */
 static int probe_recvmsg_multishot(struct io_uring *ring)
 {
 	static char bufs[MS_NBUF][MS_BUFSZ];
@@ -407,8 +414,11 @@ static void probe_io_uring(struct ktls_probe *p)
 		p->uring_recvmsg = io_uring_opcode_supported(pr, IORING_OP_RECVMSG);
 		io_uring_free_probe(pr);
 	}
-	if (p->uring_recvmsg)
+	if (p->uring_recvmsg) {
+		pthread_mutex_lock(&ms_lock);
 		p->uring_recvmsg_multishot = probe_recvmsg_multishot(&ring);
+		pthread_mutex_unlock(&ms_lock);
+	}
 	io_uring_queue_exit(&ring);
 }
 
