@@ -8,5 +8,8 @@
 #define KTLSCTL_COMMANDS_H
 
 int cmd_probe(int argc, char **argv);
+int cmd_nic(int argc, char **argv);
+int cmd_sockets(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

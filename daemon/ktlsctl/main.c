@@ -15,6 +15,12 @@ struct command {
 
 static const struct command commands[] = {
 	{ "probe", cmd_probe, "[--json]", "what this kernel offers for kTLS and io_uring" },
+	{ "nic", cmd_nic, "[IFACE] [--json] | IFACE [tx on|off] [rx on|off] [record on|off]",
+	  "NIC TLS offload features and driver TLS counters; switch offload" },
+	{ "sockets", cmd_sockets, "[--json] [port=N sport=N dport=N pid=N conf=sw|hw|...]",
+	  "TCP sockets with the tls ULP and who encrypts each direction" },
+	{ "stats", cmd_stats, "[--json] [--watch SECONDS [--count N]] [--file PATH]",
+	  "the kernel's kTLS counters (/proc/net/tls_stat), with deltas" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -26,7 +26,7 @@
 
 #include <json-c/json.h>
 
-#include "ctl_nl.h"
+#include "commands.h"
 #include "netlink.h"
 
 static const char *const short_name[NIC_NFEAT] = { "tx", "rx", "record" };

@@ -28,7 +28,7 @@
 
 #include <json-c/json.h>
 
-#include "ctl_nl.h"
+#include "commands.h"
 #include "netlink.h"
 
 struct filter {

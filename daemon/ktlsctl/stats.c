@@ -27,7 +27,7 @@
 
 #include <json-c/json.h>
 
-#include "ctl_nl.h"
+#include "commands.h"
 #include "netlink.h"
 
 #define TLS_STAT_PATH "/proc/net/tls_stat"
