@@ -63,4 +63,15 @@ openssl ca -config crl.cnf -gencrl -keyfile ca.key -cert ca.pem -out ca.crl 2>/d
 cat ca.pem ca.crl > ca-with-crl.pem
 rm -f crl.cnf index.txt* *.srl
 
+# Context/policy suites: an MD5-signed leaf, an encrypted key, cert+key in one
+# file, a chain carrying a weak CA, a hashed CA directory, and the CA in DER.
+leaf md5 ca md5 "$sans" rsa:2048
+openssl pkey -in server-ec.key -aes256 -passout pass:secret -out server-ec-enc.key 2>/dev/null
+cat server-ec.pem server-ec.key > server-ec-combined.pem
+cat weak-issued.pem weak-ca.pem > weak-issued-chain.pem
+mkdir -p capath && cp ca.pem capath/ && openssl rehash capath 2>/dev/null
+openssl x509 -in ca.pem -outform DER -out ca.der
+openssl x509 -in other-ca.pem -outform DER -out other-ca.der
+rm -f *.srl
+
 touch .done
