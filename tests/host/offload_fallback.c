@@ -1,0 +1,321 @@
+/*
+ * offload_fallback.c - ktls_conn_offload when the kernel says no.
+ *
+ * On the real host kernel (no kTLS here: TCP_ULP "tls" gives ENOENT) the
+ * connection must fall back to userspace with the exact reason and stay
+ * fully usable.  Partial failures are produced through the kernel_ops seam
+ * (offload_emul.h): a refused cipher on TX, TX installed but RX refused,
+ * OpenSSL already holding peer bytes, max_fragment_length.  Every case then
+ * moves data both ways with a real OpenSSL peer and closes cleanly.
+ */
+#include <signal.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "offload_emul.h"
+#include "offload_peer.h"
+
+static void init(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void fini(void)
+{
+	emu_off();
+}
+
+TestSuite(offload_fallback, .init = init, .fini = fini, .timeout = 60);
+
+/* Does this kernel list the tls ULP? (It need not be loaded yet.) */
+static int kernel_has_tls(void)
+{
+	char out[256] = "";
+	tu_run("cat /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null; "
+	       "modinfo tls >/dev/null 2>&1 && echo tls", out, sizeof(out));
+	return strstr(out, "tls") != NULL;
+}
+
+struct run {
+	struct peer peer;
+	struct ours us;
+	int fds[2];
+	struct ktls_info info;
+};
+
+/* Our side (role) against an OpenSSL peer, handshake and offload done. */
+static void run_start(struct run *r, int role, const struct suite *s, void (*hook)(ktls_conn *))
+{
+	memset(r, 0, sizeof(*r));
+	cr_assert_eq(tu_tcp_pair(r->fds), 0);
+	r->peer.fd = r->fds[1];
+	r->peer.server = role == KTLS_CLIENT;
+	r->peer.s = *s;
+	r->peer.tickets = 2;
+}
+
+static void run_go(struct run *r, int role, void (*hook)(ktls_conn *))
+{
+	peer_start(&r->peer);
+	if (ours_open(&r->us, role, &r->peer.s, 2, r->fds[0], hook) != 0) {
+		shutdown(r->fds[0], SHUT_RDWR);
+		peer_join(&r->peer);
+		cr_assert_fail("%s (peer: %s)", r->us.err, r->peer.err);
+	}
+	cr_assert_eq(ktls_conn_offload(r->us.c), 0, "offload: %s", ktls_conn_error(r->us.c));
+	cr_assert_eq(ktls_conn_info(r->us.c, &r->info), 0);
+}
+
+/* Data both ways, close_notify both ways. */
+static void run_finish(struct run *r)
+{
+	char why[256];
+	ssize_t n;
+	char b[16];
+
+	cr_expect_eq(echo_check(r->us.c, 256 * 1024, 16384, why, sizeof(why)), 0, "%s (peer: %s)",
+		     why, r->peer.err);
+	cr_expect_eq(ktls_conn_write(r->us.c, "x", 1), 1, "%s", ktls_conn_error(r->us.c));
+	n = ktls_conn_read(r->us.c, b, sizeof(b));
+	cr_expect_eq(n, 1, "small echo: %zd %s", n, ktls_conn_error(r->us.c));
+	cr_expect_eq(ktls_conn_shutdown(r->us.c), 0, "%s", ktls_conn_error(r->us.c));
+	n = ktls_conn_read(r->us.c, b, sizeof(b));
+	cr_expect_eq(n, 0, "expected the peer's close_notify, got %zd: %s", n, ktls_conn_error(r->us.c));
+	peer_join(&r->peer);
+	cr_expect(r->peer.got_close_notify, "peer saw no close_notify: %s", r->peer.err);
+	cr_expect_str_empty(r->peer.err);
+	ours_close(&r->us);
+	close(r->fds[0]);
+	close(r->fds[1]);
+}
+
+Test(offload_fallback, host_kernel_says_why)
+{
+	struct run r;
+
+	if (tu_expect_ktls())
+		cr_skip_test("guest run: tests/guest/offload_* assert the real offload");
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	run_go(&r, KTLS_SERVER, NULL);
+	if (kernel_has_tls()) {
+		/* A kTLS kernel outside the rig: then it must really offload. */
+		cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+		cr_expect_eq(r.info.rx, KTLS_MODE_SW);
+		cr_expect_null(r.info.fallback_reason, "%s", r.info.fallback_reason);
+	} else {
+		cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+		cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+		cr_expect_str_eq(r.info.fallback_reason,
+				 "kernel has no kTLS: TCP_ULP \"tls\" failed: No such file or directory "
+				 "(CONFIG_TLS missing or module not loaded)");
+	}
+	run_finish(&r);
+}
+
+Test(offload_fallback, ulp_missing_mocked_each_suite)
+{
+	for (int i = 0; i < 6; i++) {
+		struct run r;
+
+		emu_on(0);
+		emu.ulp_errno = ENOENT;
+		run_start(&r, i % 2 ? KTLS_CLIENT : KTLS_SERVER, &suites[i], NULL);
+		run_go(&r, i % 2 ? KTLS_CLIENT : KTLS_SERVER, NULL);
+		cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+		cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+		cr_expect(r.info.fallback_reason && strstr(r.info.fallback_reason, "kernel has no kTLS"),
+			  "%s", r.info.fallback_reason);
+		cr_expect_eq(emu.n_tx + emu.n_rx, 0);
+		run_finish(&r);
+		emu_off();
+	}
+}
+
+Test(offload_fallback, cipher_refused_on_tx)
+{
+	struct run r;
+
+	emu_on(0);
+	emu.tx_errno = EINVAL;
+	run_start(&r, KTLS_CLIENT, &suites[2], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	cr_expect_str_eq(r.info.fallback_reason,
+			 "kernel refused TLS_TX for TLS 1.3 ChaCha20-Poly1305: Invalid argument (kernel "
+			 "does not know this version/cipher)");
+	run_finish(&r);
+}
+
+/*
+ * ULP ok, TLS_TX ok, TLS_RX refused: TX stays in the kernel (it cannot be
+ * taken back), RX in OpenSSL, and OpenSSL writes nothing to the socket.
+ */
+Test(offload_fallback, rx_refused_keeps_tx_in_kernel)
+{
+	for (int i = 0; i < 6; i++) {
+		struct run r;
+		uint64_t before;
+
+		emu_on(0);
+		emu.rx_errno = ENOPROTOOPT;
+		run_start(&r, i % 2 ? KTLS_SERVER : KTLS_CLIENT, &suites[i], NULL);
+		run_go(&r, i % 2 ? KTLS_SERVER : KTLS_CLIENT, NULL);
+		cr_expect_eq(r.info.tx, KTLS_MODE_SW, "suite %s", suites[i].name);
+		cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+		cr_expect(r.info.fallback_reason &&
+				  strstr(r.info.fallback_reason, "RX stays in userspace: kernel refused "
+								 "TLS_RX") &&
+				  strstr(r.info.fallback_reason, "Linux < 4.17"),
+			  "%s", r.info.fallback_reason);
+		before = emu.records_tx;
+		run_finish(&r);
+		/* Writes and the close_notify really went through the (emulated) kernel. */
+		cr_expect_gt(emu.records_tx, before + 16);
+		emu_off();
+	}
+}
+
+/* In TX-only mode the peer asks for a KeyUpdate: we answer through the kernel. */
+Test(offload_fallback, rx_refused_peer_keyupdate_answered_via_kernel)
+{
+	struct run r;
+
+	emu_on(1);
+	emu.rx_errno = ENOPROTOOPT;
+	run_start(&r, KTLS_CLIENT, &suites[1], NULL);
+	r.peer.keyupdate_at = 64 * 1024;
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	run_finish(&r);
+	cr_expect_eq(r.peer.keyupdates_sent, 1);
+	cr_expect_eq(emu.keyupdates_tx, 1, "our KeyUpdate went out through the kernel");
+	/* The peer decrypted everything after it, so TX really switched keys. */
+	emu_off();
+}
+
+/* Same, on a kernel that cannot rekey: the write fails and says why. */
+Test(offload_fallback, rx_refused_peer_keyupdate_without_rekey)
+{
+	struct run r;
+	char why[256];
+
+	emu_on(0);
+	emu.rx_errno = ENOPROTOOPT;
+	run_start(&r, KTLS_CLIENT, &suites[0], NULL);
+	r.peer.keyupdate_at = 1;
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(echo_check(r.us.c, 128 * 1024, 16384, why, sizeof(why)), -1);
+	cr_expect(strstr(why, "cannot rekey kTLS (needs Linux >= 6.14)"), "%s", why);
+	shutdown(r.fds[0], SHUT_RDWR);
+	peer_join(&r.peer);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
+}
+
+/*
+ * A server that waits after its Finished so the client's Finished and
+ * first data sit together in the socket when OpenSSL reads them.
+ */
+static void slow_after_finished(const SSL *ssl, int where, int ret)
+{
+	if ((where & SSL_CB_ACCEPT_LOOP) && SSL_get_state(ssl) == TLS_ST_SW_FINISHED) {
+		struct timespec ts = { 0, 150 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void hook_slow(ktls_conn *c)
+{
+	SSL_set_info_callback(c->ssl, slow_after_finished);
+}
+
+static void hook_slow_read_ahead(ktls_conn *c)
+{
+	SSL_set_info_callback(c->ssl, slow_after_finished);
+	SSL_set_read_ahead(c->ssl, 1);
+}
+
+/* OpenSSL swallowed the peer's first record (read_ahead): RX must stay in userspace. */
+Test(offload_fallback, peer_bytes_buffered_in_openssl)
+{
+	struct run r;
+	char b[64];
+	ssize_t n;
+
+	emu_on(0);
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	r.peer.first = "right behind Finished";
+	run_go(&r, KTLS_SERVER, hook_slow_read_ahead);
+	cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	cr_expect(r.info.fallback_reason && strstr(r.info.fallback_reason, "OpenSSL already holds"),
+		  "%s", r.info.fallback_reason);
+	n = ktls_conn_read(r.us.c, b, sizeof(b));
+	cr_expect_eq(n, (ssize_t)strlen("right behind Finished"), "%zd %s", n, ktls_conn_error(r.us.c));
+	run_finish(&r);
+	emu_off();
+}
+
+/* read_ahead off (the policy): the same bytes stay in the socket for the kernel. */
+Test(offload_fallback, peer_bytes_behind_finished_reach_kernel_rx)
+{
+	for (int i = 0; i < 6; i += 3) {
+		struct run r;
+		char b[64];
+		ssize_t n;
+
+		emu_on(0);
+		run_start(&r, KTLS_SERVER, &suites[i], NULL);
+		r.peer.first = "right behind Finished";
+		run_go(&r, KTLS_SERVER, hook_slow);
+		cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+		cr_expect_eq(r.info.rx, KTLS_MODE_SW, "%s", r.info.fallback_reason);
+		n = ktls_conn_read(r.us.c, b, sizeof(b));
+		cr_expect_eq(n, (ssize_t)strlen("right behind Finished"), "%zd %s", n,
+			     ktls_conn_error(r.us.c));
+		cr_expect(n > 0 && !memcmp(b, "right behind Finished", (size_t)n));
+		run_finish(&r);
+		emu_off();
+	}
+}
+
+Test(offload_fallback, max_fragment_length_refused)
+{
+	struct run r;
+
+	emu_on(0);
+	run_start(&r, KTLS_SERVER, &suites[3], NULL);
+	r.peer.mfl = 1;
+	run_go(&r, KTLS_SERVER, NULL);
+	cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	cr_expect(r.info.fallback_reason && strstr(r.info.fallback_reason, "max_fragment_length"),
+		  "%s", r.info.fallback_reason);
+	cr_expect_eq(emu.n_tx, 0);
+	run_finish(&r);
+	emu_off();
+}
+
+Test(offload_fallback, offload_before_handshake_refused)
+{
+	ktls_ctx *ctx = ktls_ctx_new(KTLS_CLIENT);
+	int fds[2];
+	ktls_conn *c;
+
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	ktls_ctx_load_verify_locations(ctx, tu_cert("ca.pem"), NULL);
+	c = ktls_conn_new(ctx, fds[0], "localhost");
+	cr_assert(c);
+	cr_expect_eq(ktls_conn_offload(c), -1);
+	cr_expect_str_eq(ktls_conn_error(c), "offload: handshake not complete");
+	cr_expect_eq(ktls_conn_offload(NULL), -1);
+	ktls_conn_free(c);
+	ktls_ctx_free(ctx);
+	close(fds[0]);
+	close(fds[1]);
+}

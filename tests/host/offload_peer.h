@@ -1,0 +1,231 @@
+/*
+ * offload_peer.h - a plain OpenSSL peer in a thread (not libktls: a real,
+ * independent TLS stack on the other end of a loopback TCP pair), and our
+ * side of the connection made through the public API.
+ *
+ * The peer echoes what it reads until close_notify, then answers with its
+ * own close_notify.  Options: data sent right behind its Finished, a
+ * KeyUpdate (update_requested) once it has echoed some bytes.
+ */
+#ifndef OFFLOAD_PEER_H
+#define OFFLOAD_PEER_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "ktls.h"
+#include "internal.h"
+#include "../common/testutil.h"
+
+struct suite {
+	int version;        /* KTLS_TLS1_2 / KTLS_TLS1_3 */
+	const char *name;   /* TLS 1.3 ciphersuite or TLS 1.2 cipher (ECDSA: the test cert is EC) */
+	int tls_cipher;     /* TLS_CIPHER_* the kernel should get */
+};
+
+static const struct suite suites[6] = {
+	{ KTLS_TLS1_3, "TLS_AES_128_GCM_SHA256", 51 },
+	{ KTLS_TLS1_3, "TLS_AES_256_GCM_SHA384", 52 },
+	{ KTLS_TLS1_3, "TLS_CHACHA20_POLY1305_SHA256", 54 },
+	{ KTLS_TLS1_2, "ECDHE-ECDSA-AES128-GCM-SHA256", 51 },
+	{ KTLS_TLS1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", 52 },
+	{ KTLS_TLS1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", 54 },
+};
+
+struct peer {
+	/* in */
+	int fd;
+	int server;           /* the peer is the TLS server */
+	struct suite s;
+	int tickets;          /* peer server: TLS 1.3 tickets */
+	const char *first;    /* peer writes this right after its handshake */
+	size_t keyupdate_at;  /* peer sends KeyUpdate(update_requested) after echoing this much */
+	int mfl;              /* peer client asks for max_fragment_length 1024 */
+	/* out */
+	int hs_ok;
+	size_t echoed;
+	int got_close_notify;
+	int keyupdates_sent;
+	char err[256];
+	pthread_t th;
+};
+
+static void peer_fail(struct peer *p, SSL *ssl, int r, const char *what)
+{
+	char e[160] = "";
+	unsigned long code = ERR_get_error();
+
+	if (code)
+		ERR_error_string_n(code, e, sizeof(e));
+	snprintf(p->err, sizeof(p->err), "%s: ssl_error %d %s", what, ssl ? SSL_get_error(ssl, r) : 0, e);
+	ERR_clear_error();
+}
+
+static void *peer_main(void *arg)
+{
+	struct peer *p = arg;
+	SSL_CTX *ctx = SSL_CTX_new(p->server ? TLS_server_method() : TLS_client_method());
+	unsigned char *buf = malloc(65536);
+	SSL *ssl = NULL;
+	int r;
+
+	if (!ctx || !buf)
+		goto out;
+	SSL_CTX_set_min_proto_version(ctx, p->s.version);
+	SSL_CTX_set_max_proto_version(ctx, p->s.version);
+	SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
+	if (p->s.version == KTLS_TLS1_3)
+		SSL_CTX_set_ciphersuites(ctx, p->s.name);
+	else
+		SSL_CTX_set_cipher_list(ctx, p->s.name);
+	if (p->server) {
+		SSL_CTX_use_certificate_chain_file(ctx, tu_cert("server-ec.pem"));
+		SSL_CTX_use_PrivateKey_file(ctx, tu_cert("server-ec.key"), SSL_FILETYPE_PEM);
+		SSL_CTX_set_num_tickets(ctx, (size_t)p->tickets);
+	} else if (p->mfl) {
+		SSL_CTX_set_tlsext_max_fragment_length(ctx, TLSEXT_max_fragment_length_1024);
+	}
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, p->fd);
+	r = p->server ? SSL_accept(ssl) : SSL_connect(ssl);
+	if (r != 1) {
+		peer_fail(p, ssl, r, "peer handshake");
+		goto out;
+	}
+	p->hs_ok = 1;
+	if (p->first && SSL_write(ssl, p->first, (int)strlen(p->first)) <= 0) {
+		peer_fail(p, ssl, -1, "peer first write");
+		goto out;
+	}
+	for (;;) {
+		r = SSL_read(ssl, buf, 65536);
+		if (r <= 0) {
+			if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) {
+				p->got_close_notify = 1;
+				SSL_shutdown(ssl);
+			} else {
+				peer_fail(p, ssl, r, "peer read");
+			}
+			break;
+		}
+		if (p->keyupdate_at && p->echoed >= p->keyupdate_at && !p->keyupdates_sent) {
+			if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1) {
+				peer_fail(p, ssl, 0, "peer key update");
+				break;
+			}
+			p->keyupdates_sent++;
+		}
+		if (SSL_write(ssl, buf, r) != r) {
+			peer_fail(p, ssl, -1, "peer write");
+			break;
+		}
+		p->echoed += (size_t)r;
+	}
+out:
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	free(buf);
+	return NULL;
+}
+
+static inline void peer_start(struct peer *p)
+{
+	if (pthread_create(&p->th, NULL, peer_main, p) != 0)
+		abort();
+}
+
+static inline void peer_join(struct peer *p)
+{
+	pthread_join(p->th, NULL);
+}
+
+/* Our side: a context narrowed to one suite, a connection, the handshake. */
+struct ours {
+	ktls_ctx *ctx;
+	ktls_conn *c;
+	char err[KTLS_ERRLEN];
+};
+
+static inline int ours_open(struct ours *o, int role, const struct suite *s, int tickets, int fd,
+			    void (*before_handshake)(ktls_conn *))
+{
+	memset(o, 0, sizeof(*o));
+	o->ctx = ktls_ctx_new(role);
+	if (!o->ctx)
+		return snprintf(o->err, sizeof(o->err), "ktls_ctx_new failed"), -1;
+	if ((role == KTLS_SERVER
+		     ? ktls_ctx_load_cert_chain(o->ctx, tu_cert("server-ec.pem"), tu_cert("server-ec.key")) ||
+			       ktls_ctx_set_num_tickets(o->ctx, (unsigned)tickets)
+		     : ktls_ctx_load_verify_locations(o->ctx, tu_cert("ca.pem"), NULL)) ||
+	    ktls_ctx_set_min_version(o->ctx, s->version) || ktls_ctx_set_max_version(o->ctx, s->version) ||
+	    (s->version == KTLS_TLS1_3 ? ktls_ctx_set_ciphersuites(o->ctx, s->name)
+				       : ktls_ctx_set_ciphers(o->ctx, s->name))) {
+		snprintf(o->err, sizeof(o->err), "ctx: %s", ktls_ctx_error(o->ctx));
+		return -1;
+	}
+	o->c = ktls_conn_new(o->ctx, fd, role == KTLS_SERVER ? NULL : "localhost");
+	if (!o->c)
+		return snprintf(o->err, sizeof(o->err), "conn: %s", ktls_ctx_error(o->ctx)), -1;
+	if (before_handshake)
+		before_handshake(o->c);
+	if (ktls_conn_handshake(o->c) != 0)
+		return snprintf(o->err, sizeof(o->err), "handshake: %s", ktls_conn_error(o->c)), -1;
+	return 0;
+}
+
+static inline void ours_close(struct ours *o)
+{
+	ktls_conn_free(o->c);
+	ktls_ctx_free(o->ctx);
+}
+
+/*
+ * Send total bytes in chunks through our connection and read each echo
+ * back.  0, or -1 with a reason in why.
+ */
+static inline int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen)
+{
+	unsigned char *out = malloc(chunk), *in = malloc(chunk);
+	size_t done = 0;
+	unsigned seed = 1;
+	int ret = -1;
+
+	while (done < total) {
+		size_t n = total - done < chunk ? total - done : chunk, got = 0;
+		ssize_t w;
+
+		tu_fill(out, n, seed++);
+		w = ktls_conn_write(c, out, n);
+		if (w != (ssize_t)n) {
+			snprintf(why, wlen, "write %zd of %zu: %s", w, n, ktls_conn_error(c));
+			goto out;
+		}
+		while (got < n) {
+			ssize_t r = ktls_conn_read(c, in + got, n - got);
+			if (r <= 0) {
+				snprintf(why, wlen, "read returned %zd after %zu bytes: %s", r, done + got,
+					 ktls_conn_error(c));
+				goto out;
+			}
+			got += (size_t)r;
+		}
+		if (memcmp(in, out, n)) {
+			snprintf(why, wlen, "echo differs at offset %zu", done);
+			goto out;
+		}
+		done += n;
+	}
+	ret = 0;
+out:
+	free(out);
+	free(in);
+	return ret;
+}
+
+#endif /* OFFLOAD_PEER_H */
