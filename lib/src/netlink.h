@@ -142,6 +142,13 @@ int nic_plan_set(const struct nic_info *cur, const int want[NIC_NFEAT], int have
 int nic_set(const char *ifname, const int want[NIC_NFEAT], struct nic_info *after,
 	    int *changed, char *err, size_t errlen);
 
+/*
+ * The bare request behind nic_set(): FEATURES_SET for exactly want[], with
+ * no planning and no read-back.  For tests that must reach the kernel's
+ * own checks (privilege, request encoding).
+ */
+int nic_send_set(const char *ifname, const int want[NIC_NFEAT], char *err, size_t errlen);
+
 /* Whether the calling process has CAP_NET_ADMIN in its effective set. */
 int nl_have_net_admin(void);
 

@@ -283,9 +283,11 @@ static int bitset_get(const struct nlattr *bs, int idx, const char *name, int *s
 			return -1;
 		if (b[ETHTOOL_A_BITSET_BIT_NAME])
 			copy_str(bname, sizeof(bname), b[ETHTOOL_A_BITSET_BIT_NAME]);
-		int match = (idx >= 0 && b[ETHTOOL_A_BITSET_BIT_INDEX] &&
-			     nla_get_u32(b[ETHTOOL_A_BITSET_BIT_INDEX]) == (uint32_t)idx) ||
-			    (bname[0] && !strcmp(bname, name));
+		/* The index when the string set gave one, else the name. */
+		int match = idx >= 0 ? b[ETHTOOL_A_BITSET_BIT_INDEX] &&
+					       nla_get_u32(b[ETHTOOL_A_BITSET_BIT_INDEX]) ==
+						       (uint32_t)idx
+				     : bname[0] && !strcmp(bname, name);
 		if (!match)
 			continue;
 		*seen = 1;
@@ -683,6 +685,79 @@ int nic_plan_set(const struct nic_info *cur, const int want[NIC_NFEAT], int have
 	return change;
 }
 
+/* One FEATURES_SET request changing exactly the bits in want[] (acked). */
+static int send_set(struct ethnl *e, const struct nic_strset *ss, const char *ifname,
+		    const int want[NIC_NFEAT], char *err, size_t errlen)
+{
+	/* Compact value/mask: only the bits in the mask change. */
+	size_t words = (ss->count + 31) / 32;
+	uint32_t *val = calloc(words, 4), *mask = calloc(words, 4);
+	struct nl_msg *m = ethnl_msg(e, ETHTOOL_MSG_FEATURES_SET, 0, ETHTOOL_A_FEATURES_HEADER,
+				     ifname, 0,
+				     ETHTOOL_FLAG_COMPACT_BITSETS | ETHTOOL_FLAG_OMIT_REPLY);
+	struct nlattr *bs = NULL;
+	int bad = 0;
+
+	for (int i = 0; i < NIC_NFEAT; i++)
+		if (want[i] >= 0 && (ss->idx[i] < 0 || (unsigned)ss->idx[i] >= ss->count))
+			bad = 1;
+	if (val && mask && m && !bad) {
+		for (int i = 0; i < NIC_NFEAT; i++) {
+			if (want[i] < 0)
+				continue;
+			unsigned b = (unsigned)ss->idx[i];
+			mask[b / 32] |= 1u << (b % 32);
+			if (want[i])
+				val[b / 32] |= 1u << (b % 32);
+		}
+		bs = nla_nest_start(m, ETHTOOL_A_FEATURES_WANTED | NLA_F_NESTED);
+	}
+	if (!bs || nla_put_u32(m, ETHTOOL_A_BITSET_SIZE, ss->count) < 0 ||
+	    nla_put(m, ETHTOOL_A_BITSET_VALUE, (int)(words * 4), val) < 0 ||
+	    nla_put(m, ETHTOOL_A_BITSET_MASK, (int)(words * 4), mask) < 0) {
+		free(val);
+		free(mask);
+		if (m)
+			nlmsg_free(m);
+		return buf_seterr(err, errlen, bad ? "%s: this kernel lacks a requested feature"
+						   : "%s: out of memory building the request",
+				  ifname);
+	}
+	nla_nest_end(m, bs);
+	free(val);
+	free(mask);
+	nlmsg_hdr(m)->nlmsg_flags |= NLM_F_ACK;
+	struct nlx_req r = { .kind = NULL, .err = err, .errlen = errlen };
+	if (ethnl_do(e, m, &r) < 0) {
+		if (r.kerr == EPERM || r.kerr == EACCES)
+			buf_seterr(err, errlen,
+				   "%s: changing TLS offload features needs CAP_NET_ADMIN "
+				   "(the kernel said: %s)", ifname, strerror(r.kerr));
+		else if (r.kerr)
+			buf_seterr(err, errlen, "%s: the kernel refused the change: %s%s%s", ifname,
+				   strerror(r.kerr), r.kmsg[0] ? ": " : "", r.kmsg);
+		return -1;
+	}
+	return 0;
+}
+
+int nic_send_set(const char *ifname, const int want[NIC_NFEAT], char *err, size_t errlen)
+{
+	struct ethnl e;
+	struct nic_strset ss;
+	int ret = -1;
+
+	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE)
+		return buf_seterr(err, errlen, "'%s' is not a valid interface name",
+				  ifname ? ifname : "");
+	if (ethnl_open(&e, err, errlen) < 0)
+		return -1;
+	if (get_feature_names(&e, &ss, err, errlen) == 0)
+		ret = send_set(&e, &ss, ifname, want, err, errlen);
+	ethnl_close(&e);
+	return ret;
+}
+
 int nic_set(const char *ifname, const int want[NIC_NFEAT], struct nic_info *after,
 	    int *changed, char *err, size_t errlen)
 {
@@ -710,50 +785,8 @@ int nic_set(const char *ifname, const int want[NIC_NFEAT], struct nic_info *afte
 	if (plan < 0)
 		goto out;
 	if (plan > 0) {
-		/* Compact value/mask: only the bits in the mask change. */
-		size_t words = (ss.count + 31) / 32;
-		uint32_t *val = calloc(words, 4), *mask = calloc(words, 4);
-		struct nl_msg *m = ethnl_msg(&e, ETHTOOL_MSG_FEATURES_SET, 0,
-					     ETHTOOL_A_FEATURES_HEADER, ifname, 0,
-					     ETHTOOL_FLAG_COMPACT_BITSETS |
-						     ETHTOOL_FLAG_OMIT_REPLY);
-		struct nlattr *bs = NULL;
-		if (val && mask && m) {
-			for (int i = 0; i < NIC_NFEAT; i++) {
-				if (want[i] < 0)
-					continue;
-				unsigned b = (unsigned)ss.idx[i];
-				mask[b / 32] |= 1u << (b % 32);
-				if (want[i])
-					val[b / 32] |= 1u << (b % 32);
-			}
-			bs = nla_nest_start(m, ETHTOOL_A_FEATURES_WANTED | NLA_F_NESTED);
-		}
-		if (!bs || nla_put_u32(m, ETHTOOL_A_BITSET_SIZE, ss.count) < 0 ||
-		    nla_put(m, ETHTOOL_A_BITSET_VALUE, (int)(words * 4), val) < 0 ||
-		    nla_put(m, ETHTOOL_A_BITSET_MASK, (int)(words * 4), mask) < 0) {
-			free(val);
-			free(mask);
-			if (m)
-				nlmsg_free(m);
-			buf_seterr(err, errlen, "out of memory building the request");
+		if (send_set(&e, &ss, ifname, want, err, errlen) < 0)
 			goto out;
-		}
-		nla_nest_end(m, bs);
-		free(val);
-		free(mask);
-		nlmsg_hdr(m)->nlmsg_flags |= NLM_F_ACK;
-		struct nlx_req r = { .kind = NULL, .err = err, .errlen = errlen };
-		if (ethnl_do(&e, m, &r) < 0) {
-			if (r.kerr == EPERM || r.kerr == EACCES)
-				buf_seterr(err, errlen,
-					   "%s: changing TLS offload features needs CAP_NET_ADMIN "
-					   "(the kernel said: %s)", ifname, strerror(r.kerr));
-			else if (r.kerr)
-				buf_seterr(err, errlen, "%s: the kernel refused the change: %s%s%s",
-					   ifname, strerror(r.kerr), r.kmsg[0] ? ": " : "", r.kmsg);
-			goto out;
-		}
 		*changed = 1;
 		nic_list_free(cur, n);
 		cur = NULL;

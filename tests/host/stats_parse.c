@@ -1,0 +1,103 @@
+/*
+ * stats_parse.c - /proc/net/tls_stat parsing: every counter the kernel
+ * prints is kept (the set differs by version), bad lines are refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "netlink.h"
+
+/* Layout of net/tls/tls_proc.c: "%-32s\t%lu\n". */
+
+static const char k612[] =
+	"TlsCurrTxSw                     \t2\n"
+	"TlsCurrRxSw                     \t2\n"
+	"TlsCurrTxDevice                 \t0\n"
+	"TlsCurrRxDevice                 \t0\n"
+	"TlsTxSw                         \t7\n"
+	"TlsRxSw                         \t7\n"
+	"TlsTxDevice                     \t0\n"
+	"TlsRxDevice                     \t0\n"
+	"TlsDecryptError                 \t1\n"
+	"TlsRxDeviceResync               \t0\n"
+	"TlsDecryptRetry                 \t0\n"
+	"TlsRxNoPadViolation             \t0\n";
+
+static const char knew[] =
+	"TlsCurrTxSw                     \t0\n"
+	"TlsTxSw                         \t18446744073709551615\n"
+	"TlsRxRekeyOk                    \t3\n"
+	"TlsTxRekeyOk                    \t3\n"
+	"TlsRxRekeyReceived              \t3\n"
+	"TlsSomethingFromTheFuture       \t42\n";
+
+Test(stats_parse, kernel_6_12_set)
+{
+	struct tls_counter *v;
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(tlsstat_parse(k612, &v, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 12u);
+	cr_expect_str_eq(v[0].name, "TlsCurrTxSw");
+	cr_expect_eq(v[0].value, 2u);
+	cr_expect_str_eq(v[4].name, "TlsTxSw");
+	cr_expect_eq(v[4].value, 7u);
+	cr_expect_str_eq(v[8].name, "TlsDecryptError");
+	cr_expect_eq(v[8].value, 1u);
+	cr_expect_str_eq(v[11].name, "TlsRxNoPadViolation");
+	free(v);
+}
+
+Test(stats_parse, unknown_and_newer_counters_are_kept_in_order)
+{
+	struct tls_counter *v;
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(tlsstat_parse(knew, &v, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 6u);
+	cr_expect_eq(v[1].value, 18446744073709551615ull);
+	cr_expect_str_eq(v[2].name, "TlsRxRekeyOk");
+	cr_expect_str_eq(v[5].name, "TlsSomethingFromTheFuture");
+	cr_expect_eq(v[5].value, 42u);
+	free(v);
+}
+
+Test(stats_parse, malformed_text_is_refused_with_the_line)
+{
+	struct tls_counter *v;
+	size_t n;
+	char err[256];
+
+	cr_expect_eq(tlsstat_parse("", &v, &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "no counters"), "%s", err);
+	cr_expect_eq(tlsstat_parse("TlsTxSw\t1\nTlsRxSw\n", &v, &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "line 2"), "%s", err);
+	cr_expect_eq(tlsstat_parse("TlsTxSw\t1x\n", &v, &n, err, sizeof(err)), -1);
+	cr_expect_eq(tlsstat_parse("TlsTxSw\t-1\n", &v, &n, err, sizeof(err)), -1);
+	cr_expect_eq(tlsstat_parse("TlsTxSw\t99999999999999999999999\n", &v, &n, err, sizeof(err)),
+		     -1);
+	cr_expect_eq(tlsstat_parse("TlsTxSw 1 2\n", &v, &n, err, sizeof(err)), -1);
+	/* Blank lines and a missing final newline are fine. */
+	cr_assert_eq(tlsstat_parse("\nTlsTxSw 5", &v, &n, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 1u);
+	cr_expect_eq(v[0].value, 5u);
+	free(v);
+}
+
+Test(stats_parse, absent_file_says_no_ktls)
+{
+	struct tls_counter *v;
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(tlsstat_read("/nonexistent/tls_stat", &v, &n, err, sizeof(err)), -1);
+	cr_expect_eq(errno, ENOENT);
+	cr_expect_str_eq(err, "kernel has no kTLS: /nonexistent/tls_stat absent");
+}
