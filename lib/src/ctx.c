@@ -115,6 +115,10 @@ static int apply_policy(struct ktls_ctx *ctx)
 	SSL_CTX_set_max_early_data(s, 0);
 	SSL_CTX_set_post_handshake_auth(s, 0);
 	SSL_CTX_set_tlsext_max_fragment_length(s, TLSEXT_max_fragment_length_DISABLED);
+	/* Also settable from openssl.cnf; pin OpenSSL's own defaults. */
+	SSL_CTX_set_dh_auto(s, 0);
+	if (!SSL_CTX_set_block_padding(s, 0) || !SSL_CTX_set_num_tickets(s, 2))
+		return openssl_err(ctx, "resetting padding and tickets");
 	X509_VERIFY_PARAM_clear_flags(p, ~0UL);
 	X509_VERIFY_PARAM_set_flags(p, X509_V_FLAG_TRUSTED_FIRST);
 	X509_VERIFY_PARAM_set_hostflags(p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
