@@ -23,14 +23,6 @@
 #include "internal.h"
 #include "policy.h"
 
-/* keys.c installs its callbacks here; this stand-in keeps ctx.c linkable
- * until keys.c exists (a strong definition there wins). */
-__attribute__((weak)) int keys_ctx_init(SSL_CTX *ssl_ctx)
-{
-	(void)ssl_ctx;
-	return 0;
-}
-
 #define FROZEN_CHECK(ctx, what)                                                          \
 	do {                                                                             \
 		if (atomic_load(&(ctx)->frozen))                                         \
