@@ -37,59 +37,6 @@ static int kernel_has_tls(void)
 	return strstr(out, "tls") != NULL;
 }
 
-struct run {
-	struct peer peer;
-	struct ours us;
-	int fds[2];
-	struct ktls_info info;
-};
-
-/* Our side (role) against an OpenSSL peer, handshake and offload done. */
-static void run_start(struct run *r, int role, const struct suite *s, void (*hook)(ktls_conn *))
-{
-	memset(r, 0, sizeof(*r));
-	cr_assert_eq(tu_tcp_pair(r->fds), 0);
-	r->peer.fd = r->fds[1];
-	r->peer.server = role == KTLS_CLIENT;
-	r->peer.s = *s;
-	r->peer.tickets = 2;
-}
-
-static void run_go(struct run *r, int role, void (*hook)(ktls_conn *))
-{
-	peer_start(&r->peer);
-	if (ours_open(&r->us, role, &r->peer.s, 2, r->fds[0], hook) != 0) {
-		shutdown(r->fds[0], SHUT_RDWR);
-		peer_join(&r->peer);
-		cr_assert_fail("%s (peer: %s)", r->us.err, r->peer.err);
-	}
-	cr_assert_eq(ktls_conn_offload(r->us.c), 0, "offload: %s", ktls_conn_error(r->us.c));
-	cr_assert_eq(ktls_conn_info(r->us.c, &r->info), 0);
-}
-
-/* Data both ways, close_notify both ways. */
-static void run_finish(struct run *r)
-{
-	char why[256];
-	ssize_t n;
-	char b[16];
-
-	cr_expect_eq(echo_check(r->us.c, 256 * 1024, 16384, why, sizeof(why)), 0, "%s (peer: %s)",
-		     why, r->peer.err);
-	cr_expect_eq(ktls_conn_write(r->us.c, "x", 1), 1, "%s", ktls_conn_error(r->us.c));
-	n = ktls_conn_read(r->us.c, b, sizeof(b));
-	cr_expect_eq(n, 1, "small echo: %zd %s", n, ktls_conn_error(r->us.c));
-	cr_expect_eq(ktls_conn_shutdown(r->us.c), 0, "%s", ktls_conn_error(r->us.c));
-	n = ktls_conn_read(r->us.c, b, sizeof(b));
-	cr_expect_eq(n, 0, "expected the peer's close_notify, got %zd: %s", n, ktls_conn_error(r->us.c));
-	peer_join(&r->peer);
-	cr_expect(r->peer.got_close_notify, "peer saw no close_notify: %s", r->peer.err);
-	cr_expect_str_empty(r->peer.err);
-	ours_close(&r->us);
-	close(r->fds[0]);
-	close(r->fds[1]);
-}
-
 Test(offload_fallback, host_kernel_says_why)
 {
 	struct run r;

@@ -1,0 +1,372 @@
+/*
+ * offload_emul.c - s2n-style self-talk: our connection offloaded into an
+ * emulated kTLS (offload_emul.h) against a plain OpenSSL peer on a loopback
+ * TCP pair.
+ *
+ * The emulator seals and opens records with EVP AEAD from exactly the
+ * crypto_info libktls passed to TLS_TX/TLS_RX, so every byte the OpenSSL
+ * peer accepts proves our TX key/iv/salt/sequence, and every peer record
+ * we read proves RX.  Covers all 6 suites in both roles, 0/2/5 tickets,
+ * KeyUpdate both ways (with and without kernel rekey), the AES-GCM record
+ * limit, tampered records, sendfile and truncation.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <criterion/criterion.h>
+
+#include "offload_emul.h"
+#include "offload_peer.h"
+
+static void init(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void fini(void)
+{
+	emu_off();
+}
+
+TestSuite(offload_emul, .init = init, .fini = fini, .timeout = 120);
+
+static void expect_offloaded(struct run *r)
+{
+	cr_expect_eq(r->info.tx, KTLS_MODE_SW, "%s", r->info.fallback_reason);
+	cr_expect_eq(r->info.rx, KTLS_MODE_SW, "%s", r->info.fallback_reason);
+	cr_expect_null(r->info.fallback_reason, "%s", r->info.fallback_reason);
+}
+
+static void expect_seq(const union tls_crypto *ci, uint64_t want, const char *what)
+{
+	cr_expect_eq(emu_get_seq(ci), want, "%s rec_seq %llu, want %llu", what,
+		     (unsigned long long)emu_get_seq(ci), (unsigned long long)want);
+}
+
+Test(offload_emul, all_suites_both_roles_exact_sequence)
+{
+	for (int i = 0; i < 6; i++) {
+		for (int role = KTLS_CLIENT; role <= KTLS_SERVER; role++) {
+			struct run r;
+			const struct suite *s = &suites[i];
+
+			emu_on(1);
+			run_start(&r, role, s, NULL);
+			r.echo_bytes = 1024 * 1024;
+			run_go(&r, role, NULL);
+			expect_offloaded(&r);
+			cr_expect_eq(emu.n_tx, 1);
+			cr_expect_eq(emu.n_rx, 1);
+			cr_expect_eq(emu.first_tx.info.cipher_type, s->tls_cipher, "%s", s->name);
+			cr_expect_eq(emu.first_tx.info.version, s->version);
+			if (s->version == KTLS_TLS1_2) {
+				/* Finished was record 0 under the new keys, both ways. */
+				expect_seq(&emu.first_tx, 1, s->name);
+				expect_seq(&emu.first_rx, 1, s->name);
+			} else {
+				/* A TLS 1.3 server has already sent its tickets. */
+				expect_seq(&emu.first_tx, role == KTLS_SERVER ? 2 : 0, s->name);
+				expect_seq(&emu.first_rx, 0, s->name);
+			}
+			run_finish(&r);
+			emu_off();
+		}
+	}
+}
+
+/* Our server sends n tickets before offload: TX starts at n. */
+Test(offload_emul, server_tickets_0_2_5)
+{
+	static const int n[] = { 0, 2, 5 };
+
+	for (int i = 0; i < 3; i++) {
+		for (int j = 0; j < 3; j++) {
+			struct run r;
+
+			emu_on(1);
+			run_start(&r, KTLS_SERVER, &suites[j], NULL);
+			r.tickets = n[i];
+			run_go(&r, KTLS_SERVER, NULL);
+			expect_offloaded(&r);
+			expect_seq(&emu.first_tx, (uint64_t)n[i], suites[j].name);
+			expect_seq(&emu.first_rx, 0, suites[j].name);
+			run_finish(&r);
+			emu_off();
+		}
+	}
+}
+
+/* The peer server's tickets reach our kernel RX and are consumed quietly. */
+Test(offload_emul, client_consumes_tickets_0_2_5)
+{
+	static const int n[] = { 0, 2, 5 };
+
+	for (int i = 0; i < 3; i++) {
+		struct run r;
+
+		emu_on(1);
+		run_start(&r, KTLS_CLIENT, &suites[i], NULL);
+		r.peer.tickets = n[i];
+		run_go(&r, KTLS_CLIENT, NULL);
+		expect_offloaded(&r);
+		expect_seq(&emu.first_rx, 0, suites[i].name);
+		run_finish(&r);
+		emu_off();
+	}
+}
+
+/* Tickets read through a 1-byte buffer: control records reassembled. */
+Test(offload_emul, tiny_reads_across_tickets)
+{
+	struct run r;
+	char b[8] = "";
+	ssize_t n;
+
+	emu_on(1);
+	run_start(&r, KTLS_CLIENT, &suites[1], NULL);
+	r.peer.tickets = 5;
+	run_go(&r, KTLS_CLIENT, NULL);
+	expect_offloaded(&r);
+	cr_assert_eq(ktls_conn_write(r.us.c, "hello", 5), 5);
+	for (int i = 0; i < 5; i++) {
+		n = ktls_conn_read(r.us.c, b + i, 1);
+		cr_assert_eq(n, 1, "byte %d: %zd %s", i, n, ktls_conn_error(r.us.c));
+	}
+	cr_expect_str_eq(b, "hello");
+	run_finish(&r);
+	emu_off();
+}
+
+/* Peer KeyUpdate(update_requested): RX re-keyed, ours sent, TX re-keyed. */
+Test(offload_emul, peer_key_update_followed)
+{
+	for (int i = 0; i < 3; i++) {
+		struct run r;
+
+		emu_on(1);
+		run_start(&r, i == 1 ? KTLS_SERVER : KTLS_CLIENT, &suites[i], NULL);
+		r.peer.keyupdate_at = 100 * 1024;
+		run_go(&r, i == 1 ? KTLS_SERVER : KTLS_CLIENT, NULL);
+		expect_offloaded(&r);
+		run_finish(&r);
+		cr_expect_eq(r.peer.keyupdates_sent, 1);
+		cr_expect_eq(emu.n_rx, 2, "RX re-keyed once (%d)", emu.n_rx);
+		cr_expect_eq(emu.n_tx, 2, "TX re-keyed once (%d)", emu.n_tx);
+		cr_expect_eq(emu.keyupdates_tx, 1);
+		emu_off();
+	}
+}
+
+/* Without kernel rekey a peer KeyUpdate ends the connection and says why. */
+Test(offload_emul, peer_key_update_without_rekey)
+{
+	struct run r;
+	char why[256];
+
+	emu_on(0);
+	run_start(&r, KTLS_CLIENT, &suites[0], NULL);
+	r.peer.keyupdate_at = 1;
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(echo_check(r.us.c, 128 * 1024, 16384, why, sizeof(why)), -1);
+	cr_expect(strstr(why, "peer sent KeyUpdate but this kernel cannot rekey kTLS (needs Linux "
+			      ">= 6.14)"), "%s", why);
+	shutdown(r.fds[0], SHUT_RDWR);
+	peer_join(&r.peer);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
+}
+
+/* ktls_conn_key_update from our side, asking the peer to update too. */
+Test(offload_emul, our_key_update_both_ways)
+{
+	for (int i = 0; i < 3; i++) {
+		struct run r;
+		char why[256];
+
+		emu_on(1);
+		run_start(&r, KTLS_SERVER, &suites[i], NULL);
+		run_go(&r, KTLS_SERVER, NULL);
+		expect_offloaded(&r);
+		cr_expect_eq(echo_check(r.us.c, 64 * 1024, 16384, why, sizeof(why)), 0, "%s", why);
+		cr_assert_eq(ktls_conn_key_update(r.us.c, 1), 0, "%s", ktls_conn_error(r.us.c));
+		cr_expect_eq(emu.keyupdates_tx, 1);
+		run_finish(&r);
+		cr_expect_eq(emu.n_rx, 2, "the peer's answering KeyUpdate re-keyed RX");
+		emu_off();
+	}
+}
+
+/* Without rekey, our key update fails before sending anything; data still flows. */
+Test(offload_emul, our_key_update_without_rekey_keeps_connection)
+{
+	struct run r;
+
+	emu_on(0);
+	run_start(&r, KTLS_CLIENT, &suites[2], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(ktls_conn_key_update(r.us.c, 0), -1);
+	cr_expect(strstr(ktls_conn_error(r.us.c), "this kernel cannot rekey kTLS (needs Linux >= 6.14)"),
+		  "%s", ktls_conn_error(r.us.c));
+	cr_expect_eq(emu.keyupdates_tx, 0);
+	run_finish(&r);
+	emu_off();
+}
+
+Test(offload_emul, key_update_refused_on_tls12)
+{
+	struct run r;
+
+	emu_on(1);
+	run_start(&r, KTLS_CLIENT, &suites[3], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(ktls_conn_key_update(r.us.c, 0), -1);
+	cr_expect(strstr(ktls_conn_error(r.us.c), "only in TLS 1.3"), "%s", ktls_conn_error(r.us.c));
+	run_finish(&r);
+	emu_off();
+}
+
+/* AES-GCM: the TX key is rotated before the record limit (TLS 1.3). */
+Test(offload_emul, gcm_record_limit_rekeys_tls13)
+{
+	struct run r;
+
+	emu_on(1);
+	kernel_gcm_record_limit = 8;
+	run_start(&r, KTLS_SERVER, &suites[1], NULL);
+	r.tickets = 0;
+	r.echo_bytes = 512 * 1024;
+	run_go(&r, KTLS_SERVER, NULL);
+	run_finish(&r);
+	/* 32 data records + close_notify at <= 7 records per key. */
+	cr_expect_geq(emu.keyupdates_tx, 4, "%llu", (unsigned long long)emu.keyupdates_tx);
+	emu_off();
+}
+
+/* ChaCha20-Poly1305 has no such limit. */
+Test(offload_emul, chacha_has_no_record_limit)
+{
+	struct run r;
+
+	emu_on(1);
+	kernel_gcm_record_limit = 8;
+	run_start(&r, KTLS_SERVER, &suites[2], NULL);
+	run_go(&r, KTLS_SERVER, NULL);
+	run_finish(&r);
+	cr_expect_eq(emu.keyupdates_tx, 0);
+	emu_off();
+}
+
+/* TLS 1.2 cannot rekey: at the limit we close with close_notify and say why. */
+Test(offload_emul, gcm_record_limit_closes_tls12)
+{
+	struct run r;
+	char why[256];
+	unsigned char b[64];
+
+	emu_on(1);
+	kernel_gcm_record_limit = 8;
+	run_start(&r, KTLS_CLIENT, &suites[4], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	cr_expect_eq(echo_check(r.us.c, 256 * 1024, 16384, why, sizeof(why)), -1);
+	cr_expect(strstr(why, "AES-GCM key reached its limit of 8 records and TLS 1.2 cannot rekey"),
+		  "%s", why);
+	/* The peer saw our close_notify and answered with its own. */
+	cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)) >= 0, 1, "%s", ktls_conn_error(r.us.c));
+	peer_join(&r.peer);
+	cr_expect(r.peer.got_close_notify, "%s", r.peer.err);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
+}
+
+/* A tampered record: clean error, bad_record_mac to the peer, stays failed. */
+Test(offload_emul, tampered_record_bad_record_mac)
+{
+	for (int i = 0; i < 6; i += 5) {
+		struct run r;
+		char why[256];
+		unsigned char b[64];
+
+		emu_on(1);
+		run_start(&r, KTLS_SERVER, &suites[i], NULL);
+		run_go(&r, KTLS_SERVER, NULL);
+		emu.corrupt_next_rx = 1;
+		cr_expect_eq(echo_check(r.us.c, 16 * 1024, 16384, why, sizeof(why)), -1);
+		cr_expect(strstr(why, "record failed to decrypt (bad_record_mac)"), "%s", why);
+		cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)), -1, "sticky");
+		cr_expect_str_eq(ktls_conn_error(r.us.c), "record failed to decrypt (bad_record_mac)");
+		shutdown(r.fds[0], SHUT_WR);
+		peer_join(&r.peer);
+		cr_expect(strstr(r.peer.err, "bad record mac"), "peer: %s", r.peer.err);
+		ours_close(&r.us);
+		close(r.fds[0]);
+		close(r.fds[1]);
+		emu_off();
+	}
+}
+
+/* The peer vanishes without close_notify: an error, not EOF. */
+Test(offload_emul, truncation_is_an_error)
+{
+	struct run r;
+	unsigned char b[64];
+	ssize_t n;
+
+	emu_on(1);
+	run_start(&r, KTLS_CLIENT, &suites[0], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	shutdown(r.fds[1], SHUT_WR); /* the peer's side of the TCP pair */
+	n = ktls_conn_read(r.us.c, b, sizeof(b));
+	cr_expect_eq(n, -1);
+	cr_expect_str_eq(ktls_conn_error(r.us.c), "peer closed the connection without close_notify");
+	shutdown(r.fds[0], SHUT_RDWR);
+	peer_join(&r.peer);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
+}
+
+/* sendfile through the (emulated) kernel: same bytes, offset advanced. */
+Test(offload_emul, sendfile_via_kernel)
+{
+	for (int i = 0; i < 6; i += 4) {
+		struct run r;
+		char path[] = "/tmp/ktls-sendfile-XXXXXX";
+		size_t len = 300 * 1000 + 7, got = 0;
+		unsigned char *data = malloc(len), *back = malloc(len);
+		int fd = mkstemp(path);
+		off_t off = 0;
+		ssize_t n;
+
+		cr_assert(fd >= 0 && data && back);
+		unlink(path);
+		tu_fill(data, len, 42);
+		cr_assert_eq(tu_write_full(fd, data, len), 0);
+		emu_on(1);
+		run_start(&r, KTLS_SERVER, &suites[i], NULL);
+		run_go(&r, KTLS_SERVER, NULL);
+		expect_offloaded(&r);
+		while ((size_t)off < len) {
+			n = ktls_conn_sendfile(r.us.c, fd, &off, len - (size_t)off);
+			cr_assert_gt(n, 0, "%s", ktls_conn_error(r.us.c));
+			while (got < (size_t)off) {
+				ssize_t m = ktls_conn_read(r.us.c, back + got, len - got);
+				cr_assert_gt(m, 0, "%s", ktls_conn_error(r.us.c));
+				got += (size_t)m;
+			}
+		}
+		cr_expect_eq((size_t)off, len);
+		cr_expect_arr_eq(back, data, len);
+		cr_expect_eq(ktls_conn_sendfile(r.us.c, fd, &off, 10), 0, "end of file");
+		run_finish(&r);
+		close(fd);
+		free(data);
+		free(back);
+		emu_off();
+	}
+}
