@@ -1,8 +1,46 @@
-/* ktlsd - placeholder until the serve and agent modes land. */
+/*
+ * ktlsd - the ktls daemon.
+ *   ktlsd serve ...   HTTPS static files over io_uring + kTLS (serve.c)
+ *   ktlsd demo ...    serve a generated demo directory (demo.c)
+ *   ktlsd agent ...   the kernel's handshake agent, where built in
+ */
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "serve.h"
+
+/* Provided by the agent's sources when they are part of the build. */
+int ktlsd_agent_main(int argc, char **argv) __attribute__((weak));
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "ktlsd: not built yet\n");
-	return 1;
+	fputs("usage: ktlsd serve --root DIR [options]   (ktlsd serve --help)\n"
+	      "       ktlsd demo [--dir DIR] [serve options]\n"
+	      "       ktlsd agent [options]\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "serve"))
+		return serve_main(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "demo"))
+		return demo_main(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "agent")) {
+		if (ktlsd_agent_main)
+			return ktlsd_agent_main(argc - 2, argv + 2);
+		fprintf(stderr, "ktlsd: the agent is not built into this binary\n");
+		return 1;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "ktlsd: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
 }

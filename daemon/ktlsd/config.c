@@ -1,0 +1,324 @@
+/* config.c - command line and config file for ktlsd serve (see config.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ktls.h"
+
+#include "config.h"
+
+enum { ARG_NONE, ARG_STR };
+
+static const struct opt {
+	const char *name;
+	int arg;
+} opts[] = {
+	{ "root", ARG_STR }, { "listen", ARG_STR }, { "cert", ARG_STR }, { "key", ARG_STR },
+	{ "ca", ARG_STR }, { "verify", ARG_STR }, { "ciphers", ARG_STR },
+	{ "ciphersuites", ARG_STR }, { "workers", ARG_STR }, { "max-conns", ARG_STR },
+	{ "user", ARG_STR }, { "access-log", ARG_STR }, { "config", ARG_STR },
+	{ "foreground", ARG_NONE }, { "no-offload", ARG_NONE },
+	{ "handshake-timeout", ARG_STR }, { "idle-timeout", ARG_STR },
+	{ "request-timeout", ARG_STR }, { "grace-period", ARG_STR },
+};
+
+void cfg_usage(FILE *f)
+{
+	fputs("usage: ktlsd serve --root DIR [--listen ADDR:PORT]... [--cert PEM --key PEM]\n"
+	      "         [--ca PEM --verify none|optional|required] [--ciphers LIST]\n"
+	      "         [--ciphersuites LIST] [--workers N] [--max-conns N] [--user NAME]\n"
+	      "         [--access-log FILE|-] [--config FILE] [--foreground] [--no-offload]\n"
+	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
+	      "         [--grace-period S]\n"
+	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
+	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
+	      "10 s grace on SIGTERM.  Without --cert a self-signed ECDSA P-256 certificate\n"
+	      "for localhost is made once and reused.\n",
+	      f);
+}
+
+static int set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -1;
+}
+
+static int parse_int(const char *name, const char *v, int min, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > 1000000000) {
+		fprintf(stderr, "ktlsd: --%s: '%s' is not a whole number >= %d\n", name, v, min);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+static int parse_secs(const char *name, const char *v, int *ms)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end || d <= 0 || d > 86400) {
+		fprintf(stderr, "ktlsd: --%s: '%s' is not a number of seconds in (0, 86400]\n", name, v);
+		return -1;
+	}
+	*ms = (int)(d * 1000 + 0.5);
+	if (*ms < 1)
+		*ms = 1;
+	return 0;
+}
+
+static int parse_bool(const char *name, const char *v, int *out)
+{
+	if (!v || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
+		*out = 1;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
+		*out = 0;
+	else {
+		fprintf(stderr, "ktlsd: %s: '%s' is not yes or no\n", name, v);
+		return -1;
+	}
+	return 0;
+}
+
+/* from_cli: the first command-line listen replaces the file's ones */
+static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
+{
+	static int cli_listen_seen;
+
+	if (!strcmp(k, "root"))
+		return set_str(&c->root, v);
+	if (!strcmp(k, "listen")) {
+		if (from_cli && !cli_listen_seen) {
+			for (int i = 0; i < c->nlisten; i++)
+				free(c->listen[i]);
+			c->nlisten = 0;
+			cli_listen_seen = 1;
+		}
+		if (c->nlisten == CFG_MAX_LISTEN) {
+			fprintf(stderr, "ktlsd: at most %d listen addresses\n", CFG_MAX_LISTEN);
+			return -1;
+		}
+		c->listen[c->nlisten] = strdup(v);
+		return c->listen[c->nlisten++] ? 0 : -1;
+	}
+	if (!strcmp(k, "cert"))
+		return set_str(&c->cert, v);
+	if (!strcmp(k, "key"))
+		return set_str(&c->key, v);
+	if (!strcmp(k, "ca"))
+		return set_str(&c->ca, v);
+	if (!strcmp(k, "verify")) {
+		if (!strcmp(v, "none"))
+			c->verify = KTLS_VERIFY_NONE;
+		else if (!strcmp(v, "optional"))
+			c->verify = KTLS_VERIFY_OPTIONAL;
+		else if (!strcmp(v, "required"))
+			c->verify = KTLS_VERIFY_REQUIRED;
+		else {
+			fprintf(stderr, "ktlsd: --verify: '%s' is not none, optional or required\n", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(k, "ciphers"))
+		return set_str(&c->ciphers, v);
+	if (!strcmp(k, "ciphersuites"))
+		return set_str(&c->ciphersuites, v);
+	if (!strcmp(k, "workers"))
+		return parse_int(k, v, 1, &c->workers);
+	if (!strcmp(k, "max-conns"))
+		return parse_int(k, v, 1, &c->max_conns);
+	if (!strcmp(k, "user"))
+		return set_str(&c->user, v);
+	if (!strcmp(k, "access-log"))
+		return set_str(&c->access_log, v);
+	if (!strcmp(k, "config"))
+		return set_str(&c->config, v);
+	if (!strcmp(k, "foreground"))
+		return parse_bool(k, v, &c->foreground);
+	if (!strcmp(k, "no-offload"))
+		return parse_bool(k, v, &c->no_offload);
+	if (!strcmp(k, "handshake-timeout"))
+		return parse_secs(k, v, &c->handshake_timeout_ms);
+	if (!strcmp(k, "idle-timeout"))
+		return parse_secs(k, v, &c->idle_timeout_ms);
+	if (!strcmp(k, "request-timeout"))
+		return parse_secs(k, v, &c->request_timeout_ms);
+	if (!strcmp(k, "grace-period"))
+		return parse_secs(k, v, &c->grace_ms);
+	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
+	return -1;
+}
+
+static const struct opt *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strlen(opts[i].name) == len && !strncmp(opts[i].name, name, len))
+			return &opts[i];
+	return NULL;
+}
+
+static char *strip(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct cfg *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int lineno = 0, rc = 0;
+
+	if (!f) {
+		fprintf(stderr, "ktlsd: --config %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *hash = strchr(line, '#'), *eq, *k, *v;
+		const struct opt *o;
+
+		lineno++;
+		if (hash)
+			*hash = '\0';
+		k = strip(line);
+		if (!*k)
+			continue;
+		eq = strchr(k, '=');
+		if (eq) {
+			*eq = '\0';
+			v = strip(eq + 1);
+			k = strip(k);
+		} else {
+			v = NULL;
+		}
+		o = find_opt(k, strlen(k));
+		if (!o || !strcmp(k, "config") || (o->arg == ARG_STR && (!v || !*v))) {
+			fprintf(stderr, "ktlsd: %s:%d: %s\n", path, lineno,
+				!o ? "unknown setting" : !strcmp(k, "config") ? "config cannot nest"
+									   : "needs '= value'");
+			rc = -1;
+			break;
+		}
+		if (apply(c, k, v ? v : "yes", 0) < 0) {
+			fprintf(stderr, "ktlsd: (in %s:%d)\n", path, lineno);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Split "--name=value" / "--name value"; returns the option or NULL. */
+static const struct opt *cli_opt(int argc, char **argv, int *i, const char **val)
+{
+	const char *a = argv[*i] + 2, *eq = strchr(a, '=');
+	const struct opt *o = find_opt(a, eq ? (size_t)(eq - a) : strlen(a));
+
+	*val = NULL;
+	if (!o)
+		return NULL;
+	if (eq)
+		*val = eq + 1;
+	else if (o->arg == ARG_STR && *i + 1 < argc)
+		*val = argv[++*i];
+	return o;
+}
+
+int cfg_parse(struct cfg *c, int argc, char **argv)
+{
+	const struct opt *o;
+	const char *v;
+	long n;
+
+	memset(c, 0, sizeof(*c));
+	c->verify = KTLS_VERIFY_NONE;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	c->workers = n > 0 ? (int)n : 1;
+	c->max_conns = 10000;
+	c->handshake_timeout_ms = 10000;
+	c->idle_timeout_ms = 60000;
+	c->request_timeout_ms = 10000;
+	c->grace_ms = 10000;
+
+	/* pass 1: syntax, --help and --config */
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			cfg_usage(stdout);
+			return 1;
+		}
+		if (strncmp(argv[i], "--", 2) != 0 || !(o = cli_opt(argc, argv, &i, &v))) {
+			fprintf(stderr, "ktlsd serve: unknown argument '%s' (see --help)\n", argv[i]);
+			return -1;
+		}
+		if (o->arg == ARG_STR && !v) {
+			fprintf(stderr, "ktlsd serve: --%s needs a value\n", o->name);
+			return -1;
+		}
+		if (o->arg == ARG_NONE && v) {
+			fprintf(stderr, "ktlsd serve: --%s takes no value\n", o->name);
+			return -1;
+		}
+		if (!strcmp(o->name, "config") && set_str(&c->config, v) < 0)
+			return -1;
+	}
+	if (c->config && load_file(c, c->config) < 0)
+		return -1;
+	/* pass 2: the command line over the file */
+	for (int i = 0; i < argc; i++) {
+		o = cli_opt(argc, argv, &i, &v);
+		if (strcmp(o->name, "config") && apply(c, o->name, v ? v : "yes", 1) < 0)
+			return -1;
+	}
+	if (!c->root) {
+		fprintf(stderr, "ktlsd serve: --root DIR is required\n");
+		return -1;
+	}
+	if (c->key && !c->cert) {
+		fprintf(stderr, "ktlsd serve: --key needs --cert\n");
+		return -1;
+	}
+	if (c->verify != KTLS_VERIFY_NONE && !c->ca) {
+		fprintf(stderr, "ktlsd serve: --verify %s needs --ca\n",
+			c->verify == KTLS_VERIFY_OPTIONAL ? "optional" : "required");
+		return -1;
+	}
+	if (c->nlisten == 0)
+		c->listen_default = 1;
+	return 0;
+}
+
+void cfg_free(struct cfg *c)
+{
+	for (int i = 0; i < c->nlisten; i++)
+		free(c->listen[i]);
+	free(c->root);
+	free(c->cert);
+	free(c->key);
+	free(c->ca);
+	free(c->ciphers);
+	free(c->ciphersuites);
+	free(c->user);
+	free(c->access_log);
+	free(c->config);
+	memset(c, 0, sizeof(*c));
+}

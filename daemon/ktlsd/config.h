@@ -1,0 +1,38 @@
+/*
+ * config.h - ktlsd serve settings: command line and key = value file.
+ *
+ * The file takes the long option names without "--" as keys, one per
+ * line, '#' starts a comment; flags take yes/no.  Command-line flags win;
+ * any --listen on the command line replaces the file's listen lines.
+ */
+#ifndef KTLSD_CONFIG_H
+#define KTLSD_CONFIG_H
+
+#include <stdio.h>
+
+#define CFG_MAX_LISTEN 16
+
+struct cfg {
+	char *root;
+	char *listen[CFG_MAX_LISTEN];
+	int nlisten;
+	int listen_default;      /* no listen given: 127.0.0.1 and ::1 */
+	char *cert, *key, *ca;
+	int verify;              /* KTLS_VERIFY_* */
+	char *ciphers, *ciphersuites;
+	int workers;
+	int max_conns;
+	char *user;
+	char *access_log;        /* NULL: none; "-": stdout */
+	int foreground;
+	int no_offload;
+	int handshake_timeout_ms, idle_timeout_ms, request_timeout_ms, grace_ms;
+	char *config;
+};
+
+/* Parse argv (after "serve"); 0, 1 for --help (printed), -1 with a message printed. */
+int cfg_parse(struct cfg *c, int argc, char **argv);
+void cfg_free(struct cfg *c);
+void cfg_usage(FILE *f);
+
+#endif

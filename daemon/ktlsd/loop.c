@@ -1,0 +1,881 @@
+/*
+ * loop.c - one worker: an io_uring, its listeners and its connections.
+ *
+ * Everything a connection waits for is an SQE: multishot ACCEPT, POLL_ADD
+ * while the handshake or a userspace read/write would block, RECVMSG with
+ * a control buffer when RX is in kTLS, and the bulk path's SPLICEs (or its
+ * userspace fallback) from ktls_uring.h.  A 250 ms TIMEOUT drives the
+ * deadlines; an eventfd poll carries the main thread's stop request.
+ *
+ * A connection never has more than one of its own SQEs (poll or recvmsg)
+ * in flight, plus those of its transfer; it is freed only when none are.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ktls.h"
+#include "ktls_uring.h"
+
+#include "http.h"
+#include "log.h"
+#include "path.h"
+#include "serve.h"
+
+/* Our user_data tags (ktls_uring.h owns 1-3). */
+#define TAG_ACCEPT 4ULL
+#define TAG_POLL   5ULL
+#define TAG_RECV   6ULL
+#define TAG_SYS    7ULL
+
+#define TICK_MS 250
+#define RING_ENTRIES 1024
+
+enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_CLOSING };
+enum { SYS_TICK, SYS_WAKE };
+
+struct listener {
+	struct worker *w;
+	int fd;
+	int multishot;
+	int armed;
+} __attribute__((aligned(8)));
+
+struct sysev {
+	struct worker *w;
+	int kind;
+} __attribute__((aligned(8)));
+
+struct conn {
+	struct worker *w;
+	struct conn *prev, *next;
+	int fd;
+	ktls_conn *tls;
+	ktls_uring_xfer *xfer;
+	int state;
+	int own_inflight;       /* our poll/recvmsg SQEs */
+	int hs_done;
+	int rx_kernel;          /* RX in kTLS: read with RECVMSG + cmsg */
+	uint64_t deadline;      /* ms, CLOCK_MONOTONIC */
+	char peer[64], host[48];
+	/* request bytes */
+	size_t rlen, consumed;
+	/* response */
+	size_t hlen, hoff;
+	int filefd;
+	off_t foff;
+	size_t flen;
+	int keep_alive, status;
+	uint64_t bytes, t0_us;
+	char line[256];
+	struct ktls_uring_rx rx;
+	char hdr[1024];
+	char rbuf[HTTP_HEADER_CAP];
+} __attribute__((aligned(8)));
+
+struct worker {
+	struct srv *s;
+	int id;
+	pthread_t th;
+	struct io_uring ring;
+	struct listener *ls;
+	int nls;
+	int wakefd;
+	struct sysev tick, wake;
+	struct __kernel_timespec tick_ts;
+	struct conn *head;
+	int nconns;
+	int stopping;
+	uint64_t stop_deadline;
+	int rearm_accept;       /* accept failed (EMFILE...): retry on tick */
+	uint64_t last_refuse_log;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+static struct io_uring_sqe *sqe_get(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+static const char *mode_name(int m)
+{
+	return m == KTLS_MODE_HW ? "hw" : m == KTLS_MODE_SW ? "sw" : "user";
+}
+
+/* ---- connection lifetime ------------------------------------------------ */
+
+static void conn_run(struct conn *c);
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&w->s->nconns, 1);
+	ktls_uring_xfer_free(c->xfer);
+	ktls_conn_free(c->tls);
+	if (c->filefd >= 0)
+		close(c->filefd);
+	close(c->fd);
+	free(c);
+}
+
+static void conn_maybe_free(struct conn *c)
+{
+	if (c->state == ST_CLOSING && c->own_inflight == 0 && ktls_uring_xfer_busy(c->xfer) == 0)
+		conn_free(c);
+}
+
+/*
+ * Close: a close_notify when the TLS stream is in a sane state, then
+ * shutdown(2) so that whatever we still have in flight completes at once.
+ */
+static void conn_close(struct conn *c, int graceful)
+{
+	if (c->state == ST_CLOSING)
+		return;
+	if (graceful && c->hs_done)
+		ktls_conn_shutdown(c->tls); /* best effort on a non-blocking socket */
+	c->state = ST_CLOSING;
+	shutdown(c->fd, graceful ? SHUT_WR : SHUT_RDWR);
+	if (graceful && c->own_inflight)
+		shutdown(c->fd, SHUT_RD); /* wake a pending poll/recvmsg */
+	conn_maybe_free(c);
+}
+
+static void arm_poll(struct conn *c, unsigned mask)
+{
+	struct io_uring_sqe *sqe = sqe_get(c->w);
+
+	if (!sqe) {
+		log_msg("%s: io_uring full, closing", c->peer);
+		conn_close(c, 0);
+		return;
+	}
+	io_uring_prep_poll_add(sqe, c->fd, mask);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_POLL);
+	c->own_inflight++;
+}
+
+static void arm_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(c->w);
+
+	if (!sqe) {
+		conn_close(c, 0);
+		return;
+	}
+	ktls_uring_prep_recvmsg(sqe, c->fd, &c->rx, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_RECV);
+	c->own_inflight++;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void set_deadline(struct conn *c, int ms)
+{
+	c->deadline = now_ms() + (uint64_t)ms;
+}
+
+static void response_done(struct conn *c)
+{
+	struct srv *s = c->w->s;
+
+	log_access(c->host, c->line, c->status, c->bytes, now_us() - c->t0_us);
+	if (c->filefd >= 0) {
+		close(c->filefd);
+		c->filefd = -1;
+	}
+	c->flen = 0;
+	if (!c->keep_alive || atomic_load(&s->stopping)) {
+		conn_close(c, 1);
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + c->consumed, c->rlen - c->consumed);
+	c->rlen -= c->consumed;
+	c->consumed = 0;
+	c->state = ST_READ;
+	set_deadline(c, c->rlen ? s->cfg.request_timeout_ms : s->cfg.idle_timeout_ms);
+}
+
+/* A response without a file body; extra header lines may be NULL. */
+static void simple_response(struct conn *c, int status, const char *extra, int head_only)
+{
+	char body[96];
+	int n, blen = 0;
+
+	if (status >= 400) {
+		blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+		/* after a malformed request the stream cannot be trusted */
+		if (status != 403 && status != 404 && status != 416)
+			c->keep_alive = 0;
+	}
+	n = http_format_head(c->hdr, sizeof(c->hdr), status, blen ? "text/plain; charset=utf-8" : NULL,
+			     status == 304 ? -1 : blen, c->keep_alive, extra);
+	if (n < 0) {
+		conn_close(c, 0);
+		return;
+	}
+	if (blen && !head_only && (size_t)n + (size_t)blen <= sizeof(c->hdr)) {
+		memcpy(c->hdr + n, body, (size_t)blen);
+		n += blen;
+		c->bytes = (uint64_t)blen;
+	}
+	c->status = status;
+	c->hlen = (size_t)n;
+	c->hoff = 0;
+	c->flen = 0;
+	c->state = ST_HDR;
+}
+
+static void start_response(struct conn *c, int reqlen, const struct http_req *r)
+{
+	char rel[HTTP_HEADER_CAP], name[HTTP_HEADER_CAP], etag[64], lm[30], extra[512];
+	struct stat st;
+	off_t first = 0, last = 0;
+	int status, fd = -1, n, range = 200, head = r->method == HTTP_HEAD;
+
+	c->consumed = (size_t)reqlen;
+	c->keep_alive = r->keep_alive;
+	snprintf(c->line, sizeof(c->line), "%s", r->line);
+	c->bytes = 0;
+
+	status = path_decode(r->target, r->target_len, rel, sizeof(rel));
+	if (status < 0) {
+		simple_response(c, -status, NULL, head);
+		return;
+	}
+	status = path_open(c->w->s->rootfd, rel, &fd, &st, name, sizeof(name));
+	if (status != 200) {
+		simple_response(c, status, NULL, head);
+		return;
+	}
+	http_etag(&st, etag);
+	http_date(st.st_mtim.tv_sec, lm);
+	if (http_not_modified(r, etag, st.st_mtim.tv_sec)) {
+		close(fd);
+		snprintf(extra, sizeof(extra), "ETag: %s\r\nLast-Modified: %s\r\n", etag, lm);
+		simple_response(c, 304, extra, 1);
+		return;
+	}
+	if (r->range && http_if_range_ok(r, etag, st.st_mtim.tv_sec))
+		range = http_range(r->range, r->range_len, st.st_size, &first, &last);
+	if (range == 416) {
+		close(fd);
+		snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
+		simple_response(c, 416, extra, head);
+		return;
+	}
+	if (range != 206) {
+		first = 0;
+		last = st.st_size - 1;
+	}
+	n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n",
+		     lm, etag);
+	if (range == 206)
+		snprintf(extra + n, sizeof(extra) - (size_t)n, "Content-Range: bytes %lld-%lld/%lld\r\n",
+			 (long long)first, (long long)last, (long long)st.st_size);
+	c->status = range == 206 ? 206 : 200;
+	n = http_format_head(c->hdr, sizeof(c->hdr), c->status, http_mime(name),
+			     (long long)(last - first + 1), c->keep_alive, extra);
+	if (n < 0) {
+		close(fd);
+		conn_close(c, 0);
+		return;
+	}
+	c->hlen = (size_t)n;
+	c->hoff = 0;
+	c->state = ST_HDR;
+	if (head || last < first) {
+		close(fd);
+		c->flen = 0;
+	} else {
+		c->filefd = fd;
+		c->foff = first;
+		c->flen = (size_t)(last - first + 1);
+	}
+}
+
+/* ---- the connection state machine ------------------------------------------ */
+
+static void handshake_done(struct conn *c)
+{
+	struct srv *s = c->w->s;
+	struct ktls_info in;
+
+	c->hs_done = 1;
+	if (!s->cfg.no_offload && ktls_conn_offload(c->tls) != 0) {
+		log_msg("%s: offload left the connection unusable: %s", c->peer,
+			ktls_conn_error(c->tls));
+		conn_close(c, 0);
+		return;
+	}
+	if (ktls_conn_info(c->tls, &in) != 0) {
+		conn_close(c, 0);
+		return;
+	}
+	c->rx_kernel = in.rx != KTLS_MODE_USER;
+	log_msg("%s: %s %s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
+		mode_name(in.tx), mode_name(in.rx),
+		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
+		!s->cfg.no_offload && in.fallback_reason ? in.fallback_reason : "",
+		!s->cfg.no_offload && in.fallback_reason ? ")" : "");
+	c->xfer = ktls_uring_xfer_new(c->tls);
+	if (!c->xfer) {
+		log_msg("%s: cannot set up the transfer path: %s", c->peer, strerror(errno));
+		conn_close(c, 0);
+		return;
+	}
+	c->state = ST_READ;
+	set_deadline(c, s->cfg.idle_timeout_ms);
+}
+
+static void conn_run(struct conn *c)
+{
+	struct srv *s = c->w->s;
+
+	for (;;) {
+		switch (c->state) {
+		case ST_HS: {
+			int r = ktls_conn_handshake(c->tls);
+
+			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
+				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
+				return;
+			}
+			if (r < 0) {
+				log_msg("%s: handshake failed: %s", c->peer, ktls_conn_error(c->tls));
+				conn_close(c, 0);
+				return;
+			}
+			handshake_done(c);
+			continue;
+		}
+		case ST_READ: {
+			struct http_req req;
+			ssize_t r;
+			int n = c->rlen ? http_parse(c->rbuf, c->rlen, &req) : 0;
+
+			if (n != 0) {
+				c->t0_us = now_us();
+				if (n > 0) {
+					start_response(c, n, &req);
+				} else {
+					c->consumed = c->rlen;
+					c->keep_alive = 0;
+					snprintf(c->line, sizeof(c->line), "%s", req.line);
+					simple_response(c, -n, n == -405 ? "Allow: GET, HEAD\r\n" : NULL, 0);
+				}
+				continue;
+			}
+			if (c->rlen == 0 && atomic_load(&s->stopping)) {
+				conn_close(c, 1);
+				return;
+			}
+			if (c->rlen == sizeof(c->rbuf)) { /* only empty lines so far */
+				c->consumed = c->rlen;
+				simple_response(c, 431, NULL, 0);
+				continue;
+			}
+			if (c->rx_kernel) {
+				arm_recv(c);
+				return;
+			}
+			r = ktls_conn_read(c->tls, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+			if (r > 0) {
+				if (c->rlen == 0)
+					set_deadline(c, s->cfg.request_timeout_ms);
+				c->rlen += (size_t)r;
+				continue;
+			}
+			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
+				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
+				return;
+			}
+			if (r < 0 && c->rlen)
+				log_msg("%s: read: %s", c->peer, ktls_conn_error(c->tls));
+			conn_close(c, r == 0);
+			return;
+		}
+		case ST_HDR: {
+			ssize_t r = ktls_conn_write(c->tls, c->hdr + c->hoff, c->hlen - c->hoff);
+
+			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
+				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
+				return;
+			}
+			if (r <= 0) {
+				log_msg("%s: write: %s", c->peer, ktls_conn_error(c->tls));
+				conn_close(c, 0);
+				return;
+			}
+			c->hoff += (size_t)r;
+			set_deadline(c, s->cfg.idle_timeout_ms);
+			if (c->hoff < c->hlen)
+				continue;
+			if (c->flen) {
+				int x = ktls_uring_xfer_start(c->xfer, &c->w->ring, c->filefd, c->foff,
+							      c->flen, (uint64_t)(uintptr_t)c);
+
+				c->state = ST_BODY;
+				if (x == 0)
+					return;
+				if (x < 0) {
+					log_msg("%s: %s: %s", c->peer, c->line, ktls_uring_xfer_error(c->xfer));
+					conn_close(c, 0);
+					return;
+				}
+				c->bytes += ktls_uring_xfer_sent(c->xfer);
+			}
+			response_done(c);
+			continue;
+		}
+		default: /* ST_BODY: driven by transfer CQEs; ST_CLOSING: draining */
+			return;
+		}
+	}
+}
+
+/* ---- CQE handlers ---------------------------------------------------------- */
+
+static void on_poll(struct conn *c, int res)
+{
+	c->own_inflight--;
+	if (c->state == ST_CLOSING) {
+		conn_maybe_free(c);
+		return;
+	}
+	if (res < 0 && res != -ECANCELED) {
+		conn_close(c, 0);
+		return;
+	}
+	conn_run(c);
+}
+
+static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	int type, n;
+
+	c->own_inflight--;
+	if (c->state == ST_CLOSING) {
+		conn_maybe_free(c);
+		return;
+	}
+	n = ktls_uring_recvmsg_result(&c->rx, cqe, &type);
+	if (n == -EAGAIN || n == -EINTR) {
+		conn_run(c);
+		return;
+	}
+	if (n <= 0) {
+		if (n < 0)
+			log_msg("%s: recvmsg: %s", c->peer, strerror(-n));
+		conn_close(c, n == 0);
+		return;
+	}
+	if (type == KTLS_RECORD_DATA) {
+		if (c->rlen == 0)
+			set_deadline(c, c->w->s->cfg.request_timeout_ms);
+		c->rlen += (size_t)n;
+		conn_run(c);
+		return;
+	}
+	if (type == KTLS_RECORD_ALERT) {
+		unsigned char *a = (unsigned char *)c->rbuf + c->rlen;
+
+		if (!(n >= 2 && a[1] == 0)) /* anything but close_notify */
+			log_msg("%s: alert %d received", c->peer, n >= 2 ? a[1] : -1);
+		conn_close(c, 1);
+		return;
+	}
+	/* KeyUpdate or a ticket from a client: kTLS here cannot follow it */
+	log_msg("%s: TLS record type %d on kTLS RX (post-handshake message): closing", c->peer, type);
+	conn_close(c, 0);
+}
+
+static void on_xfer(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	int r = ktls_uring_xfer_cqe(c->xfer, &c->w->ring, cqe);
+
+	if (c->state == ST_CLOSING) {
+		conn_maybe_free(c);
+		return;
+	}
+	if (r == 0) {
+		set_deadline(c, c->w->s->cfg.idle_timeout_ms);
+		return;
+	}
+	c->bytes += ktls_uring_xfer_sent(c->xfer);
+	if (r < 0) {
+		log_msg("%s: \"%s\" aborted after %llu bytes: %s", c->peer, c->line,
+			(unsigned long long)ktls_uring_xfer_sent(c->xfer), ktls_uring_xfer_error(c->xfer));
+		log_access(c->host, c->line, c->status, c->bytes, now_us() - c->t0_us);
+		conn_close(c, 0);
+		return;
+	}
+	response_done(c);
+	conn_run(c);
+}
+
+static void arm_accept(struct listener *l)
+{
+	struct io_uring_sqe *sqe = sqe_get(l->w);
+
+	if (!sqe) {
+		l->w->rearm_accept = 1;
+		return;
+	}
+	if (l->multishot)
+		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)l | TAG_ACCEPT);
+	l->armed = 1;
+}
+
+static void peer_name(int fd, char *peer, size_t plen, char *host, size_t hlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+			port = ntohs(s4->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+			port = ntohs(s6->sin6_port);
+		}
+	}
+	snprintf(host, hlen, "%s", a);
+	snprintf(peer, plen, strchr(a, ':') ? "[%s]:%d" : "%s:%d", a, port);
+}
+
+static void new_conn(struct worker *w, int fd)
+{
+	struct srv *s = w->s;
+	struct conn *c;
+
+	if (w->stopping ||
+	    atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
+		struct linger lg = { 1, 0 };
+		uint64_t now = now_ms();
+
+		if (!w->stopping) {
+			atomic_fetch_sub(&s->nconns, 1);
+			if (now - w->last_refuse_log > 1000) {
+				log_msg("--max-conns %d reached: refusing new connections", s->cfg.max_conns);
+				w->last_refuse_log = now;
+			}
+		}
+		/* RST at once: the client learns now, not after a timeout */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		atomic_fetch_sub(&s->nconns, 1);
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->filefd = -1;
+	peer_name(fd, c->peer, sizeof(c->peer), c->host, sizeof(c->host));
+	c->tls = srv_accept_conn(s, fd);
+	c->next = w->head;
+	if (w->head)
+		w->head->prev = c;
+	w->head = c;
+	w->nconns++;
+	if (!c->tls) {
+		c->state = ST_CLOSING;
+		conn_maybe_free(c);
+		return;
+	}
+	c->state = ST_HS;
+	set_deadline(c, s->cfg.handshake_timeout_ms);
+	conn_run(c);
+}
+
+static void on_accept(struct listener *l, const struct io_uring_cqe *cqe)
+{
+	struct worker *w = l->w;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		l->armed = 0;
+	if (cqe->res >= 0) {
+		new_conn(w, cqe->res);
+	} else if (cqe->res == -EINVAL && l->multishot) {
+		l->multishot = 0; /* kernel without multishot accept */
+	} else if (cqe->res != -ECANCELED) {
+		uint64_t now = now_ms();
+
+		if (now - w->last_refuse_log > 1000) {
+			log_msg("accept: %s", strerror(-cqe->res));
+			w->last_refuse_log = now;
+		}
+		if (!l->armed && (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOMEM)) {
+			w->rearm_accept = 1; /* back off until the next tick */
+			return;
+		}
+	}
+	if (!l->armed && !w->stopping)
+		arm_accept(l);
+}
+
+static void arm_sys(struct worker *w, struct sysev *e)
+{
+	struct io_uring_sqe *sqe = sqe_get(w);
+
+	if (!sqe)
+		return;
+	if (e->kind == SYS_TICK)
+		io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	else
+		io_uring_prep_poll_add(sqe, w->wakefd, POLLIN);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)e | TAG_SYS);
+}
+
+static void begin_stop(struct worker *w)
+{
+	struct conn *c, *next;
+
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	w->stop_deadline = now_ms() + (uint64_t)w->s->cfg.grace_ms;
+	for (int i = 0; i < w->nls; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (!w->ls[i].armed || !(sqe = sqe_get(w)))
+			continue;
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&w->ls[i] | TAG_ACCEPT, 0);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
+	/* idle connections go now; busy ones finish their response */
+	for (c = w->head; c; c = next) {
+		next = c->next;
+		if (c->state == ST_HS || (c->state == ST_READ && c->rlen == 0))
+			conn_close(c, c->state == ST_READ);
+	}
+}
+
+static void on_tick(struct worker *w)
+{
+	uint64_t now = now_ms();
+	struct conn *c, *next;
+
+	if (w->rearm_accept && !w->stopping) {
+		w->rearm_accept = 0;
+		for (int i = 0; i < w->nls; i++)
+			if (!w->ls[i].armed)
+				arm_accept(&w->ls[i]);
+	}
+	for (c = w->head; c; c = next) {
+		next = c->next;
+		if (c->state == ST_CLOSING)
+			continue;
+		if (w->stopping && now >= w->stop_deadline) {
+			log_msg("%s: grace period over, closing", c->peer);
+			conn_close(c, 0);
+		} else if (now >= c->deadline) {
+			int idle = c->state == ST_READ && c->rlen == 0;
+
+			if (!idle)
+				log_msg("%s: %s timeout, closing", c->peer,
+					c->state == ST_HS ? "handshake" : c->state == ST_READ ? "request" : "send");
+			conn_close(c, idle);
+		}
+	}
+}
+
+static void handle(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	void *p = (void *)(uintptr_t)(ud & ~KTLS_URING_TAG_MASK);
+
+	if (!p)
+		return; /* cancel requests */
+	if (ktls_uring_owns(ud)) {
+		on_xfer(p, cqe);
+		return;
+	}
+	switch (ud & KTLS_URING_TAG_MASK) {
+	case TAG_ACCEPT:
+		on_accept(p, cqe);
+		break;
+	case TAG_POLL:
+		on_poll(p, cqe->res);
+		break;
+	case TAG_RECV:
+		on_recv(p, cqe);
+		break;
+	case TAG_SYS: {
+		struct sysev *e = p;
+
+		if (e->kind == SYS_TICK) {
+			on_tick(w);
+		} else {
+			uint64_t v;
+
+			if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_msg("worker %d: eventfd: %s", w->id, strerror(errno));
+			if (atomic_load(&w->s->stopping))
+				begin_stop(w);
+		}
+		arm_sys(w, e);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < w->nls; i++)
+		arm_accept(&w->ls[i]);
+	arm_sys(w, &w->tick);
+	arm_sys(w, &w->wake);
+	if (atomic_load(&w->s->stopping))
+		begin_stop(w);
+	while (!(w->stopping && w->nconns == 0)) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int r = io_uring_submit_and_wait(&w->ring, 1);
+
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			log_msg("worker %d: io_uring: %s", w->id, strerror(-r));
+			break;
+		}
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			handle(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	return NULL;
+}
+
+struct worker *worker_new(struct srv *s, int id, const int *lfds, int nl)
+{
+	struct io_uring_params p;
+	struct worker *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return NULL;
+	w->s = s;
+	w->id = id;
+	w->ls = calloc((size_t)nl, sizeof(*w->ls));
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!w->ls || w->wakefd < 0) {
+		log_msg("worker %d: %s", id, strerror(errno));
+		goto fail;
+	}
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	if (r == -EINVAL) { /* older kernel: plain ring */
+		memset(&p, 0, sizeof(p));
+		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	}
+	if (r < 0) {
+		log_msg("io_uring_queue_init: %s%s", strerror(-r),
+			r == -EPERM ? " (io_uring disabled: sysctl kernel.io_uring_disabled?)" : "");
+		goto fail;
+	}
+	for (int i = 0; i < nl; i++) {
+		w->ls[i].w = w;
+		w->ls[i].fd = lfds[i];
+		w->ls[i].multishot = 1;
+	}
+	w->nls = nl;
+	w->tick.w = w->wake.w = w;
+	w->tick.kind = SYS_TICK;
+	w->wake.kind = SYS_WAKE;
+	w->tick_ts.tv_sec = 0;
+	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+	return w;
+fail:
+	if (w->wakefd >= 0)
+		close(w->wakefd);
+	free(w->ls);
+	free(w);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int r = pthread_create(&w->th, NULL, worker_main, w);
+
+	if (r)
+		log_msg("worker %d: pthread_create: %s", w->id, strerror(r));
+	return r ? -1 : 0;
+}
+
+void worker_wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wakefd, &one, sizeof(one)) < 0)
+		log_msg("worker %d: wake: %s", w->id, strerror(errno));
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->th, NULL);
+	io_uring_queue_exit(&w->ring);
+	for (int i = 0; i < w->nls; i++)
+		close(w->ls[i].fd);
+	close(w->wakefd);
+	free(w->ls);
+	free(w);
+}

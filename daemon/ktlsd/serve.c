@@ -1,0 +1,360 @@
+/*
+ * serve.c - `ktlsd serve`: settings, keys, listeners, privileges, workers,
+ * signals.  The main thread only waits for signals once workers run:
+ * SIGTERM/SIGINT stop (in-flight responses get the grace period), SIGHUP
+ * reloads the certificate and key for new handshakes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ktls.h"
+
+#include "log.h"
+#include "serve.h"
+
+/* A server context from the settings; NULL with the reason logged. */
+static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key)
+{
+	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
+	const char *what = NULL;
+
+	if (!ctx) {
+		log_msg("ktls_ctx_new: %s", strerror(errno));
+		return NULL;
+	}
+	if (ktls_ctx_load_cert_chain(ctx, cert, key) != 0)
+		what = "certificate/key";
+	else if (c->ca && ktls_ctx_load_verify_locations(ctx, c->ca, NULL) != 0)
+		what = "--ca";
+	else if (ktls_ctx_set_verify(ctx, c->verify) != 0)
+		what = "--verify";
+	else if (c->ciphers && ktls_ctx_set_ciphers(ctx, c->ciphers) != 0)
+		what = "--ciphers";
+	else if (c->ciphersuites && ktls_ctx_set_ciphersuites(ctx, c->ciphersuites) != 0)
+		what = "--ciphersuites";
+	if (what) {
+		log_msg("%s: %s", what, ktls_ctx_error(ctx));
+		ktls_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+ktls_conn *srv_accept_conn(struct srv *s, int fd)
+{
+	ktls_conn *conn;
+
+	/* the lock keeps SIGHUP from freeing the ctx under ktls_conn_accept */
+	pthread_mutex_lock(&s->ctx_mu);
+	conn = ktls_conn_accept(s->ctx, fd);
+	if (!conn)
+		log_msg("ktls_conn_accept: %s", ktls_ctx_error(s->ctx));
+	pthread_mutex_unlock(&s->ctx_mu);
+	return conn;
+}
+
+/* "ADDR:PORT", "[V6]:PORT" or ":PORT" (all IPv4) into a sockaddr. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[128];
+	const char *colon = strrchr(spec, ':');
+	char *end;
+	long port;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host))
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		size_t hl = strlen(host);
+
+		if (hl < 3 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -1;
+		*sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (host[0] && strcmp(host, "*") && inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		*sl = sizeof(*s4);
+	}
+	return 0;
+}
+
+static int bind_one(const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (ss->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, 1024) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * All listeners: nworkers sockets per address (SO_REUSEPORT spreads the
+ * connections).  A port of 0 is resolved by the first socket so the
+ * others join the same one.  lfds[worker * naddr + i].
+ */
+static int *bind_all(struct srv *s, int *naddr_out)
+{
+	const char *defaults[] = { "127.0.0.1:8443", "[::1]:8443" };
+	const char **specs = s->cfg.listen_default ? defaults : (const char **)s->cfg.listen;
+	int nspec = s->cfg.listen_default ? 2 : s->cfg.nlisten, naddr = 0;
+	int nw = s->nworkers, *lfds = calloc((size_t)(nw * nspec), sizeof(int));
+
+	if (!lfds)
+		return NULL;
+	for (int i = 0; i < nspec; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		char shown[160];
+
+		if (parse_listen(specs[i], &ss, &sl) < 0) {
+			log_msg("--listen %s: expected ADDR:PORT, [ADDR6]:PORT or :PORT", specs[i]);
+			goto fail;
+		}
+		for (int k = 0; k < nw; k++) {
+			int fd = bind_one(&ss, sl);
+
+			if (fd < 0) {
+				if (s->cfg.listen_default && i == 1 &&
+				    (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT)) {
+					log_msg("note: IPv6 loopback unavailable (%s): not listening on %s",
+						strerror(errno), specs[i]);
+					for (int j = 0; j < k; j++)
+						close(lfds[j * nspec + naddr]);
+					goto next;
+				}
+				log_msg("listen %s: %s", specs[i], strerror(errno));
+				goto fail;
+			}
+			if (k == 0) { /* learn an ephemeral port */
+				getsockname(fd, (struct sockaddr *)&ss, &sl);
+			}
+			lfds[k * nspec + naddr] = fd;
+		}
+		if (ss.ss_family == AF_INET6) {
+			char a[INET6_ADDRSTRLEN];
+
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
+			snprintf(shown, sizeof(shown), "[%s]:%d", a, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		} else {
+			char a[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+			snprintf(shown, sizeof(shown), "%s:%d", a, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		}
+		log_msg("listening on https://%s/", shown);
+		naddr++;
+next:;
+	}
+	/* compact to nw x naddr */
+	if (naddr != nspec)
+		for (int k = 0; k < nw; k++)
+			for (int i = 0; i < naddr; i++)
+				lfds[k * naddr + i] = lfds[k * nspec + i];
+	*naddr_out = naddr;
+	return lfds;
+fail:
+	free(lfds);
+	return NULL;
+}
+
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		log_msg("--user %s: no such user", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_msg("--user %s: cannot switch (%s)%s", user, strerror(errno),
+			errno == EPERM ? "; it needs starting as root" : "");
+		return -1;
+	}
+	if (setuid(0) == 0 && pw->pw_uid != 0) {
+		log_msg("--user %s: could regain root; refusing to run", user);
+		return -1;
+	}
+	return 0;
+}
+
+static void reload(struct srv *s, const char *cert, const char *key)
+{
+	ktls_ctx *ctx = make_ctx(&s->cfg, cert, key), *old;
+
+	if (!ctx) {
+		log_msg("SIGHUP: reload failed; still serving the previous certificate");
+		return;
+	}
+	pthread_mutex_lock(&s->ctx_mu);
+	old = s->ctx;
+	s->ctx = ctx;
+	pthread_mutex_unlock(&s->ctx_mu);
+	ktls_ctx_free(old); /* live connections keep their own reference */
+	log_msg("SIGHUP: reloaded %s; new handshakes use it", cert);
+}
+
+int serve_main(int argc, char **argv)
+{
+	static struct srv S;
+	struct srv *s = &S;
+	char certbuf[4096], keybuf[4096];
+	const char *cert, *key;
+	int *lfds, naddr = 0, rc = 1, logfd = -1, sig;
+	sigset_t set;
+
+	switch (cfg_parse(&s->cfg, argc, argv)) {
+	case 1:
+		return 0;
+	case 0:
+		break;
+	default:
+		return 2;
+	}
+	pthread_mutex_init(&s->ctx_mu, NULL);
+	s->nworkers = s->cfg.workers;
+	s->rootfd = open(s->cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0) {
+		log_msg("--root %s: %s", s->cfg.root, strerror(errno));
+		return 1;
+	}
+	if (s->cfg.cert) {
+		cert = s->cfg.cert;
+		key = s->cfg.key;
+	} else {
+		if (selfsign_ensure(certbuf, keybuf, sizeof(certbuf)) < 0)
+			return 1;
+		cert = certbuf;
+		key = keybuf;
+	}
+	s->ctx = make_ctx(&s->cfg, cert, key);
+	if (!s->ctx)
+		return 1;
+	if (s->cfg.access_log) {
+		logfd = strcmp(s->cfg.access_log, "-") == 0
+				? dup(STDOUT_FILENO)
+				: open(s->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (logfd < 0) {
+			log_msg("--access-log %s: %s", s->cfg.access_log, strerror(errno));
+			return 1;
+		}
+		log_access_fd(logfd);
+	}
+	lfds = bind_all(s, &naddr);
+	if (!lfds)
+		return 1;
+	if (naddr == 0) {
+		log_msg("nothing to listen on");
+		return 1;
+	}
+	if (s->cfg.user && drop_privileges(s->cfg.user) < 0)
+		return 1;
+	if (faccessat(s->rootfd, ".", R_OK | X_OK, 0) < 0) {
+		log_msg("--root %s: cannot read it%s%s (%s)", s->cfg.root, s->cfg.user ? " as " : "",
+			s->cfg.user ? s->cfg.user : "", strerror(errno));
+		return 1;
+	}
+	if (!s->cfg.foreground) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			log_msg("fork: %s", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			printf("ktlsd: running in the background as pid %d (--foreground keeps it attached)\n",
+			       (int)pid);
+			return 0;
+		}
+		setsid();
+	}
+
+	/* Workers inherit a mask with our signals blocked; we sigwait them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+	if (!s->workers)
+		return 1;
+	for (int k = 0; k < s->nworkers; k++) {
+		s->workers[k] = worker_new(s, k, lfds + k * naddr, naddr);
+		if (!s->workers[k] || worker_start(s->workers[k]) < 0) {
+			s->nworkers = k; /* stop the ones running */
+			atomic_store(&s->stopping, 1);
+			goto stop;
+		}
+	}
+	log_msg("serving %s with %d worker%s, max %d connections%s", s->cfg.root, s->nworkers,
+		s->nworkers == 1 ? "" : "s", s->cfg.max_conns,
+		s->cfg.no_offload ? ", kTLS offload off (--no-offload)" : "");
+	rc = 0;
+	for (;;) {
+		sig = sigwaitinfo(&set, NULL);
+		if (sig == SIGHUP) {
+			reload(s, cert, key);
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	log_msg("%s: stopping (grace period %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		s->cfg.grace_ms);
+	atomic_store(&s->stopping, 1);
+stop:
+	for (int k = 0; k < s->nworkers; k++)
+		worker_wake(s->workers[k]);
+	for (int k = 0; k < s->nworkers; k++)
+		worker_join(s->workers[k]);
+	free(s->workers);
+	free(lfds);
+	ktls_ctx_free(s->ctx);
+	close(s->rootfd);
+	if (logfd >= 0)
+		close(logfd);
+	if (rc == 0)
+		log_msg("stopped");
+	cfg_free(&s->cfg);
+	return rc;
+}

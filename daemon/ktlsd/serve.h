@@ -1,0 +1,48 @@
+/*
+ * serve.h - what ktlsd serve's main thread and its workers share.
+ *
+ * The main thread binds every listener (SO_REUSEPORT: one socket per
+ * address per worker), loads keys, drops privileges, then runs the
+ * workers and waits for signals.  Each worker owns one io_uring and the
+ * connections it accepted (loop.c).
+ */
+#ifndef KTLSD_SERVE_H
+#define KTLSD_SERVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ktls.h"
+
+#include "config.h"
+
+struct worker;
+
+struct srv {
+	struct cfg cfg;
+	int rootfd;
+	pthread_mutex_t ctx_mu;  /* guards ctx: SIGHUP swaps it */
+	ktls_ctx *ctx;
+	atomic_int nconns;       /* all workers together, for --max-conns */
+	atomic_int stopping;     /* SIGTERM/SIGINT seen */
+	struct worker **workers;
+	int nworkers;
+};
+
+/* loop.c */
+struct worker *worker_new(struct srv *s, int id, const int *lfds, int nl);
+int worker_start(struct worker *w);
+void worker_wake(struct worker *w);   /* re-read srv->stopping */
+void worker_join(struct worker *w);
+
+/* serve.c */
+ktls_conn *srv_accept_conn(struct srv *s, int fd);
+
+/* selfsign.c: a self-signed ECDSA P-256 localhost cert, made once. */
+int selfsign_ensure(char *cert, char *key, size_t cap);
+
+/* serve.c: the whole `ktlsd serve`; demo.c: `ktlsd demo` */
+int serve_main(int argc, char **argv);
+int demo_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * ktls_uring.h - the kTLS bulk path on the caller's own io_uring.
+ *
+ * Once a ktls_conn has its TX direction in the kernel (ktls_conn_offload),
+ * a file range can go to the peer without entering userspace: io_uring has
+ * no sendfile op, so each step is a pair of linked IORING_OP_SPLICE SQEs,
+ * file -> pipe and pipe -> socket, in multiples of the 16 KiB TLS record
+ * with SPLICE_F_MORE on every chunk but the last so the kernel builds full
+ * records.  Short splices are resumed; each transfer reports completion or
+ * one error.  When TX stayed in userspace the same calls send the same
+ * bytes through ktls_conn_sendfile() on the non-blocking socket, waiting
+ * with IORING_OP_POLL_ADD and yielding with IORING_OP_NOP between bursts so
+ * that one large file never starves the rest of the ring.
+ *
+ * CQE routing.  Every SQE this API queues carries the caller's user_data
+ * with a tag in its low three bits (KTLS_URING_TAG_*).  The caller's
+ * user_data must have those bits clear (any 8-byte-aligned pointer will
+ * do), and the caller's own SQEs must use other tags (0, 4-7).  On each CQE:
+ *
+ *     if (ktls_uring_owns(cqe->user_data)) {
+ *             struct my_conn *c = ktls_uring_ptr(cqe->user_data);
+ *             int r = ktls_uring_xfer_cqe(c->xfer, &ring, cqe);
+ *             if (r == 1)  ... transfer complete, ktls_uring_xfer_sent() bytes ...
+ *             if (r < 0)   ... failed: ktls_uring_xfer_error(c->xfer) ...
+ *             // r == 0: still running; more SQEs may have been queued
+ *     }
+ *
+ * and submit the ring as usual.  A transfer that returned 1 or -1 has no
+ * SQE in flight and may be freed or restarted.  To abort one (a timeout),
+ * shutdown(2) the socket: the pending operations then fail promptly and
+ * the transfer ends with -1.
+ *
+ * Example, serving a whole file on an offloaded connection:
+ *
+ *     ktls_uring_xfer *x = ktls_uring_xfer_new(conn);
+ *     int r = ktls_uring_xfer_start(x, &ring, filefd, 0, st.st_size,
+ *                                   (uint64_t)(uintptr_t)c);
+ *     while (r == 0) {
+ *             struct io_uring_cqe *cqe;
+ *             io_uring_submit_and_wait(&ring, 1);
+ *             io_uring_wait_cqe(&ring, &cqe);
+ *             r = ktls_uring_xfer_cqe(x, &ring, cqe);
+ *             io_uring_cqe_seen(&ring, cqe);
+ *     }
+ *     ktls_uring_xfer_free(x);
+ *
+ * Receiving on an offloaded RX direction needs recvmsg with a control
+ * buffer: the kernel returns one record type per call and reports it as a
+ * TLS_GET_RECORD_TYPE cmsg (a plain recv fails with EIO on control
+ * records).  ktls_uring_prep_recvmsg / ktls_uring_recvmsg_result do that.
+ *
+ * Threads: a transfer belongs to one ring and one thread, like its conn.
+ */
+#ifndef KTLS_URING_H
+#define KTLS_URING_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <liburing.h>
+
+#include "ktls.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Low user_data bits reserved for the tags below. */
+#define KTLS_URING_TAG_MASK 7ULL
+#define KTLS_URING_TAG_IN   1ULL /* splice file -> pipe */
+#define KTLS_URING_TAG_OUT  2ULL /* splice pipe -> socket */
+#define KTLS_URING_TAG_USER 3ULL /* poll/nop driving the userspace fallback */
+
+/* ktls_uring_owns - 1 when a CQE's user_data belongs to a transfer. */
+static inline int ktls_uring_owns(uint64_t user_data)
+{
+	uint64_t t = user_data & KTLS_URING_TAG_MASK;
+
+	return t >= KTLS_URING_TAG_IN && t <= KTLS_URING_TAG_USER;
+}
+
+/* ktls_uring_ptr - the caller's pointer back from a tagged user_data. */
+static inline void *ktls_uring_ptr(uint64_t user_data)
+{
+	return (void *)(uintptr_t)(user_data & ~KTLS_URING_TAG_MASK);
+}
+
+typedef struct ktls_uring_xfer ktls_uring_xfer;
+
+/*
+ * ktls_uring_xfer_new - a transfer engine for conn (handshake done).  It
+ * decides once, from ktls_conn_info(), between the splice path (TX in the
+ * kernel) and the userspace path, and owns a pipe for the former (grown
+ * to 256 KiB where allowed).  The socket must be non-blocking.  Reusable
+ * for any number of successive transfers.  NULL with errno on failure.
+ *
+ *     ktls_uring_xfer *x = ktls_uring_xfer_new(conn);
+ *     if (!x) err(1, "ktls_uring_xfer_new");
+ */
+ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn);
+
+/*
+ * ktls_uring_xfer_free - release a transfer with nothing in flight
+ * (after a 1 or -1 result, or before any start).  NULL is accepted.
+ *
+ *     ktls_uring_xfer_free(x);
+ */
+void ktls_uring_xfer_free(ktls_uring_xfer *x);
+
+/*
+ * ktls_uring_xfer_start - send len bytes of fd from offset off.  Queues
+ * SQEs on ring (not submitted: the caller submits) tagged with user_data.
+ * Returns 0 when running (wait for its CQEs), 1 when already complete
+ * (len 0, or the userspace path finished at once), -1 on failure with the
+ * reason in ktls_uring_xfer_error().  The file must stay open until the
+ * transfer ends; a file that shrinks under it ends the transfer with -1.
+ *
+ *     if (ktls_uring_xfer_start(x, &ring, fd, 0, size, (uintptr_t)c) < 0)
+ *             warnx("%s", ktls_uring_xfer_error(x));
+ */
+int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, int fd, off_t off,
+			  size_t len, uint64_t user_data);
+
+/*
+ * ktls_uring_xfer_cqe - feed one CQE for which ktls_uring_owns() holds.
+ * Returns 0 while running (new SQEs may have been queued), 1 when the
+ * whole range was sent, -1 on failure (nothing left in flight).
+ *
+ *     r = ktls_uring_xfer_cqe(x, &ring, cqe);
+ */
+int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
+			const struct io_uring_cqe *cqe);
+
+/*
+ * ktls_uring_xfer_busy - how many of this transfer's SQEs are in flight.
+ *
+ *     if (!ktls_uring_xfer_busy(x)) ktls_uring_xfer_free(x);
+ */
+int ktls_uring_xfer_busy(const ktls_uring_xfer *x);
+
+/*
+ * ktls_uring_xfer_sent - bytes of the current (or last) transfer that
+ * have reached the socket (for the splice path: accepted by kTLS).
+ *
+ *     log("%llu bytes", (unsigned long long)ktls_uring_xfer_sent(x));
+ */
+uint64_t ktls_uring_xfer_sent(const ktls_uring_xfer *x);
+
+/*
+ * ktls_uring_xfer_mode - KTLS_MODE_SW or KTLS_MODE_HW when transfers
+ * splice into kTLS, KTLS_MODE_USER when they use the userspace path.
+ *
+ *     if (ktls_uring_xfer_mode(x) == KTLS_MODE_USER) ...
+ */
+int ktls_uring_xfer_mode(const ktls_uring_xfer *x);
+
+/*
+ * ktls_uring_xfer_error - why the last transfer failed ("" if it did not),
+ * e.g. "splice to socket: Broken pipe" or "file ended at byte 4096 of 8192".
+ *
+ *     warnx("transfer: %s", ktls_uring_xfer_error(x));
+ */
+const char *ktls_uring_xfer_error(const ktls_uring_xfer *x);
+
+/* TLS record content types (RFC 8446 5.1). */
+enum {
+	KTLS_RECORD_CHANGE_CIPHER_SPEC = 20,
+	KTLS_RECORD_ALERT = 21,
+	KTLS_RECORD_HANDSHAKE = 22,
+	KTLS_RECORD_DATA = 23,
+};
+
+/*
+ * Per-receive state the kernel writes into: keep it alive (and unmoved)
+ * until the CQE arrives.  One per outstanding RECVMSG.
+ */
+struct ktls_uring_rx {
+	struct msghdr msg;
+	struct iovec iov;
+	union {
+		struct cmsghdr align;
+		unsigned char buf[CMSG_SPACE(sizeof(unsigned char)) + 16];
+	} ctl;
+};
+
+/*
+ * ktls_uring_prep_recvmsg - fill sqe with a RECVMSG on fd (an offloaded
+ * RX socket) into buf with a control buffer for the record type.  The
+ * caller sets sqe->user_data (its own tag, not a KTLS_URING_TAG_*).
+ *
+ *     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+ *     ktls_uring_prep_recvmsg(sqe, fd, &c->rx, c->buf, sizeof(c->buf));
+ *     io_uring_sqe_set_data64(sqe, (uintptr_t)c | MY_RECV_TAG);
+ */
+void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct ktls_uring_rx *rx,
+			     void *buf, size_t len);
+
+/*
+ * ktls_uring_recvmsg_result - classify a completed RECVMSG.  Returns the
+ * byte count (0 at end of stream) with *type set to KTLS_RECORD_* (DATA
+ * when the kernel attached no record type), or -errno (-EIO for a record
+ * the kernel could not decrypt, -EMSGSIZE if the control buffer was
+ * truncated).  For an alert, buf holds level and description: a
+ * close_notify is { 1, 0 }.
+ *
+ *     int type, n = ktls_uring_recvmsg_result(&c->rx, cqe, &type);
+ *     if (n > 0 && type == KTLS_RECORD_DATA) consume(c->buf, n);
+ *     else if (n > 0 && type == KTLS_RECORD_ALERT) close_conn(c);
+ */
+int ktls_uring_recvmsg_result(const struct ktls_uring_rx *rx, const struct io_uring_cqe *cqe,
+			      int *type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KTLS_URING_H */

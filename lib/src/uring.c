@@ -1,0 +1,342 @@
+/*
+ * uring.c - the io_uring bulk path (see ktls_uring.h).
+ *
+ * Splice path: pairs of linked SPLICE SQEs, file -> pipe -> socket, one
+ * pair in flight at a time.  A file->pipe splice only starts on an empty
+ * pipe, so it never blocks, and a short one breaks the link (io_uring
+ * fails the rest of a chain when a splice returns less than asked); the
+ * pipe's contents are then drained by a lone pipe->socket splice before
+ * the next pair.  SPLICE_F_MORE rides on every pipe->socket splice but the
+ * one that carries the last byte, so kTLS cuts full 16 KiB records.
+ *
+ * Userspace path: ktls_conn_sendfile() on the non-blocking socket in
+ * bursts of at most URING_BURST bytes; POLL_ADD when the socket is full,
+ * NOP to yield the ring between bursts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/tls.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ktls_uring.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+#define URING_PIPE_WANT (256 * 1024) /* 16 records per splice pair */
+#define URING_BURST (1024 * 1024)     /* userspace bytes per ring turn */
+
+struct ktls_uring_xfer {
+	ktls_conn *conn;
+	int sock;
+	int mode;            /* KTLS_MODE_* of TX, fixed at creation */
+	int pipe[2];         /* splice path only */
+	size_t pipe_sz;      /* capacity, a multiple of 16 KiB */
+	/* current transfer */
+	int fd;
+	off_t off;           /* next file offset to read */
+	uint64_t total;      /* bytes asked for */
+	uint64_t queued_in;  /* bytes moved into the pipe so far */
+	uint64_t sent;       /* bytes accepted by the socket */
+	size_t pipe_fill;    /* bytes sitting in the pipe */
+	uint64_t ud;
+	int inflight;
+	int failed;
+	char err[KTLS_ERRLEN];
+};
+
+static int xfer_fail(struct ktls_uring_xfer *x, const char *fmt, ...) KTLS_PRINTF(2, 3);
+static int xfer_fail(struct ktls_uring_xfer *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!x->failed) { /* keep the first cause */
+		va_start(ap, fmt);
+		buf_vseterr(x->err, sizeof(x->err), fmt, ap);
+		va_end(ap);
+	}
+	x->failed = 1;
+	return x->inflight ? 0 : -1;
+}
+
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe) { /* SQ full: flush it and retry once */
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+	}
+	return sqe;
+}
+
+KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
+{
+	struct ktls_uring_xfer *x;
+	struct ktls_info info;
+	int sz;
+
+	if (!conn || ktls_conn_info(conn, &info) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->conn = conn;
+	x->sock = ktls_conn_fd(conn);
+	x->mode = info.tx;
+	x->pipe[0] = x->pipe[1] = -1;
+	x->fd = -1;
+	if (x->mode != KTLS_MODE_USER) {
+		if (pipe2(x->pipe, O_CLOEXEC) < 0) {
+			free(x);
+			return NULL;
+		}
+		/* Bigger pipes mean fewer splices; the default 64 KiB also works. */
+		sz = fcntl(x->pipe[1], F_SETPIPE_SZ, URING_PIPE_WANT);
+		if (sz < 0)
+			sz = fcntl(x->pipe[1], F_GETPIPE_SZ);
+		if (sz < 16384)
+			sz = 65536;
+		x->pipe_sz = (size_t)sz & ~(size_t)16383;
+	}
+	return x;
+}
+
+KTLS_API void ktls_uring_xfer_free(ktls_uring_xfer *x)
+{
+	if (!x)
+		return;
+	if (x->pipe[0] >= 0)
+		close(x->pipe[0]);
+	if (x->pipe[1] >= 0)
+		close(x->pipe[1]);
+	free(x);
+}
+
+/* n bytes leave the pipe; MORE unless they end the transfer. */
+static int queue_out(struct ktls_uring_xfer *x, struct io_uring *ring, size_t n)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+	unsigned flags = SPLICE_F_MOVE;
+
+	if (!sqe)
+		return -1;
+	if (x->sent + n < x->total)
+		flags |= SPLICE_F_MORE;
+	io_uring_prep_splice(sqe, x->pipe[0], -1, x->sock, -1, (unsigned)n, flags);
+	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_OUT);
+	x->inflight++;
+	return 0;
+}
+
+/* Queue the next step of the splice path; nothing may be in flight. */
+static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe;
+	size_t n;
+
+	if (x->failed)
+		return -1;
+	if (x->sent == x->total)
+		return 1;
+	if (x->pipe_fill) {
+		if (queue_out(x, ring, x->pipe_fill) < 0)
+			return xfer_fail(x, "io_uring submission queue full");
+		return 0;
+	}
+	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
+	sqe = get_sqe(ring);
+	if (!sqe)
+		return xfer_fail(x, "io_uring submission queue full");
+	io_uring_prep_splice(sqe, x->fd, (int64_t)x->off, x->pipe[1], -1, (unsigned)n, SPLICE_F_MOVE);
+	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_IN);
+	sqe->flags |= IOSQE_IO_LINK;
+	x->inflight++;
+	if (queue_out(x, ring, n) < 0) {
+		/* no dangling link: the pipe gets drained by the next kick */
+		sqe->flags &= (__u8)~IOSQE_IO_LINK;
+	}
+	return 0;
+}
+
+static int queue_user(struct ktls_uring_xfer *x, struct io_uring *ring, int poll_mask)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	if (!sqe)
+		return xfer_fail(x, "io_uring submission queue full");
+	if (poll_mask)
+		io_uring_prep_poll_add(sqe, x->sock, (unsigned)poll_mask);
+	else
+		io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_USER);
+	x->inflight++;
+	return 0;
+}
+
+/* One burst of the userspace path. */
+static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring)
+{
+	uint64_t budget = URING_BURST;
+
+	while (x->sent < x->total) {
+		uint64_t want = x->total - x->sent;
+		ssize_t n;
+
+		if (budget == 0)
+			return queue_user(x, ring, 0);
+		if (want > budget)
+			want = budget;
+		n = ktls_conn_sendfile(x->conn, x->fd, &x->off, (size_t)want);
+		if (n > 0) {
+			x->sent += (uint64_t)n;
+			budget -= (uint64_t)n < budget ? (uint64_t)n : budget;
+		} else if (n == 0) {
+			return xfer_fail(x, "file ended at byte %llu of %llu",
+					 (unsigned long long)x->off, (unsigned long long)(x->off + x->total - x->sent));
+		} else if (n == KTLS_WANT_WRITE || n == KTLS_WANT_READ) {
+			return queue_user(x, ring, n == KTLS_WANT_WRITE ? POLLOUT : POLLIN);
+		} else {
+			return xfer_fail(x, "%s", ktls_conn_error(x->conn));
+		}
+	}
+	return 1;
+}
+
+KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, int fd, off_t off,
+				   size_t len, uint64_t user_data)
+{
+	if (!x || !ring || fd < 0 || off < 0 || (user_data & KTLS_URING_TAG_MASK)) {
+		errno = EINVAL;
+		if (x)
+			buf_seterr(x->err, sizeof(x->err), "invalid argument");
+		return -1;
+	}
+	if (x->inflight) {
+		errno = EBUSY;
+		buf_seterr(x->err, sizeof(x->err), "a transfer is still in flight");
+		return -1;
+	}
+	x->fd = fd;
+	x->off = off;
+	x->total = len;
+	x->queued_in = x->sent = 0;
+	x->pipe_fill = 0;
+	x->ud = user_data;
+	x->failed = 0;
+	x->err[0] = '\0';
+	if (len == 0)
+		return 1;
+	return x->mode == KTLS_MODE_USER ? user_pump(x, ring) : splice_kick(x, ring);
+}
+
+KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
+				 const struct io_uring_cqe *cqe)
+{
+	uint64_t tag = cqe->user_data & KTLS_URING_TAG_MASK;
+	int res = cqe->res;
+
+	if (x->inflight > 0)
+		x->inflight--;
+	switch (tag) {
+	case KTLS_URING_TAG_IN:
+		if (res > 0) {
+			x->pipe_fill += (size_t)res;
+			x->queued_in += (uint64_t)res;
+			x->off += res;
+		} else if (res == 0) {
+			xfer_fail(x, "file ended at byte %llu of %llu", (unsigned long long)x->off,
+				  (unsigned long long)(x->off + (x->total - x->queued_in)));
+		} else if (res != -ECANCELED) {
+			xfer_fail(x, "splice from file: %s", strerror(-res));
+		}
+		break;
+	case KTLS_URING_TAG_OUT:
+		if (res > 0) {
+			x->pipe_fill -= (size_t)res < x->pipe_fill ? (size_t)res : x->pipe_fill;
+			x->sent += (uint64_t)res;
+		} else if (res == -EAGAIN) {
+			if (x->inflight == 0 && !x->failed)
+				return queue_user(x, ring, POLLOUT);
+		} else if (res == 0) {
+			xfer_fail(x, "splice to socket made no progress");
+		} else if (res != -ECANCELED) {
+			xfer_fail(x, "splice to socket: %s", strerror(-res));
+		}
+		break;
+	case KTLS_URING_TAG_USER:
+		if (res < 0 && res != -ECANCELED)
+			xfer_fail(x, "poll on socket: %s", strerror(-res));
+		else if (res >= 0 && (res & (POLLERR | POLLNVAL)))
+			xfer_fail(x, "socket error while sending");
+		break;
+	default:
+		return x->failed && !x->inflight ? -1 : 0;
+	}
+	if (x->inflight)
+		return 0;
+	if (x->failed)
+		return -1;
+	if (x->mode == KTLS_MODE_USER)
+		return user_pump(x, ring);
+	return splice_kick(x, ring);
+}
+
+KTLS_API int ktls_uring_xfer_busy(const ktls_uring_xfer *x)
+{
+	return x ? x->inflight : 0;
+}
+
+KTLS_API uint64_t ktls_uring_xfer_sent(const ktls_uring_xfer *x)
+{
+	return x ? x->sent : 0;
+}
+
+KTLS_API int ktls_uring_xfer_mode(const ktls_uring_xfer *x)
+{
+	return x ? x->mode : KTLS_MODE_USER;
+}
+
+KTLS_API const char *ktls_uring_xfer_error(const ktls_uring_xfer *x)
+{
+	return x ? x->err : "no transfer";
+}
+
+KTLS_API void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct ktls_uring_rx *rx,
+				      void *buf, size_t len)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->iov.iov_base = buf;
+	rx->iov.iov_len = len;
+	rx->msg.msg_iov = &rx->iov;
+	rx->msg.msg_iovlen = 1;
+	rx->msg.msg_control = rx->ctl.buf;
+	rx->msg.msg_controllen = sizeof(rx->ctl.buf);
+	io_uring_prep_recvmsg(sqe, fd, &rx->msg, 0);
+}
+
+KTLS_API int ktls_uring_recvmsg_result(const struct ktls_uring_rx *rx, const struct io_uring_cqe *cqe,
+				       int *type)
+{
+	/* io_uring does not write msg_controllen back: read the zeroed buffer */
+	const struct cmsghdr *h = &rx->ctl.align;
+
+	*type = KTLS_RECORD_DATA;
+	if (cqe->res < 0)
+		return cqe->res;
+	if (rx->msg.msg_flags & MSG_CTRUNC)
+		return -EMSGSIZE;
+	if (h->cmsg_len >= CMSG_LEN(sizeof(unsigned char)) && h->cmsg_level == SOL_TLS &&
+	    h->cmsg_type == TLS_GET_RECORD_TYPE)
+		*type = *(const unsigned char *)CMSG_DATA(h);
+	return cqe->res;
+}

@@ -1,0 +1,850 @@
+/*
+ * ktlsd_serve.c - `ktlsd serve` end to end against real clients: curl,
+ * Python (urllib, http.client, ssl sockets), openssl s_client, gnutls-cli.
+ *
+ * Each test starts its own ktlsd on a free port over a fresh root of
+ * files, runs clients, and stops it with SIGTERM (exit 0 asserted).  On
+ * the host the connections must report the userspace fallback with its
+ * reason; in the kTLS guest (KTLS_TEST_EXPECT_KTLS=1) they must report
+ * kernel TX/RX.  Bad input checks each end with a normal request that
+ * must still succeed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "../common/testutil.h"
+
+static struct {
+	pid_t pid;
+	int port;
+	char dir[128];  /* scratch: root/, logs, outputs */
+	char root[200];
+	char log[200], alog[200], py[200];
+} S;
+
+static const struct {
+	const char *name;
+	size_t size;
+} files[] = {
+	{ "empty", 0 },       { "one", 1 },          { "r16383", 16383 }, { "r16384", 16384 },
+	{ "r16385", 16385 },  { "m1.bin", 1 << 20 },
+};
+#define NFILES (sizeof(files) / sizeof(files[0]))
+
+static void put(const char *rel, const void *data, size_t len)
+{
+	char p[400];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", S.root, rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0, "%s: %s", p, strerror(errno));
+	cr_assert_eq(tu_write_full(fd, data, len), 0);
+	close(fd);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)n + 1);
+	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+		free(b);
+		b = NULL;
+	}
+	if (b)
+		b[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static void file_sha(const char *name, char hex[65])
+{
+	char p[400];
+	size_t n;
+	char *b;
+
+	snprintf(p, sizeof(p), "%s/%s", S.root, name);
+	b = slurp(p, &n);
+	cr_assert(b, "%s", p);
+	tu_sha256_hex(b, n, hex);
+	free(b);
+}
+
+/* The Python side of the checks: one named check per run, prints PASS. */
+static const char *pycheck =
+	"import sys, ssl, socket, hashlib, http.client, time, threading, os, urllib.request\n"
+	"port = int(sys.argv[1]); ca = sys.argv[2]; root = sys.argv[3]; check = sys.argv[4]\n"
+	"ctx = ssl.create_default_context(cafile=ca)\n"
+	"def fail(m):\n"
+	"    print('FAIL:', m); sys.exit(1)\n"
+	"def expect(c, m):\n"
+	"    if not c: fail(m)\n"
+	"def req(method, path, headers={}):\n"
+	"    c = http.client.HTTPSConnection('localhost', port, context=ctx, timeout=20)\n"
+	"    c.request(method, path, headers=headers); r = c.getresponse(); b = r.read(); c.close()\n"
+	"    return r, b\n"
+	"def tls():\n"
+	"    s = socket.create_connection(('127.0.0.1', port), timeout=20)\n"
+	"    return ctx.wrap_socket(s, server_hostname='localhost')\n"
+	"def rawreq(data):\n"
+	"    s = tls(); s.sendall(data); out = b''\n"
+	"    while True:\n"
+	"        try: d = s.recv(65536)\n"
+	"        except (ConnectionResetError, ssl.SSLError): break\n"
+	"        if not d: break\n"
+	"        out += d\n"
+	"    s.close(); return out\n"
+	"def status(out):\n"
+	"    return int(out.split(b' ', 2)[1]) if out.startswith(b'HTTP/1.1 ') else -1\n"
+	"def data(name):\n"
+	"    return open(os.path.join(root, name), 'rb').read()\n"
+	"def normal():\n"
+	"    r, b = req('GET', '/m1.bin')\n"
+	"    expect(r.status == 200 and b == data('m1.bin'), 'normal request after bad input failed')\n"
+	"if check == 'urllib':\n"
+	"    for n in ['empty', 'one', 'r16383', 'r16384', 'r16385', 'm1.bin']:\n"
+	"        b = urllib.request.urlopen('https://localhost:%d/%s' % (port, n), context=ctx).read()\n"
+	"        expect(hashlib.sha256(b).digest() == hashlib.sha256(data(n)).digest(), n)\n"
+	"elif check == 'ranges':\n"
+	"    d = data('m1.bin'); size = len(d)\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=0-9'})\n"
+	"    expect(r.status == 206 and b == d[:10], 'first 10')\n"
+	"    expect(r.getheader('Content-Range') == 'bytes 0-9/%d' % size, r.getheader('Content-Range'))\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=16380-32770'})\n"
+	"    expect(r.status == 206 and b == d[16380:32771], 'across records')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=-5'})\n"
+	"    expect(r.status == 206 and b == d[-5:], 'suffix')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=1048570-'})\n"
+	"    expect(r.status == 206 and b == d[1048570:], 'open end')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=%d-' % size})\n"
+	"    expect(r.status == 416 and r.getheader('Content-Range') == 'bytes */%d' % size, '416')\n"
+	"    r, b = req('GET', '/empty', {'Range': 'bytes=0-'})\n"
+	"    expect(r.status == 416, '416 on empty')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=0-1,5-6'})\n"
+	"    expect(r.status == 200 and b == d, 'multi-range served whole')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=0-9', 'If-Range': '\"nope\"'})\n"
+	"    expect(r.status == 200 and len(b) == size, 'If-Range mismatch')\n"
+	"    et = req('HEAD', '/m1.bin')[0].getheader('ETag')\n"
+	"    r, b = req('GET', '/m1.bin', {'Range': 'bytes=0-9', 'If-Range': et})\n"
+	"    expect(r.status == 206 and b == d[:10], 'If-Range match')\n"
+	"    r, b = req('HEAD', '/m1.bin', {'Range': 'bytes=0-9'})\n"
+	"    expect(r.status == 206 and b == b'' and r.getheader('Content-Length') == '10', 'HEAD range')\n"
+	"elif check == 'conditional':\n"
+	"    r, b = req('GET', '/one')\n"
+	"    et, lm = r.getheader('ETag'), r.getheader('Last-Modified')\n"
+	"    expect(et and lm and r.getheader('Accept-Ranges') == 'bytes', 'validators')\n"
+	"    r, b = req('GET', '/one', {'If-None-Match': et})\n"
+	"    expect(r.status == 304 and b == b'' and r.getheader('ETag') == et, '304 etag')\n"
+	"    r, b = req('GET', '/one', {'If-None-Match': 'W/' + et + ', \"x\"'})\n"
+	"    expect(r.status == 304, '304 weak list')\n"
+	"    r, b = req('GET', '/one', {'If-Modified-Since': lm})\n"
+	"    expect(r.status == 304, '304 date')\n"
+	"    r, b = req('GET', '/one', {'If-Modified-Since': 'Thu, 01 Jan 1970 00:00:01 GMT'})\n"
+	"    expect(r.status == 200 and len(b) == 1, 'modified since')\n"
+	"    r, b = req('GET', '/one', {'If-None-Match': '\"x\"', 'If-Modified-Since': lm})\n"
+	"    expect(r.status == 200, 'INM wins over IMS')\n"
+	"elif check == 'errors':\n"
+	"    r, b = req('POST', '/one'); expect(r.status == 405 and r.getheader('Allow') == 'GET, HEAD', '405')\n"
+	"    r, b = req('DELETE', '/one'); expect(r.status == 405, '405 delete')\n"
+	"    r, b = req('GET', '/nope'); expect(r.status == 404, '404')\n"
+	"    r, b = req('GET', '/noindex/'); expect(r.status == 403, '403 no listing')\n"
+	"    r, b = req('GET', '/sub/'); expect(r.status == 200 and b == data('sub/index.html'), 'index')\n"
+	"    expect(r.getheader('Content-Type').startswith('text/html'), 'html type')\n"
+	"    r, b = req('GET', '/sub'); expect(r.status == 200 and b == data('sub/index.html'), 'index no slash')\n"
+	"    r, b = req('GET', '/style.css'); expect(r.getheader('Content-Type').startswith('text/css'), 'css')\n"
+	"    r, b = req('GET', '/m1.bin'); expect(r.getheader('Content-Type') == 'application/octet-stream', 'bin')\n"
+	"    r, b = req('HEAD', '/m1.bin'); expect(r.status == 200 and b == b'' and r.getheader('Content-Length') == '1048576', 'HEAD')\n"
+	"    expect(status(rawreq(b'HELLO\\r\\n\\r\\n')) == 400, '400 garbage')\n"
+	"    expect(status(rawreq(b'GET / HTTP/1.1\\r\\n\\r\\n')) == 400, '400 no host')\n"
+	"    expect(status(rawreq(b'GET /one HTTP/2.0\\r\\nHost: x\\r\\n\\r\\n')) == 505, '505')\n"
+	"    expect(status(rawreq(b'GET /' + b'a' * 9000 + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')) == 414, '414')\n"
+	"    expect(status(rawreq(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\n' + b'X-Pad: ' + b'a' * 9000 + b'\\r\\n\\r\\n')) == 431, '431')\n"
+	"    expect(status(rawreq(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 10\\r\\n\\r\\n0123456789')) == 413, '413')\n"
+	"    normal()\n"
+	"elif check == 'traversal':\n"
+	"    for t in [b'/../../../../etc/passwd', b'/%2e%2e/%2e%2e/%2e%2e/etc/passwd', b'/sub/%2E%2E/%2E%2E/etc/passwd',\n"
+	"              b'/sub/..%2f..%2f..%2fetc/passwd', b'/one%00.html', b'/link-out/passwd', b'/abs-link',\n"
+	"              b'//etc/passwd', b'http://localhost/../etc/passwd', b'/./../etc/passwd']:\n"
+	"        out = rawreq(b'GET ' + t + b' HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n"
+	"        expect(status(out) in (400, 403, 404) and b'root:' not in out, t.decode() + ' -> ' + out[:40].decode('latin1'))\n"
+	"    normal()\n"
+	"elif check == 'pipeline':\n"
+	"    s = tls()\n"
+	"    s.sendall(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nHEAD /r16384 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /nope HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /r16385 HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n"
+	"    out = b''\n"
+	"    while True:\n"
+	"        d = s.recv(65536)\n"
+	"        if not d: break\n"
+	"        out += d\n"
+	"    expect(out.count(b'HTTP/1.1 ') == 4, 'four responses')\n"
+	"    expect(out.endswith(data('r16385')), 'last body')\n"
+	"    n = 10000; s = tls(); got = [0]\n"
+	"    def reader():\n"
+	"        buf = b''\n"
+	"        while got[0] < n:\n"
+	"            d = s.recv(1 << 20)\n"
+	"            if not d: break\n"
+	"            buf += d\n"
+	"            got[0] += buf.count(b'HTTP/1.1 200 OK'); buf = buf[buf.rfind(b'HTTP/1.1 200 OK') + 1:] if b'HTTP/1.1 200 OK' in buf else buf[-20:]\n"
+	"    t = threading.Thread(target=reader); t.start(); t0 = time.time()\n"
+	"    s.sendall(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' * n)\n"
+	"    t.join(60)\n"
+	"    expect(got[0] == n, 'pipelined %d of %d' % (got[0], n))\n"
+	"    print('pipelined %d requests in %.2f s' % (n, time.time() - t0), file=sys.stderr)\n"
+	"    s.close(); normal()\n"
+	"elif check == 'vanish':\n"
+	"    for i in range(3):\n"
+	"        s = tls(); s.sendall(b'GET /m1.bin HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); s.recv(1000)\n"
+	"        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00')\n"
+	"        s.close()\n"
+	"    normal()\n"
+	"elif check == 'slowloris':\n"
+	"    s = tls(); s.sendall(b'GET /one HTTP/1.1\\r\\n'); t0 = time.time(); closed = False\n"
+	"    normal()\n"
+	"    while time.time() - t0 < 8:\n"
+	"        try:\n"
+	"            s.sendall(b'X-Slow: 1\\r\\n'); s.settimeout(0.4)\n"
+	"            if s.recv(100) == b'': closed = True; break\n"
+	"        except socket.timeout: pass\n"
+	"        except (OSError, ssl.SSLError): closed = True; break\n"
+	"    expect(closed, 'slow request not closed after 8 s')\n"
+	"    expect(time.time() - t0 < 6, 'closed only after %.1f s' % (time.time() - t0))\n"
+	"    normal()\n"
+	"elif check == 'normal':\n"
+	"    normal()\n"
+	"else:\n"
+	"    fail('unknown check ' + check)\n"
+	"print('PASS')\n";
+
+static const char *certs_ca(void)
+{
+	return tu_cert("ca.pem");
+}
+
+static void start_args(const char *extra)
+{
+	char port[16], *argv[64];
+	int ac = 0;
+	char *dup = extra ? strdup(extra) : NULL;
+	const char *bin = tu_build("ktlsd");
+	static char listen[64], cert[400], key[400];
+
+	S.port = tu_free_port();
+	cr_assert_gt(S.port, 0);
+	snprintf(port, sizeof(port), "%d", S.port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.port);
+	snprintf(cert, sizeof(cert), "%s", tu_cert("server-ec.pem"));
+	snprintf(key, sizeof(key), "%s", tu_cert("server-ec.key"));
+	argv[ac++] = (char *)bin;
+	argv[ac++] = "serve";
+	argv[ac++] = "--root";
+	argv[ac++] = S.root;
+	argv[ac++] = "--listen";
+	argv[ac++] = listen;
+	argv[ac++] = "--cert";
+	argv[ac++] = cert;
+	argv[ac++] = "--key";
+	argv[ac++] = key;
+	argv[ac++] = "--foreground";
+	argv[ac++] = "--workers";
+	argv[ac++] = "2";
+	argv[ac++] = "--access-log";
+	argv[ac++] = S.alog;
+	argv[ac++] = "--handshake-timeout";
+	argv[ac++] = "2";
+	argv[ac++] = "--request-timeout";
+	argv[ac++] = "2";
+	argv[ac++] = "--grace-period";
+	argv[ac++] = "3";
+	for (char *sv = NULL, *t = dup ? strtok_r(dup, " ", &sv) : NULL; t && ac < 62;
+	     t = strtok_r(NULL, " ", &sv))
+		argv[ac++] = t;
+	argv[ac] = NULL;
+
+	S.pid = fork();
+	cr_assert_geq(S.pid, 0);
+	if (S.pid == 0) {
+		int fd = open(S.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 2);
+		dup2(fd, 1);
+		execv(bin, argv);
+		_exit(127);
+	}
+	free(dup);
+	cr_assert_eq(tu_wait_port(S.port, 5000), 0, "ktlsd did not start listening");
+}
+
+static void setup(void)
+{
+	char p[400], *big = malloc(1 << 20);
+	FILE *f;
+
+	snprintf(S.dir, sizeof(S.dir), "/tmp/ktlsd-test-XXXXXX");
+	cr_assert(mkdtemp(S.dir));
+	snprintf(S.root, sizeof(S.root), "%s/root", S.dir);
+	snprintf(S.log, sizeof(S.log), "%s/ktlsd.log", S.dir);
+	snprintf(S.alog, sizeof(S.alog), "%s/access.log", S.dir);
+	snprintf(S.py, sizeof(S.py), "%s/check.py", S.dir);
+	cr_assert_eq(mkdir(S.root, 0755), 0);
+	cr_assert(big);
+	tu_fill(big, 1 << 20, 42);
+	for (size_t i = 0; i < NFILES; i++)
+		put(files[i].name, big, files[i].size);
+	snprintf(p, sizeof(p), "%s/sub", S.root);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/noindex", S.root);
+	mkdir(p, 0755);
+	put("sub/index.html", "<h1>sub</h1>\n", 13);
+	put("style.css", "h1{}\n", 5);
+	snprintf(p, sizeof(p), "%s/link-out", S.root);
+	cr_assert_eq(symlink("/etc", p), 0);
+	snprintf(p, sizeof(p), "%s/abs-link", S.root);
+	cr_assert_eq(symlink("/etc/passwd", p), 0);
+	free(big);
+	f = fopen(S.py, "w");
+	cr_assert(f);
+	fputs(pycheck, f);
+	fclose(f);
+}
+
+static void start(void)
+{
+	setup();
+	start_args(NULL);
+}
+
+static int server_alive(void)
+{
+	return waitpid(S.pid, NULL, WNOHANG) == 0;
+}
+
+static void stop(void)
+{
+	char cmd[300];
+	int st;
+
+	if (S.pid > 0) {
+		cr_expect(server_alive(), "ktlsd died during the test");
+		st = tu_stop(S.pid, 8000);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "ktlsd did not exit 0 on SIGTERM (status 0x%x)", st);
+		S.pid = 0;
+	}
+	if (getenv("KTLSD_TEST_KEEP")) {
+		fprintf(stderr, "kept %s\n", S.dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", S.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", S.dir);
+}
+
+static void py(const char *check)
+{
+	char cmd[1200], out[4096];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %d %s %s %s 2>&1", S.py, S.port, certs_ca(),
+		 S.root, check);
+	rc = tu_run(cmd, out, sizeof(out));
+	cr_assert(rc == 0 && strstr(out, "PASS"), "python check %s: %s", check, out);
+}
+
+static char *log_text(void)
+{
+	size_t n;
+	char *b = slurp(S.log, &n);
+
+	return b ? b : strdup("");
+}
+
+/* ---- fetching with four independent clients ------------------------------ */
+
+TestSuite(ktlsd, .init = start, .fini = stop, .timeout = 120);
+
+Test(ktlsd, curl_sizes)
+{
+	for (size_t i = 0; i < NFILES; i++) {
+		char cmd[1200], out[64], path[400], want[65], got[65];
+		size_t n;
+		char *b;
+
+		snprintf(path, sizeof(path), "%s/curl-%s", S.dir, files[i].name);
+		snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s -o %s https://localhost:%d/%s",
+			 certs_ca(), path, S.port, files[i].name);
+		cr_assert_eq(tu_run(cmd, out, sizeof(out)), 0, "%s", cmd);
+		b = slurp(path, &n);
+		cr_assert(b);
+		cr_expect_eq(n, files[i].size, "%s", files[i].name);
+		tu_sha256_hex(b, n, got);
+		file_sha(files[i].name, want);
+		cr_expect_str_eq(got, want, "%s", files[i].name);
+		free(b);
+	}
+}
+
+Test(ktlsd, python_urllib)
+{
+	py("urllib");
+}
+
+/* Split "headers\r\n\r\nbody" responses out of a client's output. */
+static const char *body_after(const char *b, size_t n, const char *from, size_t *blen)
+{
+	const char *h = memmem(from, n - (size_t)(from - b), "HTTP/1.1 200 OK\r\n", 17), *e, *cl;
+	long len;
+
+	if (!h)
+		return NULL;
+	e = memmem(h, n - (size_t)(h - b), "\r\n\r\n", 4);
+	cl = memmem(h, n - (size_t)(h - b), "Content-Length: ", 16);
+	if (!e || !cl || cl > e)
+		return NULL;
+	len = strtol(cl + 16, NULL, 10);
+	if (e + 4 + len > b + n)
+		return NULL;
+	*blen = (size_t)len;
+	return e + 4;
+}
+
+static void check_client_output(const char *out_path)
+{
+	size_t n, blen;
+	char *b = slurp(out_path, &n);
+	const char *p;
+
+	cr_assert(b, "%s", out_path);
+	p = b;
+	for (size_t i = 0; i < NFILES; i++) {
+		char want[65], got[65];
+		const char *body = body_after(b, n, p, &blen);
+
+		cr_assert(body, "response %zu (%s) missing in %s", i, files[i].name, out_path);
+		cr_expect_eq(blen, files[i].size, "%s", files[i].name);
+		tu_sha256_hex(body, blen, got);
+		file_sha(files[i].name, want);
+		cr_expect_str_eq(got, want, "%s", files[i].name);
+		p = body + blen;
+	}
+	free(b);
+}
+
+/* All files on one keep-alive connection, the last request closing it. */
+static void write_requests(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert(f);
+	for (size_t i = 0; i < NFILES; i++)
+		fprintf(f, "GET /%s HTTP/1.1\r\nHost: localhost\r\n%s\r\n", files[i].name,
+			i + 1 == NFILES ? "Connection: close\r\n" : "");
+	fclose(f);
+}
+
+Test(ktlsd, openssl_s_client)
+{
+	char req[300], out[300], cmd[1500], o[256];
+
+	snprintf(req, sizeof(req), "%s/req", S.dir);
+	snprintf(out, sizeof(out), "%s/s_client.out", S.dir);
+	write_requests(req);
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 30 openssl s_client -quiet -connect 127.0.0.1:%d -servername localhost "
+		 "-CAfile %s -verify_return_error < %s > %s 2>/dev/null",
+		 S.port, certs_ca(), req, out);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", cmd);
+	check_client_output(out);
+}
+
+Test(ktlsd, gnutls_cli)
+{
+	char req[300], out[300], cmd[1500], o[256];
+
+	snprintf(req, sizeof(req), "%s/req", S.dir);
+	snprintf(out, sizeof(out), "%s/gnutls.out", S.dir);
+	write_requests(req);
+	/* stdin stays open (the sleep) until ktlsd closes after the last response */
+	snprintf(cmd, sizeof(cmd),
+		 "bash -c 'timeout 30 gnutls-cli --x509cafile %s -p %d localhost < <(cat %s; sleep 20) > %s 2>/dev/null'",
+		 certs_ca(), S.port, req, out);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", cmd);
+	check_client_output(out);
+}
+
+/* ---- HTTP semantics --------------------------------------------------------- */
+
+Test(ktlsd, ranges)
+{
+	py("ranges");
+}
+
+Test(ktlsd, conditional)
+{
+	py("conditional");
+}
+
+Test(ktlsd, error_statuses)
+{
+	py("errors");
+}
+
+Test(ktlsd, traversal_refused)
+{
+	py("traversal");
+}
+
+Test(ktlsd, keepalive_and_10000_pipelined)
+{
+	py("pipeline");
+}
+
+/* ---- logs and offload state ------------------------------------------------- */
+
+Test(ktlsd, logs_and_offload_state)
+{
+	char *l, *a;
+	size_t n;
+
+	py("normal");
+	usleep(200000);
+	l = log_text();
+	cr_assert(strstr(l, "TLSv1.3 "), "no handshake line:\n%s", l);
+	if (tu_expect_ktls()) {
+		cr_expect(strstr(l, " tx=sw ") || strstr(l, " tx=hw "), "guest: TX not offloaded:\n%s", l);
+		cr_expect(strstr(l, " rx=sw") || strstr(l, " rx=hw"), "guest: RX not offloaded:\n%s", l);
+	} else {
+		/* host: the fallback, and the reason for it */
+		cr_expect(strstr(l, " tx=user rx=user ("), "host: no fallback line:\n%s", l);
+		cr_expect(strstr(l, "kTLS") || strstr(l, "TCP_ULP"), "fallback reason missing:\n%s", l);
+	}
+	free(l);
+	a = slurp(S.alog, &n);
+	cr_assert(a);
+	cr_expect(strstr(a, "127.0.0.1 - - ["), "%s", a);
+	cr_expect(strstr(a, "] \"GET /m1.bin HTTP/1.1\" 200 1048576 0."), "%s", a);
+	free(a);
+}
+
+/* ---- bad input, each followed by a normal request ------------------------- */
+
+static int raw_send_close(const void *buf, size_t len, int wait_close_ms)
+{
+	int fd = tu_connect(S.port);
+	char b[256];
+	struct timeval tv = { wait_close_ms / 1000, (wait_close_ms % 1000) * 1000 };
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	if (len)
+		tu_write_full(fd, buf, len);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	do
+		r = read(fd, b, sizeof(b));
+	while (r > 0);
+	close(fd);
+	return r == 0 || (r < 0 && errno == ECONNRESET) ? 0 : -1; /* closed by the server */
+}
+
+Test(ktlsd, garbage_instead_of_client_hello)
+{
+	char junk[4096];
+
+	tu_fill(junk, sizeof(junk), 7);
+	cr_expect_eq(raw_send_close(junk, sizeof(junk), 3000), 0, "server kept a garbage connection");
+	cr_expect_eq(raw_send_close("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, 3000), 0,
+		     "plain HTTP on the TLS port not closed");
+	py("normal");
+}
+
+Test(ktlsd, truncated_handshake_and_timeout)
+{
+	/* a ClientHello header promising 512 bytes, then silence */
+	static const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03 };
+	struct timespec t0, t1;
+	int fd = tu_connect(S.port);
+
+	cr_assert_geq(fd, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(raw_send_close(hello, sizeof(hello), 6000), 0, "truncated hello not closed");
+	/* a connection that says nothing: closed by the 2 s handshake timeout */
+	{
+		char b[16];
+		struct timeval tv = { 6, 0 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		cr_expect_leq(read(fd, b, sizeof(b)), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		cr_expect_lt(t1.tv_sec - t0.tv_sec, 5, "silent connection held too long");
+		close(fd);
+	}
+	py("normal");
+	{
+		char *l = log_text();
+
+		cr_expect(strstr(l, "handshake timeout") || strstr(l, "handshake failed"), "%s", l);
+		free(l);
+	}
+}
+
+Test(ktlsd, slowloris_headers)
+{
+	py("slowloris");
+}
+
+Test(ktlsd, client_vanishes_mid_transfer)
+{
+	py("vanish");
+}
+
+Test(ktlsd, file_truncated_while_served)
+{
+	char p[400], cmd[1500], o[256];
+	char *big = malloc(64 << 20);
+	int fd;
+
+	cr_assert(big);
+	tu_fill(big, 64 << 20, 3);
+	put("shrinks.bin", big, 64 << 20);
+	free(big);
+	snprintf(p, sizeof(p), "%s/shrinks.bin", S.root);
+	/* slow reader; the file is cut to 1 MiB while it is being sent */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sS -k --limit-rate 20M -o /dev/null https://localhost:%d/shrinks.bin 2>&1 & "
+		 "sleep 0.5; truncate -s 1M %s; wait $!; echo curl=$?",
+		 S.port, p);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "curl=0") == NULL, "a truncated file cannot have been sent whole: %s", o);
+	fd = open(p, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	py("normal");
+}
+
+/* ---- operations -------------------------------------------------------------- */
+
+Test(ktlsd_ops, max_conns_refused_promptly, .init = setup, .fini = stop, .timeout = 120)
+{
+	int fds[4];
+	struct timespec t0, t1;
+	char b[8];
+	struct timeval tv = { 3, 0 };
+	int fd;
+
+	start_args("--max-conns 4 --workers 1 --handshake-timeout 30");
+	for (int i = 0; i < 4; i++) {
+		fds[i] = tu_connect(S.port);
+		cr_assert_geq(fds[i], 0);
+	}
+	usleep(300000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = tu_connect(S.port);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_expect_leq(read(fd, b, sizeof(b)), 0, "5th connection not refused");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_expect_lt(t1.tv_sec - t0.tv_sec, 2, "refusal was not prompt");
+	close(fd);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	usleep(300000);
+	py("normal");
+	{
+		char *l = log_text();
+
+		cr_expect(strstr(l, "--max-conns 4 reached"), "%s", l);
+		free(l);
+	}
+}
+
+Test(ktlsd_ops, sighup_reloads_certificate, .init = setup, .fini = stop, .timeout = 120)
+{
+	char cert[300], key[300], cmd[1500], o[4096];
+
+	snprintf(cert, sizeof(cert), "%s/cert.pem", S.dir);
+	snprintf(key, sizeof(key), "%s/key.pem", S.dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", tu_cert("server-ec.pem"), cert,
+		 tu_cert("server-ec.key"), key);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+	snprintf(cmd, sizeof(cmd), "--cert %s --key %s", cert, key);
+	start_args(cmd);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -CAfile %s < /dev/null 2>/dev/null | grep -m1 'Server public key is'",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "256 bit"), "EC key before reload: %s", o);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", tu_cert("server-rsa.pem"), cert,
+		 tu_cert("server-rsa.key"), key);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+	kill(S.pid, SIGHUP);
+	usleep(500000);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -CAfile %s < /dev/null 2>/dev/null | grep -m1 'Server public key is'",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "2048 bit"), "RSA key after reload: %s", o);
+	py("normal");
+}
+
+Test(ktlsd_ops, config_file_and_cli_precedence, .init = setup, .fini = stop, .timeout = 120)
+{
+	char conf[300], extra[400];
+	FILE *f;
+	int other = tu_free_port();
+
+	snprintf(conf, sizeof(conf), "%s/ktlsd.conf", S.dir);
+	f = fopen(conf, "w");
+	cr_assert(f);
+	/* a wrong root and port that the command line must override */
+	fprintf(f, "# test config\nroot = /nonexistent\nlisten = 127.0.0.1:%d\nworkers = 1\n"
+		   "max-conns = 100   # trailing comment\nforeground\n", other);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "--config %s", conf);
+	start_args(extra); /* start_args passes --root and --listen, which win */
+	py("normal");
+	cr_expect_neq(tu_connect(other) >= 0 ? 1 : 0, 1, "the file's listen was not replaced");
+}
+
+Test(ktlsd_ops, bad_command_lines, .init = setup, .fini = stop)
+{
+	char cmd[1200], o[2048];
+	const char *bin = tu_build("ktlsd");
+
+	snprintf(cmd, sizeof(cmd), "%s serve --listen 127.0.0.1:1 2>&1", bin);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "--root DIR is required"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root /tmp --bogus 2>&1", bin);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "unknown argument '--bogus'"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root /tmp --verify required 2>&1", bin);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "needs --ca"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root /nonexistent --foreground 2>&1", bin);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "/nonexistent"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --cert %s --listen 127.0.0.1:%d --foreground 2>&1",
+		 bin, S.root, tu_cert("rsa1024.pem"), tu_free_port());
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0, "a 1024-bit RSA cert was accepted");
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --listen nonsense --foreground 2>&1", bin, S.root);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "expected ADDR:PORT"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --workers 0 2>&1", bin, S.root);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	snprintf(cmd, sizeof(cmd), "%s frobnicate 2>&1", bin);
+	cr_expect_eq(tu_run(cmd, o, sizeof(o)), 2);
+}
+
+Test(ktlsd_ops, self_signed_default_cert, .init = setup, .fini = stop, .timeout = 120)
+{
+	char state[300], cmd[1500], o[2048], listen[64];
+	char *argv[12];
+	int ac = 0;
+
+	snprintf(state, sizeof(state), "%s/state", S.dir);
+	setenv("KTLSD_STATE_DIR", state, 1);
+	S.port = tu_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.port);
+	argv[ac++] = (char *)tu_build("ktlsd");
+	argv[ac++] = "serve";
+	argv[ac++] = "--root";
+	argv[ac++] = S.root;
+	argv[ac++] = "--listen";
+	argv[ac++] = listen;
+	argv[ac++] = "--foreground";
+	argv[ac++] = "--workers";
+	argv[ac++] = "1";
+	argv[ac] = NULL;
+	S.pid = fork();
+	if (S.pid == 0) {
+		int fd = open(S.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert_eq(tu_wait_port(S.port, 5000), 0);
+	snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s/localhost-cert.pem https://localhost:%d/one | wc -c",
+		 state, S.port);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect_eq(atoi(o), 1, "curl with the generated cert as CA: %s", o);
+	{
+		char *l = log_text();
+
+		cr_expect(strstr(l, "created a self-signed ECDSA P-256 certificate for localhost"), "%s", l);
+		free(l);
+	}
+	snprintf(cmd, sizeof(cmd), "stat -c %%a %s/localhost-key.pem", state);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect_eq(strncmp(o, "600", 3), 0, "key mode %s", o);
+}
+
+Test(ktlsd_ops, user_drops_privileges, .init = setup, .fini = stop, .timeout = 120)
+{
+	char cmd[1500], o[4096], p[300];
+
+	if (geteuid() != 0) {
+		cr_skip("needs root to test --user");
+		return;
+	}
+	cr_assert_eq(chmod(S.dir, 0755), 0);
+	start_args("--user nobody");
+	py("normal");
+	snprintf(cmd, sizeof(cmd), "ps -o user= -p %d", (int)S.pid);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "nobody") || strstr(o, "65534"), "runs as %s", o);
+	tu_stop(S.pid, 5000);
+	S.pid = 0;
+	/* a root only root can read: refused with a clear message */
+	snprintf(p, sizeof(p), "%s/private", S.dir);
+	mkdir(p, 0700);
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --user nobody --foreground --listen 127.0.0.1:%d --cert %s --key %s 2>&1",
+		 tu_build("ktlsd"), p, tu_free_port(), tu_cert("server-ec.pem"), tu_cert("server-ec.key"));
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "cannot read it as nobody"), "%s", o);
+}
+
+Test(ktlsd_ops, large_file_256mib, .init = setup, .fini = stop, .timeout = 300)
+{
+	char p[300], cmd[1500], o[512];
+	struct timespec t0, t1;
+
+	snprintf(p, sizeof(p), "%s/big.bin", S.root);
+	snprintf(cmd, sizeof(cmd), "head -c 268435456 /dev/urandom > %s && sha256sum < %s", p, p);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+	{
+		char want[65];
+
+		memcpy(want, o, 64);
+		want[64] = '\0';
+		start_args(NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s https://localhost:%d/big.bin | sha256sum",
+			 certs_ca(), S.port);
+		cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		cr_expect_eq(strncmp(o, want, 64), 0, "256 MiB body differs");
+		fprintf(stderr, "ktlsd: 256 MiB over %s in %.2f s\n",
+			tu_expect_ktls() ? "kTLS" : "the userspace fallback",
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
+}
