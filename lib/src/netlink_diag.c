@@ -251,7 +251,10 @@ int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen, char 
 			/* A kernel without IPv6 answers ENOENT for that family. */
 			if (rq.kerr == ENOENT && families[i] == AF_INET6)
 				continue;
-			if (rq.kerr)
+			if (rq.kerr == ENOENT)
+				buf_seterr(err, errlen, "sock_diag: this kernel cannot report TCP sockets "
+					   "(inet_diag/tcp_diag not loaded and not loadable)");
+			else if (rq.kerr)
 				buf_seterr(err, errlen, "sock_diag: %s%s%s", strerror(rq.kerr),
 					   rq.kmsg[0] ? ": " : "", rq.kmsg);
 			goto fail;

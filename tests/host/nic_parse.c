@@ -367,3 +367,27 @@ Test(nic_parse, inner_overruns_and_short_bitsets_are_refused)
 	cr_expect(strstr(err, "truncated"), "%s", err);
 	free(f.buf);
 }
+
+/* Captured in the rig's 6.12 guest: loopback and a veth pair. */
+Test(nic_parse, real_guest_veth_and_loopback_have_no_tls_offload)
+{
+	struct fixture s, f;
+	struct nic_strset ss;
+	struct nic_info ni;
+	char err[256];
+	int veth = 0;
+
+	load("guest612-strset-features.bin", &s);
+	cr_assert_eq(nic_parse_strset(s.msg[0], &ss, err, sizeof(err)), 0, "%s", err);
+	load("guest612-features-compact.bin", &f);
+	for (size_t i = 0; i < f.n; i++) {
+		cr_assert_eq(nic_parse_features(f.msg[i], &ss, &ni, err, sizeof(err)), 0, "%s", err);
+		veth += !strncmp(ni.ifname, "ktv", 3);
+		for (int k = 0; k < NIC_NFEAT; k++)
+			cr_expect(ni.f[k].known && !ni.f[k].hw && !ni.f[k].active && ni.f[k].fixed,
+				  "%s %s", ni.ifname, nic_feat_name[k]);
+	}
+	cr_expect_eq(veth, 2);
+	free(s.buf);
+	free(f.buf);
+}

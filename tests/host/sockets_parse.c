@@ -133,3 +133,45 @@ Test(sockets_parse, names_match_ss)
 	cr_expect_str_eq(tls_version_str(0), "-");
 	cr_expect_str_eq(tls_conf_str(99), "unknown");
 }
+
+/*
+ * Captured in the rig's 6.12 guest by capture.py ktls: a TLS 1.3
+ * AES-GCM-256 pair with keys both ways, and a pair where one end has only
+ * the ULP (no keys yet).
+ */
+Test(sockets_parse, real_guest_ktls_reply)
+{
+	size_t len, tls = 0, base = 0, plain = 0;
+	unsigned char *buf = load("guest612-sock-diag-ktls.bin", &len);
+	char err[256];
+
+	for (size_t off = 0; off + NLMSG_HDRLEN <= len;) {
+		const struct nlmsghdr *h = (const void *)(buf + off);
+		struct tls_sock s;
+		int r = diag_parse(h, &s, err, sizeof(err));
+		cr_assert_geq(r, 0, "%s", err);
+		off += NLMSG_ALIGN(h->nlmsg_len);
+		if (r == 0) {
+			plain++;
+			continue;
+		}
+		cr_expect_str_eq(tcp_state_str(s.state), "ESTAB");
+		cr_expect(!strncmp(s.local, "127.0.0.1:", 10), "%s", s.local);
+		if (s.txconf == TLS_CONF_BASE) {
+			base++;
+			cr_expect_eq(s.rxconf, TLS_CONF_BASE);
+			cr_expect_str_eq(tls_version_str(s.version), "-");
+			continue;
+		}
+		tls++;
+		cr_expect_str_eq(tls_version_str(s.version), "1.3");
+		cr_expect_str_eq(tls_cipher_str(s.cipher), "aes-gcm-256");
+		cr_expect_str_eq(tls_conf_str(s.txconf), "sw");
+		cr_expect_str_eq(tls_conf_str(s.rxconf), "sw");
+		cr_expect(!s.zc_ro_tx && !s.rx_no_pad);
+	}
+	cr_expect_eq(tls, 2u);
+	cr_expect_eq(base, 1u);
+	cr_expect_eq(plain, 1u);
+	free(buf);
+}
