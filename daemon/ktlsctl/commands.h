@@ -8,6 +8,7 @@
 #define KTLSCTL_COMMANDS_H
 
 int cmd_probe(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_nic(int argc, char **argv);
 int cmd_sockets(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

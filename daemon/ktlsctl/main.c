@@ -15,6 +15,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "probe", cmd_probe, "[--json]", "what this kernel offers for kTLS and io_uring" },
+	{ "demo", cmd_demo, "[--tls1.2] [--bytes N]",
+	  "loopback handshake, kTLS offload, transfer checked by SHA-256" },
 	{ "nic", cmd_nic, "[IFACE] [--json] | IFACE [tx on|off] [rx on|off] [record on|off]",
 	  "NIC TLS offload features and driver TLS counters; switch offload" },
 	{ "sockets", cmd_sockets, "[--json] [port=N sport=N dport=N pid=N conf=sw|hw|...]",

@@ -300,7 +300,7 @@ Test(probe_host, usage_and_exit_codes)
 
 	out = run_ctl("--help", &st);
 	cr_expect_eq(st, 0);
-	cr_expect(strstr(out, "usage: ktlsctl") && strstr(out, "probe"), "%s", out);
+	cr_expect(strstr(out, "usage: ktlsctl") && strstr(out, "probe") && strstr(out, "demo"), "%s", out);
 	out = run_ctl("help", &st);
 	cr_expect_eq(st, 0);
 	cr_expect(strstr(out, "usage: ktlsctl") != NULL);
@@ -312,4 +312,88 @@ Test(probe_host, usage_and_exit_codes)
 	out = run_ctl("probe --bogus 2>&1", &st);
 	cr_expect_eq(st, 2);
 	cr_expect(strstr(out, "--bogus") != NULL, "%s", out);
+}
+
+/* ---- ktlsctl demo: what `make run` shows after the probe ------------------- */
+
+/* Value of "key: " in ktlsctl's output (out starts with a newline). */
+static int field(const char *out, const char *key, char *v, size_t vlen)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\n%s: ", key);
+	p = strstr(out, pat);
+	if (!p)
+		return -1;
+	p += strlen(pat);
+	snprintf(v, vlen, "%.*s", (int)strcspn(p, "\n"), p);
+	return 0;
+}
+
+static void demo(const char *args, const char *version)
+{
+	static char out[16384 + 2];
+	char v[512], h[512], cmd[64];
+	const char *buf = out + 1;
+	int st, err = oracle_ulp_err();
+	const char *want = err ? "user" : "sw";
+
+	snprintf(cmd, sizeof(cmd), "demo %s", args);
+	out[0] = '\n';
+	strcpy(out + 1, run_ctl(cmd, &st)); /* run_ctl's buffer is 16384 */
+	cr_assert_eq(st, 0, "ktlsctl demo %s exited %d:%s", args, st, buf);
+	cr_assert_eq(field(out, "version", v, sizeof(v)), 0, "%s", buf);
+	cr_expect_str_eq(v, version);
+	cr_assert_eq(field(out, "cipher", v, sizeof(v)), 0);
+	cr_expect(strstr(v, "GCM") || strstr(v, "CHACHA20"), "cipher %s", v);
+	for (int i = 0; i < 4; i++) {
+		static const char *const k[4] = { "client_tx", "client_rx", "server_tx", "server_rx" };
+
+		cr_assert_eq(field(out, k[i], v, sizeof(v)), 0, "%s", buf);
+		cr_expect_str_eq(v, want, "%s: %s", k[i], v);
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "server_fallback" : "client_fallback";
+
+		cr_assert_eq(field(out, k, v, sizeof(v)), 0);
+		if (err) {
+			/* A real reason: the kernel's refusal, not a placeholder. */
+			cr_expect(strcmp(v, "none") && !strstr(v, "not requested"), "%s: %s", k, v);
+			cr_expect(strstr(v, "TCP_ULP") || strstr(v, "tls") || strstr(v, "kTLS"),
+				  "%s does not name the kernel's refusal: %s", k, v);
+		} else {
+			cr_expect_str_eq(v, "none", "%s: %s", k, v);
+		}
+	}
+	cr_assert_eq(field(out, "sha256_sent", v, sizeof(v)), 0, "%s", buf);
+	cr_assert_eq(field(out, "sha256_received", h, sizeof(h)), 0);
+	cr_expect_eq(strlen(v), 64);
+	cr_expect_str_eq(v, h);
+	cr_assert_eq(field(out, "shutdown", v, sizeof(v)), 0);
+	cr_expect(strstr(v, "clean") != NULL);
+	cr_assert_eq(field(out, "result", v, sizeof(v)), 0);
+	cr_expect_str_eq(v, "ok");
+}
+
+Test(probe_host, demo_tls13, .timeout = 60)
+{
+	demo("", "TLSv1.3");
+}
+
+Test(probe_host, demo_tls12, .timeout = 60)
+{
+	demo("--tls1.2", "TLSv1.2");
+}
+
+Test(probe_host, demo_bad_args)
+{
+	int st;
+	char *out = run_ctl("demo --bytes 0 2>&1", &st);
+
+	cr_expect_eq(st, 2);
+	cr_expect(strstr(out, "--bytes") != NULL, "%s", out);
+	out = run_ctl("demo --frobnicate 2>&1", &st);
+	cr_expect_eq(st, 2);
+	cr_expect(strstr(out, "--frobnicate") != NULL, "%s", out);
 }
