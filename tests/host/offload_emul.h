@@ -365,6 +365,10 @@ static ssize_t emu_sendmsg(int fd, const struct msghdr *m, int flags)
 
 	if (!s || !s->tx.set)
 		return kernel_ops_default.sendmsg(fd, m, flags);
+	if (s->bad) { /* the kernel fails the whole socket on a bad record */
+		errno = EBADMSG;
+		return -1;
+	}
 	if (flags & ~(MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL | MSG_EOR)) {
 		errno = EOPNOTSUPP;
 		return -1;
