@@ -65,7 +65,9 @@ static void expect_no_offload(json_object *iface)
 	cr_expect(!json_object_get_boolean(get(iface, "offload_capable")), "%s", name);
 	for (int k = 0; k < NIC_NFEAT; k++) {
 		json_object *f = get(feats, nic_feat_name[k]);
-		cr_expect(json_object_get_boolean(get(f, "known")), "%s %s", name, nic_feat_name[k]);
+		/* tls-hw-record (TOE) is gone from newer kernels' string set. */
+		cr_expect(k == NIC_TLS_RECORD || json_object_get_boolean(get(f, "known")), "%s %s",
+			  name, nic_feat_name[k]);
 		cr_expect(!json_object_get_boolean(get(f, "hw")), "%s %s", name, nic_feat_name[k]);
 		cr_expect(!json_object_get_boolean(get(f, "active")));
 		cr_expect(!json_object_get_boolean(get(f, "wanted")));
@@ -133,7 +135,11 @@ Test(nic_cli, turning_offload_on_is_refused_and_nothing_changes)
 		char want[128];
 		snprintf(want, sizeof(want), "lo: cannot set %s on: the device does not support it",
 			 nic_feat_name[k]);
-		cr_expect(strstr(err, want), "%s: %s", args, err);
+		char gone[128];
+		snprintf(gone, sizeof(gone), "lo: cannot set %s on: this kernel has no such feature",
+			 nic_feat_name[k]);
+		cr_expect(strstr(err, want) || (k == NIC_TLS_RECORD && strstr(err, gone)), "%s: %s",
+			  args, err);
 	}
 	/* Several at once: refused as a whole. */
 	cr_expect_eq(ctl("nic lo tx off rx on", out, sizeof(out), err, sizeof(err)), 1);

@@ -135,14 +135,14 @@ Test(sockets_parse, names_match_ss)
 }
 
 /*
- * Captured in the rig's 6.12 guest by capture.py ktls: a TLS 1.3
+ * Captured in the rig's 6.12 and 7.3 guests by capture.py ktls: a TLS 1.3
  * AES-GCM-256 pair with keys both ways, and a pair where one end has only
  * the ULP (no keys yet).
  */
-Test(sockets_parse, real_guest_ktls_reply)
+static void guest_ktls_reply(const char *fixture)
 {
 	size_t len, tls = 0, base = 0, plain = 0;
-	unsigned char *buf = load("guest612-sock-diag-ktls.bin", &len);
+	unsigned char *buf = load(fixture, &len);
 	char err[256];
 
 	for (size_t off = 0; off + NLMSG_HDRLEN <= len;) {
@@ -174,4 +174,10 @@ Test(sockets_parse, real_guest_ktls_reply)
 	cr_expect_eq(base, 1u);
 	cr_expect_eq(plain, 1u);
 	free(buf);
+}
+
+Test(sockets_parse, real_guest_ktls_reply)
+{
+	guest_ktls_reply("guest612-sock-diag-ktls.bin");
+	guest_ktls_reply("guest73-sock-diag-ktls.bin");
 }

@@ -101,3 +101,29 @@ Test(stats_parse, absent_file_says_no_ktls)
 	cr_expect_eq(errno, ENOENT);
 	cr_expect_str_eq(err, "kernel has no kTLS: /nonexistent/tls_stat absent");
 }
+
+/* The files as the rig's 6.12 and 7.3 guest kernels printed them. */
+static size_t parse_fixture(const char *name, struct tls_counter **v)
+{
+	const char *dir = getenv("KTLS_TEST_FIXTURES");
+	char path[512], err[256];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "tests/fixtures/netlink", name);
+	cr_assert_eq(tlsstat_read(path, v, &n, err, sizeof(err)), 0, "%s", err);
+	return n;
+}
+
+Test(stats_parse, real_guest_files)
+{
+	struct tls_counter *v;
+
+	cr_expect_eq(parse_fixture("guest612-tls_stat.txt", &v), 12u);
+	cr_expect_str_eq(v[11].name, "TlsRxNoPadViolation");
+	free(v);
+	cr_expect_eq(parse_fixture("guest73-tls_stat.txt", &v), 17u, "rekey counters since 6.14");
+	cr_expect_str_eq(v[4].name, "TlsTxSw");
+	cr_expect_eq(v[4].value, 2u);
+	cr_expect_str_eq(v[16].name, "TlsRxRekeyReceived");
+	free(v);
+}
