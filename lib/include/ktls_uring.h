@@ -50,6 +50,9 @@
  * records).  ktls_uring_prep_recvmsg / ktls_uring_recvmsg_result do that.
  *
  * Threads: a transfer belongs to one ring and one thread, like its conn.
+ * Signals: the userspace path writes to the socket, so a peer that resets
+ * raises SIGPIPE; servers ignore it (signal(SIGPIPE, SIG_IGN)) and get
+ * the error as the transfer's -1.
  */
 #ifndef KTLS_URING_H
 #define KTLS_URING_H

@@ -823,6 +823,7 @@ Test(ktlsd_ops, user_drops_privileges, .init = setup, .fini = stop, .timeout = 1
 	cr_expect(strstr(o, "cannot read it as nobody"), "%s", o);
 }
 
+#ifndef KTLSD_GUEST
 Test(ktlsd_ops, large_file_256mib, .init = setup, .fini = stop, .timeout = 300)
 {
 	char p[300], cmd[1500], o[512];
@@ -848,3 +849,4 @@ Test(ktlsd_ops, large_file_256mib, .init = setup, .fini = stop, .timeout = 300)
 			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	}
 }
+#endif

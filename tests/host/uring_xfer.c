@@ -1,0 +1,368 @@
+/*
+ * uring_xfer.c - the public io_uring bulk path (ktls_uring.h) against a
+ * real receiver: Python's ssl module reads what the transfer sends and
+ * reports its length and SHA-256.
+ *
+ * On the host TX stays in userspace, so transfers must take the fallback
+ * (ktls_uring_xfer_mode() == KTLS_MODE_USER, with the reason in the conn
+ * info).  tests/guest/uring_xfer_guest.c compiles this file again for the
+ * kTLS guest, where the same tests must splice into kTLS (mode SW) and
+ * /proc/net/tls_stat must count the offloaded connections.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "ktls.h"
+#include "ktls_uring.h"
+
+#include "../common/testutil.h"
+
+static const char *client_py =
+	"import ssl, socket, sys, hashlib, struct\n"
+	"port, ca, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
+	"ctx = ssl.create_default_context(cafile=ca)\n"
+	"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=30), server_hostname='localhost')\n"
+	"h = hashlib.sha256(); n = 0\n"
+	"if mode == 'vanish':\n"
+	"    s.recv(1000)\n"
+	"    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); s.close()\n"
+	"    print('0 gone'); sys.exit(0)\n"
+	"while True:\n"
+	"    try: d = s.recv(1 << 20)\n"
+	"    except ssl.SSLZeroReturnError: break\n"
+	"    if not d: break\n"
+	"    h.update(d); n += len(d)\n"
+	"print(n, h.hexdigest())\n";
+
+static struct {
+	char dir[64], py[128], file[128];
+	int lfd, port;
+	pid_t client;
+	int client_out;
+	ktls_ctx *ctx;
+	ktls_conn *conn;
+	int fd;
+	struct io_uring ring;
+	unsigned char *data;
+	size_t size;
+} T;
+
+#define FILE_SIZE ((1 << 20) + 3)
+
+static void setup(void)
+{
+	FILE *f;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN); /* as any server must: the peer may vanish */
+	snprintf(T.dir, sizeof(T.dir), "/tmp/uring-xfer-XXXXXX");
+	cr_assert(mkdtemp(T.dir));
+	snprintf(T.py, sizeof(T.py), "%s/client.py", T.dir);
+	snprintf(T.file, sizeof(T.file), "%s/data.bin", T.dir);
+	f = fopen(T.py, "w");
+	cr_assert(f);
+	fputs(client_py, f);
+	fclose(f);
+	T.size = FILE_SIZE;
+	T.data = malloc(T.size);
+	cr_assert(T.data);
+	tu_fill(T.data, T.size, 99);
+	fd = open(T.file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(tu_write_full(fd, T.data, T.size), 0);
+	close(fd);
+	T.lfd = tu_listen(&T.port);
+	cr_assert_geq(T.lfd, 0);
+	T.ctx = ktls_ctx_new(KTLS_SERVER);
+	cr_assert(T.ctx);
+	cr_assert_eq(ktls_ctx_load_cert_chain(T.ctx, tu_cert("server-ec.pem"), tu_cert("server-ec.key")), 0,
+		     "%s", ktls_ctx_error(T.ctx));
+	cr_assert_eq(io_uring_queue_init(64, &T.ring, 0), 0);
+	T.fd = -1;
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	if (T.conn)
+		ktls_conn_free(T.conn);
+	if (T.fd >= 0)
+		close(T.fd);
+	io_uring_queue_exit(&T.ring);
+	ktls_ctx_free(T.ctx);
+	close(T.lfd);
+	free(T.data);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", T.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", T.dir);
+	memset(&T, 0, sizeof(T));
+}
+
+/* Start the Python receiver, accept it, handshake, offload, go non-blocking. */
+static void connect_client(const char *mode)
+{
+	char port[16];
+	char *argv[] = { "/usr/bin/python3", T.py, port, (char *)tu_cert("ca.pem"), (char *)mode, NULL };
+	struct ktls_info in;
+
+	snprintf(port, sizeof(port), "%d", T.port);
+	T.client = tu_spawn(argv, NULL, &T.client_out);
+	cr_assert_gt(T.client, 0);
+	T.fd = accept(T.lfd, NULL, NULL);
+	cr_assert_geq(T.fd, 0);
+	T.conn = ktls_conn_accept(T.ctx, T.fd);
+	cr_assert(T.conn, "%s", ktls_ctx_error(T.ctx));
+	cr_assert_eq(ktls_conn_handshake(T.conn), 0, "%s", ktls_conn_error(T.conn));
+	cr_assert_eq(ktls_conn_offload(T.conn), 0, "%s", ktls_conn_error(T.conn));
+	cr_assert_eq(ktls_conn_info(T.conn, &in), 0);
+	if (tu_expect_ktls())
+		cr_assert_neq(in.tx, KTLS_MODE_USER, "guest: TX not offloaded: %s",
+			      in.fallback_reason ? in.fallback_reason : "?");
+	else
+		cr_assert(in.tx == KTLS_MODE_USER && in.fallback_reason && *in.fallback_reason,
+			  "host: expected the userspace fallback with a reason");
+	cr_assert_eq(fcntl(T.fd, F_SETFL, fcntl(T.fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+/* Close our side cleanly and collect "LEN SHA" from the client. */
+static void finish_client(size_t *len, char sha[65])
+{
+	char out[256] = "";
+	ssize_t n;
+	int st;
+
+	ktls_conn_shutdown(T.conn);
+	shutdown(T.fd, SHUT_WR);
+	{
+		size_t got = 0;
+
+		while (got < sizeof(out) - 1 && (n = read(T.client_out, out + got, sizeof(out) - 1 - got)) > 0)
+			got += (size_t)n;
+		out[got] = '\0';
+	}
+	close(T.client_out);
+	st = tu_wait(T.client, 30000);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (status 0x%x): %s", st, out);
+	*len = strtoul(out, NULL, 10);
+	snprintf(sha, 65, "%s", strchr(out, ' ') ? strchr(out, ' ') + 1 : "");
+	sha[64] = '\0';
+}
+
+/* Drive one transfer to its end on the ring; returns 1 or -1. */
+static int run_xfer(ktls_uring_xfer *x, int fd, off_t off, size_t len, int *cqes)
+{
+	static char tagbase __attribute__((aligned(8)));
+	uint64_t ud = (uint64_t)(uintptr_t)&tagbase;
+	int r = ktls_uring_xfer_start(x, &T.ring, fd, off, len, ud);
+
+	*cqes = 0;
+	while (r == 0) {
+		struct io_uring_cqe *cqe;
+
+		cr_assert_geq(io_uring_submit_and_wait(&T.ring, 1), 0);
+		cr_assert_eq(io_uring_peek_cqe(&T.ring, &cqe), 0);
+		cr_assert(ktls_uring_owns(cqe->user_data), "foreign CQE 0x%llx",
+			  (unsigned long long)cqe->user_data);
+		cr_assert_eq(ktls_uring_ptr(cqe->user_data), (void *)&tagbase);
+		r = ktls_uring_xfer_cqe(x, &T.ring, cqe);
+		io_uring_cqe_seen(&T.ring, cqe);
+		(*cqes)++;
+	}
+	if (r != 0)
+		cr_assert_eq(ktls_uring_xfer_busy(x), 0, "ended with SQEs in flight");
+	return r;
+}
+
+static void expect_mode(ktls_uring_xfer *x)
+{
+	if (tu_expect_ktls())
+		cr_expect_neq(ktls_uring_xfer_mode(x), KTLS_MODE_USER, "guest: transfer not spliced");
+	else
+		cr_expect_eq(ktls_uring_xfer_mode(x), KTLS_MODE_USER, "host: transfer must fall back");
+}
+
+TestSuite(uring, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(uring, whole_file)
+{
+	int fd = open(T.file, O_RDONLY), cqes;
+	char sha[65], want[65];
+	ktls_uring_xfer *x;
+	size_t len;
+
+	cr_assert_geq(fd, 0);
+	connect_client("read");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	expect_mode(x);
+	cr_assert_eq(run_xfer(x, fd, 0, T.size, &cqes), 1, "%s", ktls_uring_xfer_error(x));
+	cr_expect_eq(ktls_uring_xfer_sent(x), T.size);
+	cr_expect_str_eq(ktls_uring_xfer_error(x), "");
+	ktls_uring_xfer_free(x);
+	close(fd);
+	finish_client(&len, sha);
+	tu_sha256_hex(T.data, T.size, want);
+	cr_expect_eq(len, T.size);
+	cr_expect_str_eq(sha, want);
+}
+
+Test(uring, ranges_back_to_back_and_empty)
+{
+	int fd = open(T.file, O_RDONLY), cqes;
+	char sha[65], want[65];
+	ktls_uring_xfer *x;
+	size_t len;
+	unsigned char *cat = malloc(200000);
+	static char base __attribute__((aligned(8)));
+
+	cr_assert(cat);
+	connect_client("read");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	/* three ranges on one transfer object, one of them crossing records oddly */
+	cr_assert_eq(run_xfer(x, fd, 12345, 100000, &cqes), 1, "%s", ktls_uring_xfer_error(x));
+	cr_assert_eq(run_xfer(x, fd, 0, 1, &cqes), 1);
+	cr_assert_eq(run_xfer(x, fd, (off_t)T.size - 16385, 16385, &cqes), 1);
+	/* an empty transfer completes at once, queueing nothing */
+	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, 5, 0, (uint64_t)(uintptr_t)&base), 1);
+	cr_expect_eq(io_uring_sq_ready(&T.ring), 0);
+	ktls_uring_xfer_free(x);
+	close(fd);
+	finish_client(&len, sha);
+	memcpy(cat, T.data + 12345, 100000);
+	memcpy(cat + 100000, T.data, 1);
+	memcpy(cat + 100001, T.data + T.size - 16385, 16385);
+	tu_sha256_hex(cat, 116386, want);
+	cr_expect_eq(len, 116386);
+	cr_expect_str_eq(sha, want);
+	free(cat);
+}
+
+Test(uring, file_shorter_than_asked)
+{
+	int fd = open(T.file, O_RDONLY), cqes;
+	ktls_uring_xfer *x;
+	char sha[65];
+	size_t len;
+
+	connect_client("read");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	cr_expect_eq(run_xfer(x, fd, (off_t)T.size - 1000, 5000, &cqes), -1);
+	cr_expect(strstr(ktls_uring_xfer_error(x), "file ended"), "%s", ktls_uring_xfer_error(x));
+	cr_expect_eq(ktls_uring_xfer_sent(x), 1000);
+	ktls_uring_xfer_free(x);
+	close(fd);
+	finish_client(&len, sha);
+	cr_expect_eq(len, 1000);
+}
+
+Test(uring, peer_vanishes)
+{
+	int fd = open(T.file, O_RDONLY), cqes, st;
+	ktls_uring_xfer *x;
+	unsigned char *big = malloc(64 << 20);
+	char p[160];
+	int bfd;
+
+	/* big enough that the socket buffers cannot swallow it all */
+	cr_assert(big);
+	tu_fill(big, 64 << 20, 5);
+	snprintf(p, sizeof(p), "%s/big.bin", T.dir);
+	bfd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_eq(tu_write_full(bfd, big, 64 << 20), 0);
+	free(big);
+	connect_client("vanish");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	cr_expect_eq(run_xfer(x, bfd, 0, 64 << 20, &cqes), -1, "sent %llu",
+		     (unsigned long long)ktls_uring_xfer_sent(x));
+	cr_expect_neq(ktls_uring_xfer_error(x)[0], '\0');
+	cr_expect_lt(ktls_uring_xfer_sent(x), 64 << 20);
+	ktls_uring_xfer_free(x);
+	close(fd);
+	close(bfd);
+	close(T.client_out);
+	st = tu_wait(T.client, 10000);
+	cr_expect(WIFEXITED(st));
+}
+
+Test(uring, bad_arguments)
+{
+	int fd = open(T.file, O_RDONLY);
+	ktls_uring_xfer *x;
+
+	cr_expect_null(ktls_uring_xfer_new(NULL));
+	connect_client("read");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	/* user_data with tag bits set is refused: they are ours */
+	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, 0, 10, 0x1001), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, -1, 0, 10, 0x1000), -1);
+	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, -5, 10, 0x1000), -1);
+	cr_expect(ktls_uring_owns(0x1001) && ktls_uring_owns(0x1002) && ktls_uring_owns(0x1003));
+	cr_expect(!ktls_uring_owns(0x1000) && !ktls_uring_owns(0x1004) && !ktls_uring_owns(0x1007));
+	cr_expect_eq(ktls_uring_ptr(0x1003), (void *)0x1000);
+	ktls_uring_xfer_free(x);
+	ktls_uring_xfer_free(NULL);
+	close(fd);
+	{
+		char sha[65];
+		size_t len;
+
+		finish_client(&len, sha);
+		cr_expect_eq(len, 0);
+	}
+}
+
+/*
+ * The RECVMSG helper on a plain TCP pair: no record-type cmsg arrives,
+ * so the bytes are classified as data (on a kTLS socket the kernel adds
+ * the type; the guest suite checks that).
+ */
+Test(uring_rx, recvmsg_helper_plain_socket)
+{
+	struct io_uring ring;
+	struct ktls_uring_rx rx;
+	struct io_uring_cqe *cqe;
+	int fds[2], type = -1;
+	char buf[64];
+
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
+	cr_assert_eq(write(fds[0], "ping", 4), 4);
+	ktls_uring_prep_recvmsg(io_uring_get_sqe(&ring), fds[1], &rx, buf, sizeof(buf));
+	cr_assert_eq(io_uring_submit_and_wait(&ring, 1), 1);
+	cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), 0);
+	cr_expect_eq(ktls_uring_recvmsg_result(&rx, cqe, &type), 4);
+	cr_expect_eq(type, KTLS_RECORD_DATA);
+	cr_expect_eq(memcmp(buf, "ping", 4), 0);
+	io_uring_cqe_seen(&ring, cqe);
+	/* end of stream */
+	close(fds[0]);
+	ktls_uring_prep_recvmsg(io_uring_get_sqe(&ring), fds[1], &rx, buf, sizeof(buf));
+	io_uring_submit_and_wait(&ring, 1);
+	io_uring_peek_cqe(&ring, &cqe);
+	cr_expect_eq(ktls_uring_recvmsg_result(&rx, cqe, &type), 0);
+	io_uring_cqe_seen(&ring, cqe);
+	/* an error comes back as -errno */
+	ktls_uring_prep_recvmsg(io_uring_get_sqe(&ring), 12345, &rx, buf, sizeof(buf));
+	io_uring_submit_and_wait(&ring, 1);
+	io_uring_peek_cqe(&ring, &cqe);
+	cr_expect_eq(ktls_uring_recvmsg_result(&rx, cqe, &type), -EBADF);
+	io_uring_cqe_seen(&ring, cqe);
+	io_uring_queue_exit(&ring);
+	close(fds[1]);
+}
