@@ -180,6 +180,7 @@ install: all
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libktls.so.0
 	ln -sf libktls.so.0 $(DESTDIR)$(PREFIX)/lib/libktls.so
 	install -m 644 lib/include/ktls.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 lib/include/ktls_uring.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ktls.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 

@@ -725,6 +725,38 @@ Test(ktlsd_ops, config_file_and_cli_precedence, .init = setup, .fini = stop, .ti
 	cr_expect_neq(tu_connect(other) >= 0 ? 1 : 0, 1, "the file's listen was not replaced");
 }
 
+static const char *dirname_of_build(void)
+{
+	static char d[400];
+	char *slash;
+
+	snprintf(d, sizeof(d), "%s", getenv("KTLS_TEST_BUILD"));
+	slash = strrchr(d, '/');
+	if (slash)
+		*slash = '\0';
+	return d;
+}
+
+/* The shipped example must parse; its paths are overridden on the command line. */
+Test(ktlsd_ops, example_config_parses, .init = setup, .fini = stop, .timeout = 120)
+{
+	char extra[600];
+
+	if (geteuid() != 0) {
+		cr_skip("the example drops to user www-data, which needs root");
+		return;
+	}
+	if (system("id www-data >/dev/null 2>&1") != 0) {
+		cr_skip("no www-data user here");
+		return;
+	}
+	cr_assert_eq(chmod(S.dir, 0755), 0);
+	snprintf(extra, sizeof(extra), "--config %s/daemon/ktlsd.conf.example", getenv("KTLS_TEST_BUILD")
+		 ? dirname_of_build() : ".");
+	start_args(extra);
+	py("normal");
+}
+
 Test(ktlsd_ops, bad_command_lines, .init = setup, .fini = stop)
 {
 	char cmd[1200], o[2048];
