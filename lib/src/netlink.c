@@ -146,9 +146,12 @@ void nlx_prepare(struct nl_sock *sk)
 
 int nlx_recv(struct nl_sock *sk, struct nlx_req *r)
 {
-	struct nl_cb *cb = nl_cb_clone(nl_socket_get_cb(sk));
+	struct nl_cb *own = nl_socket_get_cb(sk); /* a reference: put it back */
+	struct nl_cb *cb = own ? nl_cb_clone(own) : NULL;
 	int ret;
 
+	if (own)
+		nl_cb_put(own);
 	if (!cb)
 		return buf_seterr(r->err, r->errlen, "out of memory");
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, r);
