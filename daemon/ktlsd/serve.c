@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -250,6 +251,20 @@ int serve_main(int argc, char **argv)
 		return 2;
 	}
 	pthread_mutex_init(&s->ctx_mu, NULL);
+	{
+		/* a connection is a socket; while sending, a file and maybe a pipe */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    (rlim_t)s->cfg.max_conns + 64 > rl.rlim_cur)
+			log_msg("note: open-file limit %llu is low for --max-conns %d; accept will "
+				"back off when it runs out (raise LimitNOFILE / ulimit -n)",
+				(unsigned long long)rl.rlim_cur, s->cfg.max_conns);
+	}
 	s->nworkers = s->cfg.workers;
 	s->rootfd = open(s->cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->rootfd < 0) {

@@ -95,8 +95,8 @@ typedef struct ktls_uring_xfer ktls_uring_xfer;
 /*
  * ktls_uring_xfer_new - a transfer engine for conn (handshake done).  It
  * decides once, from ktls_conn_info(), between the splice path (TX in the
- * kernel) and the userspace path, and owns a pipe for the former (grown
- * to 256 KiB where allowed).  The socket must be non-blocking.  Reusable
+ * kernel) and the userspace path, and owns a pipe for the former (made
+ * at the first transfer, grown to 256 KiB where allowed).  The socket must be non-blocking.  Reusable
  * for any number of successive transfers.  NULL with errno on failure.
  *
  *     ktls_uring_xfer *x = ktls_uring_xfer_new(conn);

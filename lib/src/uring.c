@@ -81,7 +81,6 @@ KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
 {
 	struct ktls_uring_xfer *x;
 	struct ktls_info info;
-	int sz;
 
 	if (!conn || ktls_conn_info(conn, &info) != 0) {
 		errno = EINVAL;
@@ -95,20 +94,28 @@ KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
 	x->mode = info.tx;
 	x->pipe[0] = x->pipe[1] = -1;
 	x->fd = -1;
-	if (x->mode != KTLS_MODE_USER) {
-		if (pipe2(x->pipe, O_CLOEXEC) < 0) {
-			free(x);
-			return NULL;
-		}
-		/* Bigger pipes mean fewer splices; the default 64 KiB also works. */
-		sz = fcntl(x->pipe[1], F_SETPIPE_SZ, URING_PIPE_WANT);
-		if (sz < 0)
-			sz = fcntl(x->pipe[1], F_GETPIPE_SZ);
-		if (sz < 16384)
-			sz = 65536;
-		x->pipe_sz = (size_t)sz & ~(size_t)16383;
-	}
 	return x;
+}
+
+/* The splice path's pipe, made on first use so idle connections hold none. */
+static int make_pipe(struct ktls_uring_xfer *x)
+{
+	int sz;
+
+	if (x->pipe[0] >= 0)
+		return 0;
+	if (pipe2(x->pipe, O_CLOEXEC) < 0) {
+		x->pipe[0] = x->pipe[1] = -1;
+		return buf_seterr(x->err, sizeof(x->err), "pipe2: %s", strerror(errno));
+	}
+	/* Bigger pipes mean fewer splices; the default 64 KiB also works. */
+	sz = fcntl(x->pipe[1], F_SETPIPE_SZ, URING_PIPE_WANT);
+	if (sz < 0)
+		sz = fcntl(x->pipe[1], F_GETPIPE_SZ);
+	if (sz < 16384)
+		sz = 65536;
+	x->pipe_sz = (size_t)sz & ~(size_t)16383;
+	return 0;
 }
 
 KTLS_API void ktls_uring_xfer_free(ktls_uring_xfer *x)
@@ -236,7 +243,11 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	x->err[0] = '\0';
 	if (len == 0)
 		return 1;
-	return x->mode == KTLS_MODE_USER ? user_pump(x, ring) : splice_kick(x, ring);
+	if (x->mode == KTLS_MODE_USER)
+		return user_pump(x, ring);
+	if (make_pipe(x) < 0)
+		return -1;
+	return splice_kick(x, ring);
 }
 
 KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
