@@ -799,6 +799,31 @@ Test(ktlsd_ops, load_1000_keepalive_connections, .init = setup, .fini = stop, .t
 
 #endif
 
+/* SIGTERM: the response in flight completes, new connections are refused, exit 0. */
+Test(ktlsd_ops, sigterm_finishes_inflight_response, .init = setup, .fini = stop, .timeout = 120)
+{
+	char cmd[1500], o[512], want[65], *big = malloc(48 << 20);
+	int st;
+
+	cr_assert(big);
+	tu_fill(big, 48 << 20, 13);
+	put("big48.bin", big, 48 << 20);
+	tu_sha256_hex(big, 48 << 20, want);
+	free(big);
+	start_args("--grace-period 10"); /* socket buffers hold MiBs: send far more */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sS --fail --limit-rate 24M --cacert %s https://localhost:%d/big48.bin | sha256sum & "
+		 "sleep 0.7; kill -TERM %d; sleep 0.3; "
+		 "curl -sS --max-time 3 -k https://localhost:%d/one >/dev/null 2>&1 && echo late-accepted; wait",
+		 certs_ca(), S.port, (int)S.pid, S.port);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect_eq(strncmp(o, want, 64), 0, "in-flight download cut short: %s", o);
+	cr_expect(!strstr(o, "late-accepted"), "accepted a connection after SIGTERM");
+	st = tu_wait(S.pid, 12000);
+	cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
+	S.pid = 0;
+}
+
 /* The shipped example must parse; its paths are overridden on the command line. */
 Test(ktlsd_ops, example_config_parses, .init = setup, .fini = stop, .timeout = 120)
 {
