@@ -183,6 +183,15 @@ int diag_parse(const struct nlmsghdr *nlh, struct tls_sock *out, char *err, size
 int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen,
 	       char *err, size_t errlen);
 
+/*
+ * The kTLS state of one connected TCP socket we hold (an exact sock_diag
+ * lookup by its addresses): 1 with *out filled when it carries the tls
+ * ULP and the kernel reported it, 0 when not (no ULP, or ULP info hidden
+ * from a caller without CAP_NET_ADMIN), -1 with err.  For
+ * ktls_conn_info()'s "did the NIC take this direction" (TLS_CONF_HW).
+ */
+int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen);
+
 /* Fill pid/comm from /proc/[pid]/fd socket links (best effort). */
 void diag_owners(struct tls_sock *v, size_t n);
 

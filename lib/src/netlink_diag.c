@@ -281,6 +281,87 @@ fail:
 	return -1;
 }
 
+struct one_acc {
+	struct tls_sock *out;
+	int found;
+};
+
+static int on_one(const struct nlmsghdr *nlh, void *arg, char *err, size_t errlen)
+{
+	struct one_acc *a = arg;
+	int r = diag_parse(nlh, a->out, err, errlen);
+
+	if (r < 0)
+		return -1;
+	a->found = r;
+	return 0;
+}
+
+int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen)
+{
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+	struct inet_diag_req_v2 req;
+	struct one_acc a = { .out = out };
+
+	memset(out, 0, sizeof(*out));
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&p, &pl) < 0)
+		return buf_seterr(err, errlen, "socket %d: %s", fd, strerror(errno));
+	if (l.ss_family != p.ss_family || (l.ss_family != AF_INET && l.ss_family != AF_INET6))
+		return buf_seterr(err, errlen, "socket %d is not a connected TCP/IP socket", fd);
+	memset(&req, 0, sizeof(req));
+	req.sdiag_family = (uint8_t)l.ss_family;
+	req.sdiag_protocol = IPPROTO_TCP;
+	req.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+	req.idiag_states = ~0u;
+	req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (l.ss_family == AF_INET) {
+		const struct sockaddr_in *a4 = (const void *)&l, *b4 = (const void *)&p;
+		req.id.idiag_sport = a4->sin_port;
+		req.id.idiag_dport = b4->sin_port;
+		memcpy(req.id.idiag_src, &a4->sin_addr, 4);
+		memcpy(req.id.idiag_dst, &b4->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *a6 = (const void *)&l, *b6 = (const void *)&p;
+		req.id.idiag_sport = a6->sin6_port;
+		req.id.idiag_dport = b6->sin6_port;
+		memcpy(req.id.idiag_src, &a6->sin6_addr, 16);
+		memcpy(req.id.idiag_dst, &b6->sin6_addr, 16);
+	}
+
+	struct nl_sock *sk = nl_socket_alloc();
+	if (!sk)
+		return buf_seterr(err, errlen, "out of memory");
+	int r = nl_connect(sk, NETLINK_SOCK_DIAG);
+	if (r < 0) {
+		nl_socket_free(sk);
+		return buf_seterr(err, errlen, "sock_diag netlink: %s", nl_geterror(r));
+	}
+	nlx_prepare(sk);
+	nl_socket_disable_auto_ack(sk);
+	r = nl_send_simple(sk, SOCK_DIAG_BY_FAMILY, 0, &req, sizeof(req));
+	if (r < 0) {
+		nl_socket_free(sk);
+		return buf_seterr(err, errlen, "sock_diag send: %s", nl_geterror(r));
+	}
+	struct nlx_req rq = { .on_msg = on_one, .arg = &a, .kind = "sock-diag-one",
+			      .err = err, .errlen = errlen };
+	r = nlx_recv(sk, &rq);
+	nl_socket_free(sk);
+	if (r < 0) {
+		if (rq.kerr == ENOENT)
+			buf_seterr(err, errlen, "sock_diag: socket %d not found, or no TCP diag "
+				   "support (inet_diag/tcp_diag)", fd);
+		else if (rq.kerr)
+			buf_seterr(err, errlen, "sock_diag: %s%s%s", strerror(rq.kerr),
+				   rq.kmsg[0] ? ": " : "", rq.kmsg);
+		return -1;
+	}
+	return a.found;
+}
+
 /* /proc/PID/fd/N -> "socket:[INODE]": match against the sockets we found. */
 void diag_owners(struct tls_sock *v, size_t n)
 {

@@ -18,6 +18,7 @@
 #include <linux/tls.h>
 
 #include "../common/testutil.h"
+#include "netlink.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -224,6 +225,18 @@ Test(ctl_sockets, ktls_pairs_listed_as_ss_shows_them)
 	char *r = strstr(out, row);
 	cr_assert_not_null(r, "%s", out);
 	cr_expect(strstr(r, "ESTAB") && strstr(r, "1.3") && strstr(r, "aes-gcm-256"), "%s", out);
+
+	/* The exact lookup the library uses for ktls_conn_info(). */
+	struct tls_sock one;
+	char e[256];
+	cr_assert_eq(diag_query_fd(a[0], &one, e, sizeof(e)), 1, "%s", e);
+	cr_expect_eq(one.version, TLS_1_3_VERSION);
+	cr_expect_eq(one.cipher, TLS_CIPHER_AES_GCM_256);
+	cr_expect_eq(one.txconf, TLS_CONF_SW);
+	cr_expect_eq(one.rxconf, TLS_CONF_SW);
+	cr_expect_eq(one.lport, local_port(a[0]));
+	cr_assert_eq(diag_query_fd(u[1], &one, e, sizeof(e)), 1, "%s", e);
+	cr_expect_eq(one.txconf, TLS_CONF_BASE);
 
 	for (int i = 0; i < 2; i++) {
 		close(a[i]);

@@ -144,3 +144,25 @@ Test(sockets_cli, filters)
 	cr_expect_eq(ctl("sockets conf=fast", out, sizeof(out), err, sizeof(err)), 2);
 	cr_expect_eq(ctl("sockets bogus", out, sizeof(out), err, sizeof(err)), 2);
 }
+
+Test(sockets_cli, lookup_of_one_socket)
+{
+	int fds[2], p[2];
+	struct tls_sock s;
+	char err[256];
+
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	/* Found, and carries no ULP (the host has no kTLS). */
+	cr_expect_eq(diag_query_fd(fds[0], &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(diag_query_fd(fds[1], &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pipe(p), 0);
+	cr_expect_eq(diag_query_fd(p[0], &s, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "socket"), "%s", err);
+	int u = socket(AF_INET, SOCK_STREAM, 0);
+	cr_expect_eq(diag_query_fd(u, &s, err, sizeof(err)), -1, "unconnected");
+	close(u);
+	close(p[0]);
+	close(p[1]);
+	close(fds[0]);
+	close(fds[1]);
+}
