@@ -131,9 +131,9 @@ $(BUILD)/tests/certs/.done: tests/certs/make-certs.sh
 # Guest suites inside real kernels.  KTLS_VM_KERNEL picks one; vmtest runs
 # the default pair, vmtest-all adds Debian 12's 6.1.
 vmtest: all tests $(BUILD)/tests/certs/.done
-	$(Q)tests/vm/suite 6.12 latest
+	$(Q)BUILD=$(BUILD) tests/vm/suite 6.12 latest
 vmtest-all: all tests $(BUILD)/tests/certs/.done
-	$(Q)tests/vm/suite 6.1 6.12 latest
+	$(Q)BUILD=$(BUILD) tests/vm/suite 6.1 6.12 latest
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
