@@ -60,6 +60,8 @@ struct sysev {
 struct conn {
 	struct worker *w;
 	struct conn *prev, *next;
+	struct conn *reap_next;  /* queued for freeing after this CQE batch */
+	int reaping;
 	int fd;
 	ktls_conn *tls;
 	ktls_uring_xfer *xfer;
@@ -95,6 +97,7 @@ struct worker {
 	struct sysev tick, wake;
 	struct __kernel_timespec tick_ts;
 	struct conn *head;
+	struct conn *reap;      /* closed, nothing in flight: free after the batch */
 	int nconns;
 	int stopping;
 	uint64_t stop_deadline;
@@ -158,10 +161,28 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
+/*
+ * Never freed on the spot: callers up the stack (conn_run, the CQE
+ * handlers) still hold c.  The worker frees the queue after each batch.
+ */
 static void conn_maybe_free(struct conn *c)
 {
-	if (c->state == ST_CLOSING && c->own_inflight == 0 && ktls_uring_xfer_busy(c->xfer) == 0)
+	if (c->state == ST_CLOSING && !c->reaping && c->own_inflight == 0 &&
+	    ktls_uring_xfer_busy(c->xfer) == 0) {
+		c->reaping = 1;
+		c->reap_next = c->w->reap;
+		c->w->reap = c;
+	}
+}
+
+static void reap(struct worker *w)
+{
+	while (w->reap) {
+		struct conn *c = w->reap;
+
+		w->reap = c->reap_next;
 		conn_free(c);
+	}
 }
 
 /*
@@ -800,6 +821,7 @@ static void *worker_main(void *arg)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		reap(w);
 	}
 	return NULL;
 }
