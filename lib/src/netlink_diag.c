@@ -212,6 +212,8 @@ static int kernel_has_tls_ulp(void)
 	return 0;
 }
 
+static int ulp_info_visible(void);
+
 int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen, char *err,
 	       size_t errlen)
 {
@@ -268,7 +270,7 @@ int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen, char 
 		if (has == 0)
 			snprintf(why, whylen, "no socket uses the tls ULP: kernel has no kTLS "
 					      "(tcp_available_ulp lacks tls)");
-		else if (!nl_have_net_admin())
+		else if (!nl_have_net_admin() && ulp_info_visible() != 1)
 			snprintf(why, whylen, "no socket with the tls ULP is visible: the kernel "
 					      "reports ULP info to CAP_NET_ADMIN only");
 		else
@@ -360,6 +362,43 @@ int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen)
 		return -1;
 	}
 	return a.found;
+}
+
+/*
+ * Whether this kernel shows ULP info to us at all: 6.12 gives it only to
+ * CAP_NET_ADMIN, 7.3 to everyone.  Ask about a loopback connection of our
+ * own with the ULP set (no keys): 1 visible, 0 hidden, -1 cannot tell.
+ */
+static int ulp_info_visible(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1, r = -1;
+	struct tls_sock t;
+	char err[128];
+
+	if (l < 0)
+		return -1;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+		goto out;
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+		goto out;
+	s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (s < 0 || setsockopt(c, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+		goto out;
+	r = diag_query_fd(c, &t, err, sizeof(err));
+	if (r > 0)
+		r = 1;
+out:
+	if (s >= 0)
+		close(s);
+	if (c >= 0)
+		close(c);
+	close(l);
+	return r;
 }
 
 /* /proc/PID/fd/N -> "socket:[INODE]": match against the sockets we found. */
