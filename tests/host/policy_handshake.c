@@ -522,3 +522,52 @@ Test(policy_handshake, client_refuses_server_renegotiation)
 	SSL_CTX_free(p);
 	ktls_ctx_free(c);
 }
+
+/*
+ * What the ClientHello must not ask for: post-handshake auth (a server
+ * cannot request a certificate later), max_fragment_length; and nothing is
+ * compressed.
+ */
+Test(policy_handshake, client_offers_no_pha_mfl_or_compression)
+{
+	ktls_ctx *c = our_client();
+	SSL_CTX *p = weak_peer(1, "server-ec", 0, NULL, NULL);
+	SSL *cs = SSL_new(c->ssl), *ss = SSL_new(p);
+	struct outcome o;
+
+	cr_assert_eq(ctx_prepare_ssl(c, cs, "localhost"), 0);
+	run(cs, ss, &o);
+	cr_assert(o.ok, "%s", o.reason[0]);
+	cr_expect_eq(o.version, TLS1_3_VERSION);
+	SSL_set_verify(ss, SSL_VERIFY_PEER, NULL);
+	ERR_clear_error();
+	cr_expect_eq(SSL_verify_client_post_handshake(ss), 0,
+		     "the server could start post-handshake auth");
+	cr_expect_eq(ERR_GET_REASON(ERR_peek_error()), SSL_R_EXTENSION_NOT_RECEIVED, "%s",
+		     ERR_reason_error_string(ERR_peek_error()));
+	ERR_clear_error();
+	cr_expect_eq(SSL_SESSION_get_max_fragment_length(SSL_get_session(ss)),
+		     TLSEXT_max_fragment_length_DISABLED);
+	cr_expect_null(SSL_get_current_compression(cs));
+	SSL_free(cs);
+	SSL_free(ss);
+	SSL_CTX_free(p);
+	ktls_ctx_free(c);
+}
+
+/* Server preference holds for the TLS 1.3 suites too. */
+Test(policy_handshake, server_preference_tls13)
+{
+	ktls_ctx *s = our_server("server-ec");
+	SSL_CTX *p = weak_peer(0, NULL, 0, NULL,
+			       "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
+	struct outcome o;
+
+	SSL_CTX_set_verify(p, SSL_VERIFY_NONE, NULL);
+	server_for(s, p, &o);
+	cr_expect(o.ok, "%s", o.reason[1]);
+	cr_expect_eq(o.version, TLS1_3_VERSION);
+	cr_expect_str_eq(o.cipher, "TLS_AES_256_GCM_SHA384");
+	SSL_CTX_free(p);
+	ktls_ctx_free(s);
+}
