@@ -118,13 +118,16 @@ int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *ke
 /*
  * ktls_ctx_load_verify_locations - add trust anchors (and CRLs) from a PEM
  * file and/or a hashed directory (capath is searched lazily, as OpenSSL
- * does).  At least one must be non-NULL.  Allowed on a frozen context.
+ * does; on a frozen context its hashed files are read at once instead,
+ * since adding a lookup directory under running handshakes would race).
+ * At least one must be non-NULL.  Allowed on a frozen context.
  */
 int ktls_ctx_load_verify_locations(ktls_ctx *ctx, const char *cafile, const char *capath);
 
 /*
  * ktls_ctx_load_verify_mem - add trust anchors from memory: one or more PEM
- * certificates/CRLs, or one or more concatenated DER certificates.  Allowed
+ * certificates/CRLs, or one or more concatenated DER certificates (or
+ * CRLs).  Nothing is added unless the whole input parses.  Allowed
  * on a frozen context.  Duplicates are ignored.
  */
 int ktls_ctx_load_verify_mem(ktls_ctx *ctx, const void *pem_or_der, size_t len);
