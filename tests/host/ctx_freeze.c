@@ -4,10 +4,13 @@
  * number of threads may share it.  Connections here are SSLs made the way
  * conn.c makes them (SSL_new + ctx_prepare_ssl), handshaking in memory.
  */
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <openssl/err.h>
@@ -330,9 +333,12 @@ static void *worker(void *arg)
 		SSL_free(c);
 		SSL_free(s);
 		/* Trust additions (duplicates) race with the handshakes. */
-		if (ktls_ctx_load_verify_mem(sh->c, i & 1 ? sh->ca : sh->other,
-					     i & 1 ? sh->ca_len : sh->other_len))
+		if (i % 3 == 2 ? ktls_ctx_load_verify_locations(sh->c, tu_cert("ca.pem"), NULL) :
+				 ktls_ctx_load_verify_mem(sh->c, i & 1 ? sh->ca : sh->other,
+							  i & 1 ? sh->ca_len : sh->other_len)) {
 			res->failed++;
+			snprintf(res->why, sizeof(res->why), "%s", ktls_ctx_error(sh->c));
+		}
 		if (ktls_ctx_cert_store_stats(sh->c, &st) || st.x509 != 2)
 			res->failed++;
 		/* Each thread sees its own failure reason. */
@@ -377,6 +383,95 @@ Test(ctx_freeze, threads_share_a_frozen_context, .timeout = 120)
 	}
 	pthread_barrier_destroy(&sh.go);
 	free(sh.ca);
+	free(sh.other);
+	ktls_ctx_free(sh.c);
+	ktls_ctx_free(sh.s);
+}
+
+/*
+ * The same through the public connection API: 8 threads, each making
+ * loopback TCP pairs and handshaking a ktls_conn client against a ktls_conn
+ * server (non-blocking, alternating), both contexts shared by all threads.
+ */
+#define CONN_ROUNDS 15
+
+static void *conn_worker(void *arg)
+{
+	struct shared *sh = ((void **)arg)[0];
+	struct result *res = ((void **)arg)[1];
+
+	pthread_barrier_wait(&sh->go);
+	for (int i = 0; i < CONN_ROUNDS; i++) {
+		int fds[2], rc[2] = {1, 1};
+		ktls_conn *c = NULL, *s = NULL;
+
+		if (tu_tcp_pair(fds)) {
+			res->failed++;
+			continue;
+		}
+		fcntl(fds[0], F_SETFL, O_NONBLOCK);
+		fcntl(fds[1], F_SETFL, O_NONBLOCK);
+		c = ktls_conn_connect(sh->c, fds[0], "localhost");
+		s = ktls_conn_accept(sh->s, fds[1]);
+		for (int n = 0; c && s && n < 2000 && (rc[0] || rc[1]); n++) {
+			struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN},
+					      {.fd = fds[1], .events = POLLIN}};
+
+			if (rc[0])
+				rc[0] = ktls_conn_handshake(c);
+			if (rc[1])
+				rc[1] = ktls_conn_handshake(s);
+			if (rc[0] == -1 || rc[1] == -1)
+				break;
+			if (rc[0] || rc[1])
+				poll(p, 2, 100);
+		}
+		if (rc[0] == 0 && rc[1] == 0) {
+			res->ok++;
+		} else {
+			res->failed++;
+			snprintf(res->why, sizeof(res->why), "%s | %s",
+				 c ? ktls_conn_error(c) : ktls_ctx_error(sh->c),
+				 s ? ktls_conn_error(s) : ktls_ctx_error(sh->s));
+		}
+		ktls_conn_free(c);
+		ktls_conn_free(s);
+		close(fds[0]);
+		close(fds[1]);
+		if (ktls_ctx_load_verify_mem(sh->c, sh->other, sh->other_len))
+			res->failed++;
+	}
+	return NULL;
+}
+
+Test(ctx_freeze, threads_share_contexts_through_ktls_conn)
+{
+	struct shared sh;
+	struct result res[THREADS];
+	pthread_t t[THREADS];
+	void *args[THREADS][2];
+
+	memset(res, 0, sizeof(res));
+	sh.c = ktls_ctx_new(KTLS_CLIENT);
+	sh.s = server_ctx();
+	cr_assert(sh.c);
+	sh.ca = NULL;
+	sh.other = slurp(tu_cert("other-ca.der"), &sh.other_len);
+	cr_assert_eq(ktls_ctx_load_verify_locations(sh.c, tu_cert("ca.pem"), NULL), 0);
+	pthread_barrier_init(&sh.go, NULL, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		args[i][0] = &sh;
+		args[i][1] = &res[i];
+		cr_assert_eq(pthread_create(&t[i], NULL, conn_worker, args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		cr_expect_eq(res[i].ok, CONN_ROUNDS, "thread %d: %d ok, %d failed (%s)", i,
+			     res[i].ok, res[i].failed, res[i].why);
+	cr_expect_eq(atomic_load(&sh.c->refs), 1, "connections leaked context references");
+	cr_expect_eq(atomic_load(&sh.s->refs), 1);
+	pthread_barrier_destroy(&sh.go);
 	free(sh.other);
 	ktls_ctx_free(sh.c);
 	ktls_ctx_free(sh.s);
