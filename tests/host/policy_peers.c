@@ -355,3 +355,127 @@ Test(policy_peers, server_client_certificates)
 			      "client certificate verify failed: CA signature digest algorithm too weak");
 	ktls_ctx_free(s);
 }
+
+/* ---- our server against Python's ssl and gnutls-cli ------------------------------ */
+
+/*
+ * Run argv (a client connecting to our listener) and handshake our server
+ * with it.  The client's output is dropped unless KTLS_TEST_VERBOSE is set.
+ */
+static int server_with(ktls_ctx *ctx, int lfd, char *const *argv, char *out, size_t len)
+{
+	char *wrapped[MAXARGS] = {"sh", "-c",
+				  getenv("KTLS_TEST_VERBOSE") ? "exec \"$@\" >&2" :
+								"exec \"$@\" >/dev/null 2>&1",
+				  "sh"};
+	int in, fd, rc, n = 4;
+	pid_t pid;
+	ktls_conn *c;
+
+	while (*argv && n < MAXARGS - 1)
+		wrapped[n++] = *argv++;
+	wrapped[n] = NULL;
+	pid = tu_spawn(wrapped, &in, NULL);
+
+	cr_assert_gt(pid, 0);
+	fd = accept(lfd, NULL, NULL);
+	cr_assert_geq(fd, 0, "%s never connected", wrapped[4]);
+	timeouts(fd);
+	c = ktls_conn_accept(ctx, fd);
+	cr_assert(c, "%s", ktls_ctx_error(ctx));
+	rc = ktls_conn_handshake(c);
+	if (rc == 0) {
+		struct ktls_info info;
+
+		cr_assert_eq(ktls_conn_info(c, &info), 0);
+		snprintf(out, len, "%s %s", info.version_name, info.cipher);
+		ktls_conn_shutdown(c);
+	} else {
+		snprintf(out, len, "%s", ktls_conn_error(c));
+	}
+	ktls_conn_free(c);
+	close(fd);
+	close(in);
+	tu_stop(pid, 2000);
+	return rc;
+}
+
+#define PY_CLIENT                                                                          \
+	"import socket, ssl, sys\n"                                                        \
+	"c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"                                    \
+	"c.load_verify_locations(sys.argv[2])\n"                                           \
+	"if sys.argv[3] != \"-\": c.maximum_version = getattr(ssl.TLSVersion, sys.argv[3])\n" \
+	"if sys.argv[4] != \"-\": c.minimum_version = getattr(ssl.TLSVersion, sys.argv[4])\n" \
+	"if sys.argv[5] != \"-\": c.set_ciphers(sys.argv[5])\n"                            \
+	"s = socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))\n"                \
+	"try: c.wrap_socket(s, server_hostname=\"localhost\")\n"                           \
+	"except Exception as e: print(e, file=sys.stderr)\n"
+
+static int python_client(ktls_ctx *s, const char *maxv, const char *minv, const char *ciphers,
+			 char *out, size_t len)
+{
+	char port_s[16];
+	int port = 0, lfd = tu_listen(&port), rc;
+
+	cr_assert_geq(lfd, 0);
+	timeouts(lfd);
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	char *argv[] = {"python3", "-c", PY_CLIENT, port_s, (char *)tu_cert("ca.pem"),
+			(char *)maxv, (char *)minv, (char *)ciphers, NULL};
+	rc = server_with(s, lfd, argv, out, len);
+	close(lfd);
+	return rc;
+}
+
+Test(policy_peers, server_with_python_clients)
+{
+	ktls_ctx *s = server_ctx("server-rsa");
+	char out[512];
+
+	cr_expect_eq(python_client(s, "-", "-", "-", out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "TLSv1.3 TLS_AES_256_GCM_SHA384");
+	cr_expect_eq(python_client(s, "TLSv1_2", "-", "ECDHE-RSA-AES128-GCM-SHA256:"
+				   "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384",
+				   out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384", "server preference");
+	cr_expect_eq(python_client(s, "TLSv1_1", "TLSv1_1", "ALL:@SECLEVEL=0", out, sizeof(out)),
+		     -1, "%s", out);
+	cr_expect_str_eq(out, "peer offered only TLS 1.1; minimum is TLS 1.2");
+	cr_expect_eq(python_client(s, "TLSv1_2", "-", "ECDHE-RSA-AES128-SHA:AES128-GCM-SHA256",
+				   out, sizeof(out)), -1, "%s", out);
+	cr_expect_str_eq(out, "no shared cipher: the peer offered none of the policy's suites");
+	ktls_ctx_free(s);
+}
+
+static int gnutls_client(ktls_ctx *s, const char *priority, char *out, size_t len)
+{
+	char port_s[16], prio[256];
+	int port = 0, lfd = tu_listen(&port), rc;
+
+	cr_assert_geq(lfd, 0);
+	timeouts(lfd);
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	snprintf(prio, sizeof(prio), "--priority=%s", priority);
+	char *argv[] = {"gnutls-cli", "--insecure", prio, "-p", port_s, "127.0.0.1", NULL};
+	rc = server_with(s, lfd, argv, out, len);
+	close(lfd);
+	return rc;
+}
+
+Test(policy_peers, server_with_gnutls_clients)
+{
+	ktls_ctx *s = server_ctx("server-ec");
+	char out[512];
+
+	cr_expect_eq(gnutls_client(s, "NORMAL", out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "TLSv1.3 TLS_AES_256_GCM_SHA384");
+	cr_expect_eq(gnutls_client(s, "NORMAL:-VERS-ALL:+VERS-TLS1.1", out, sizeof(out)), -1);
+	cr_expect_str_eq(out, "peer offered only TLS 1.1; minimum is TLS 1.2");
+	cr_expect_eq(gnutls_client(s, "NORMAL:-VERS-TLS1.3:-CIPHER-ALL:+AES-128-CBC:+AES-256-CBC",
+				   out, sizeof(out)), -1, "%s", out);
+	cr_expect_str_eq(out, "no shared cipher: the peer offered none of the policy's suites");
+	cr_expect_eq(gnutls_client(s, "NORMAL:-CIPHER-ALL:+AES-128-CCM", out, sizeof(out)), -1,
+		     "%s", out);
+	cr_expect_str_eq(out, "no shared cipher: the peer offered none of the policy's suites");
+	ktls_ctx_free(s);
+}
