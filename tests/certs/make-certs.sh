@@ -74,4 +74,17 @@ openssl x509 -in ca.pem -outform DER -out ca.der
 openssl x509 -in other-ca.pem -outform DER -out other-ca.der
 rm -f *.srl
 
+# What counts as a CA in cert_store_stats (X509_check_ca): a v1 self-signed
+# certificate and a keyCertSign-only one do; a v3 one without BC/KU does not.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ktls test v1" \
+	-keyout selfsigned.key -out selfsigned.csr 2>/dev/null
+openssl x509 -req -in selfsigned.csr -signkey selfsigned.key -days $days -out v1-ca.pem 2>/dev/null
+printf 'keyUsage=critical,keyCertSign\n' > ss.ext
+openssl x509 -req -in selfsigned.csr -signkey selfsigned.key -days $days -extfile ss.ext \
+	-out ku-only-ca.pem 2>/dev/null
+printf 'subjectAltName=DNS:nobc.example\n' > ss.ext
+openssl x509 -req -in selfsigned.csr -signkey selfsigned.key -days $days -extfile ss.ext \
+	-out no-bc-selfsigned.pem 2>/dev/null
+rm -f selfsigned.csr ss.ext
+
 touch .done

@@ -161,6 +161,14 @@ Test(ctx_store, leaf_then_ca)
 	COMPARE("2 1 0\n", "file:server-rsa.pem", "file:ca.pem");
 }
 
+/* X509_check_ca() decides x509_ca: v1 self-signed and keyCertSign-only count. */
+Test(ctx_store, what_counts_as_a_ca)
+{
+	COMPARE("1 1 0\n", "file:v1-ca.pem");
+	COMPARE("1 1 0\n", "file:ku-only-ca.pem");
+	COMPARE("1 0 0\n", "file:no-bc-selfsigned.pem");
+}
+
 Test(ctx_store, concatenated_der)
 {
 	COMPARE("2 2 0\n", "der:ca.der+other-ca.der");
