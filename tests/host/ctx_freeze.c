@@ -476,3 +476,31 @@ Test(ctx_freeze, threads_share_contexts_through_ktls_conn)
 	ktls_ctx_free(sh.c);
 	ktls_ctx_free(sh.s);
 }
+
+/* The public path: ktls_conn_connect reports ctx_prepare_ssl's refusals. */
+Test(ctx_freeze, conn_connect_reports_name_refusals)
+{
+	static const struct {
+		const char *name, *error;
+	} bad[] = {
+		{"", "server_name cannot be empty or start with a dot"},
+		{".example.com", "server_name cannot be empty or start with a dot"},
+		{NULL, "check_hostname requires server_name"},
+	};
+	ktls_ctx *c = ktls_ctx_new(KTLS_CLIENT);
+	int fds[2];
+
+	cr_assert(c);
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ktls_conn *conn = ktls_conn_connect(c, fds[0], bad[i].name);
+
+		cr_expect_null(conn, "name %s accepted", bad[i].name ? bad[i].name : "(null)");
+		ktls_conn_free(conn);
+		cr_expect_str_eq(ktls_ctx_error(c), bad[i].error);
+	}
+	cr_expect_eq(atomic_load(&c->refs), 1, "a refused connection kept a reference");
+	close(fds[0]);
+	close(fds[1]);
+	ktls_ctx_free(c);
+}

@@ -571,3 +571,46 @@ Test(policy_handshake, server_preference_tls13)
 	SSL_CTX_free(p);
 	ktls_ctx_free(s);
 }
+
+/* num_tickets reaches the wire: the client counts NewSessionTicket messages. */
+static int tickets_seen;
+
+static int count_ticket(SSL *ssl, SSL_SESSION *sess)
+{
+	tickets_seen++;
+	return 0; /* not kept */
+}
+
+Test(policy_handshake, num_tickets_sent)
+{
+	unsigned want[] = {2, 0, 5};
+
+	for (int i = 0; i < 3; i++) {
+		ktls_ctx *s = our_server("server-ec");
+		SSL_CTX *p = weak_peer(0, NULL, 0, NULL, NULL);
+		SSL *cs, *ss;
+		struct outcome o;
+		char buf[8];
+
+		if (i)
+			cr_assert_eq(ktls_ctx_set_num_tickets(s, want[i]), 0);
+		SSL_CTX_set_verify(p, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_session_cache_mode(p, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+		SSL_CTX_sess_set_new_cb(p, count_ticket);
+		cs = SSL_new(p);
+		ss = SSL_new(s->ssl);
+		cr_assert_eq(ctx_prepare_ssl(s, ss, NULL), 0);
+		tickets_seen = 0;
+		run(cs, ss, &o);
+		cr_assert(o.ok, "%s", o.reason[1]);
+		/* Tickets follow the server's Finished; a read makes the client see them. */
+		cr_assert_eq(SSL_write(ss, "x", 1), 1);
+		cr_assert_eq(SSL_read(cs, buf, sizeof(buf)), 1);
+		cr_expect_eq(tickets_seen, (int)want[i], "num_tickets %u: client saw %d", want[i],
+			     tickets_seen);
+		SSL_free(cs);
+		SSL_free(ss);
+		SSL_CTX_free(p);
+		ktls_ctx_free(s);
+	}
+}
