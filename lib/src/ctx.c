@@ -153,6 +153,8 @@ KTLS_API ktls_ctx *ktls_ctx_new(int role)
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* error.c keys reasons by address: a freed context's may linger here. */
+	ctx_clearerr(ctx);
 	return ctx;
 }
 
@@ -235,8 +237,9 @@ static STACK_OF(X509) *read_chain(const struct ktls_ctx *ctx, const char *certfi
 	}
 	/* The loop ends at "no start line" at the end of the file; anything
 	 * else is a broken certificate. */
-	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE || ERR_peek_error() !=
-	    ERR_peek_last_error()) {
+	if (ERR_GET_LIB(ERR_peek_last_error()) != ERR_LIB_PEM ||
+	    ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE ||
+	    ERR_peek_error() != ERR_peek_last_error()) {
 		char r[KTLS_ERRLEN];
 
 		ctx_seterr(ctx, "certfile %s: %s", certfile, ssl_reason(r, sizeof(r)));

@@ -119,6 +119,19 @@ Test(policy_certs, file_and_key_errors)
 						  tu_cert("server-ec-enc.key")),
 		   "the private key is encrypted; encrypted keys are not supported");
 	cr_expect_null(SSL_CTX_get0_certificate(ctx->ssl), "a failed load installed something");
+
+	/* A corrupted certificate is named as such, not as "no certificate". */
+	char path[] = "/tmp/ktls-broken-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	dprintf(fd, "-----BEGIN CERTIFICATE-----\nMIIBnotbase64!!\n-----END CERTIFICATE-----\n");
+	close(fd);
+	cr_expect_eq(ktls_ctx_load_cert_chain(ctx, path, tu_cert("server-ec.key")), -1);
+	snprintf(want, sizeof(want), "certfile %s: ", path);
+	cr_expect(strncmp(ktls_ctx_error(ctx), want, strlen(want)) == 0, "%s", ktls_ctx_error(ctx));
+	cr_expect(strstr(ktls_ctx_error(ctx), "no PEM certificate found") == NULL, "%s",
+		  ktls_ctx_error(ctx));
+	unlink(path);
 	ktls_ctx_free(ctx);
 }
 
