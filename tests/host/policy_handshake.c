@@ -614,3 +614,49 @@ Test(policy_handshake, num_tickets_sent)
 		ktls_ctx_free(s);
 	}
 }
+
+/* What the setters narrowed is what goes on the wire. */
+Test(policy_handshake, setters_reach_the_wire)
+{
+	ktls_ctx *c = our_client(), *c13 = our_client(), *cc = our_client();
+	ktls_ctx *s12 = our_server("server-rsa");
+	SSL_CTX *aes128 = weak_peer(1, "server-rsa", TLS1_2_VERSION, "ECDHE-RSA-AES128-GCM-SHA256",
+				    NULL);
+	SSL_CTX *any12 = weak_peer(1, "server-rsa", TLS1_2_VERSION, NULL, NULL);
+	SSL_CTX *any = weak_peer(1, "server-rsa", 0, NULL, NULL);
+	SSL_CTX *client = weak_peer(0, NULL, 0, NULL, NULL);
+	struct outcome o;
+
+	cr_assert_eq(ktls_ctx_set_ciphers(c, "ECDHE-RSA-AES256-GCM-SHA384"), 0);
+	cr_assert_eq(ktls_ctx_set_max_version(c, KTLS_TLS1_2), 0);
+	client_to(c, aes128, "localhost", &o);
+	cr_expect(!o.ok, "a suite outside the narrowed list was negotiated: %s", o.cipher);
+	client_to(c, any12, "localhost", &o);
+	cr_expect(o.ok, "%s", o.reason[0]);
+	cr_expect_str_eq(o.cipher, "ECDHE-RSA-AES256-GCM-SHA384");
+
+	cr_assert_eq(ktls_ctx_set_min_version(c13, KTLS_TLS1_3), 0);
+	client_to(c13, any12, "localhost", &o);
+	cr_expect(!o.ok, "TLS 1.2 negotiated with minimum TLS 1.3");
+	cr_expect(strstr(o.reason[0], "protocol version"), "%s", o.reason[0]);
+
+	cr_assert_eq(ktls_ctx_set_ciphersuites(cc, "TLS_CHACHA20_POLY1305_SHA256"), 0);
+	client_to(cc, any, "localhost", &o);
+	cr_expect(o.ok, "%s", o.reason[0]);
+	cr_expect_str_eq(o.cipher, "TLS_CHACHA20_POLY1305_SHA256");
+
+	cr_assert_eq(ktls_ctx_set_max_version(s12, KTLS_TLS1_2), 0);
+	SSL_CTX_set_verify(client, SSL_VERIFY_NONE, NULL);
+	server_for(s12, client, &o);
+	cr_expect(o.ok, "%s", o.reason[1]);
+	cr_expect_eq(o.version, TLS1_2_VERSION);
+
+	SSL_CTX_free(aes128);
+	SSL_CTX_free(any12);
+	SSL_CTX_free(any);
+	SSL_CTX_free(client);
+	ktls_ctx_free(c);
+	ktls_ctx_free(c13);
+	ktls_ctx_free(cc);
+	ktls_ctx_free(s12);
+}
