@@ -179,6 +179,45 @@ int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile);
 int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n);
 
 /*
+ * TLS 1.3 external pre-shared keys (RFC 8446), as NVMe/TCP uses them:
+ * psk_dhe_ke (the PSK authenticates, (EC)DHE still gives forward secrecy),
+ * one identity per ClientHello.  The key length fixes the hash and thus the
+ * suite: 32 bytes -> SHA-256, TLS_AES_128_GCM_SHA256; 48 bytes -> SHA-384,
+ * TLS_AES_256_GCM_SHA384.  Either call also raises the minimum to TLS 1.3.
+ */
+#define KTLS_PSK_MAX_LEN 64
+
+/*
+ * ktls_ctx_set_psk - client: offer this identity and key.  Restricts the
+ * TLS 1.3 suites to the one matching the key's hash and turns host name
+ * checking off (a NULL server_name is then accepted); certificate
+ * verification stays on over the (normally empty) trust store, so a server
+ * that ignores the PSK and presents a certificate instead is refused.
+ * Both buffers are copied; the key copy is zeroized when ctx is freed.
+ * Returns 0, or -1 (wrong role, frozen context, empty identity, a key that
+ * is not 32 or 48 bytes).
+ */
+int ktls_ctx_set_psk(ktls_ctx *ctx, const void *identity, size_t idlen,
+		     const void *key, size_t keylen);
+
+/*
+ * Server-side lookup: called once per identity the ClientHello offers, in
+ * order, with the raw identity bytes (not NUL-terminated).  Copy the key
+ * (32 or 48 bytes) to key (KTLS_PSK_MAX_LEN bytes), set *keylen, return 1;
+ * return 0 for an unknown identity, -1 for a lookup failure (internal_error
+ * alert).  When no identity is known the handshake fails with the
+ * unknown_psk_identity alert, and with handshake_failure when the client
+ * offered no PSK at all (such a server has no certificate to fall back on).
+ * A key whose length is neither 32 nor 48 counts as unknown.  May run on
+ * any thread that drives a handshake of this context.
+ */
+typedef int (*ktls_psk_lookup_fn)(void *arg, const unsigned char *identity, size_t idlen,
+				  unsigned char *key, size_t *keylen);
+
+/* ktls_ctx_set_psk_lookup - server: authenticate clients by PSK only. */
+int ktls_ctx_set_psk_lookup(ktls_ctx *ctx, ktls_psk_lookup_fn fn, void *arg);
+
+/*
  * ktls_ctx_cert_store_stats - counts the trust store as Python's
  * SSLContext.cert_store_stats() does.  Lazily searched capath entries
  * appear only once a handshake has looked them up.
@@ -266,6 +305,13 @@ int ktls_conn_key_update(ktls_conn *conn, int request_peer);
  * is offloaded).  Does not wait for the peer's.  0 or -1.
  */
 int ktls_conn_shutdown(ktls_conn *conn);
+
+/*
+ * ktls_conn_psk_identity - after the handshake: 1 with the PSK identity
+ * the peers agreed on (owned by the connection or its context), 0 when
+ * the handshake did not use a PSK, -1 on bad arguments.
+ */
+int ktls_conn_psk_identity(const ktls_conn *conn, const void **identity, size_t *idlen);
 
 /* ktls_conn_fd - the socket the connection was made on. */
 int ktls_conn_fd(const ktls_conn *conn);
