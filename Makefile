@@ -20,7 +20,7 @@ TEST_PKGS := criterion
 DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 curl iproute2 qemu-system-x86 \
-             busybox-static cpio kmod xz-utils procps
+             busybox-static cpio kmod xz-utils procps nginx gnuplot-nox
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -138,6 +138,24 @@ vmtest-all: all tests $(BUILD)/tests/certs/.done
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+# --- bench ---------------------------------------------------------------
+# make bench: the default set on this machine (configurations the kernel
+# cannot run are skipped with the reason); table, JSON and PNGs in
+# $(BENCH_OUT).  make vmbench: all configurations inside the rig's guest
+# (QEMU TCG: checks the machinery, not performance figures).
+.PHONY: bench vmbench
+BENCH_OUT   ?= $(BUILD)/bench
+BENCH_ARGS  ?=
+VMBENCH_ARGS ?= --sizes 16K,1M,16M --seconds 2 --conns 4
+bench: all
+	$(Q)mkdir -p $(BENCH_OUT)
+	$(Q)$(BUILD)/ktls-bench all --json $(BENCH_OUT)/bench.json --plot $(BENCH_OUT) \
+		$(BENCH_ARGS) > $(BENCH_OUT)/bench.txt; rc=$$?; cat $(BENCH_OUT)/bench.txt; exit $$rc
+vmbench: all
+	$(Q)mkdir -p $(BENCH_OUT)/vm
+	$(Q)tests/vm/run -- $(BUILD)/ktls-bench all --json $(BENCH_OUT)/vm/bench.json \
+		--plot $(BENCH_OUT)/vm $(VMBENCH_ARGS)
 
 # --- the two commands ----------------------------------------------------
 run: deps-build
