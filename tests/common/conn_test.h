@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -259,6 +260,64 @@ static inline int ct_pipe_join(struct ct_pipe *p, int timeout_ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_timedjoin_np(p->th, NULL, &ts) == 0 ? 0 : -1;
+}
+
+/* Connect to 127.0.0.1:port, retrying while the peer starts; fd or -1. */
+static inline int ct_connect_retry(int port, int timeout_ms)
+{
+	long long deadline = ct_now_ms() + timeout_ms;
+
+	do {
+		int fd = tu_connect(port);
+		if (fd >= 0)
+			return fd;
+		usleep(20000);
+	} while (ct_now_ms() < deadline);
+	return -1;
+}
+
+/* The Python the suites use as an independent TLS peer. */
+static inline const char *ct_python(void)
+{
+	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+/* One interop cell: protocol version and the suite pinned on the peer. */
+struct ct_cell {
+	int version;          /* KTLS_TLS1_2 / KTLS_TLS1_3 */
+	const char *openssl;  /* OpenSSL name, as ktls_info.cipher reports it */
+	const char *gnutls;   /* GnuTLS cipher name for a priority string */
+};
+
+static inline struct ct_cell ct_cell(int v, int cipher)
+{
+	static const struct ct_cell t13[] = {
+		{ KTLS_TLS1_3, "TLS_AES_128_GCM_SHA256", "AES-128-GCM" },
+		{ KTLS_TLS1_3, "TLS_AES_256_GCM_SHA384", "AES-256-GCM" },
+		{ KTLS_TLS1_3, "TLS_CHACHA20_POLY1305_SHA256", "CHACHA20-POLY1305" },
+	};
+	static const struct ct_cell t12[] = {
+		{ KTLS_TLS1_2, "ECDHE-ECDSA-AES128-GCM-SHA256", "AES-128-GCM" },
+		{ KTLS_TLS1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", "AES-256-GCM" },
+		{ KTLS_TLS1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", "CHACHA20-POLY1305" },
+	};
+	return v == KTLS_TLS1_3 ? t13[cipher] : t12[cipher];
+}
+
+/* A GnuTLS priority string pinning the cell. */
+static inline void ct_gnutls_priority(const struct ct_cell *c, char *out, size_t cap)
+{
+	snprintf(out, cap, "NORMAL:-VERS-ALL:+VERS-TLS1.%d:-CIPHER-ALL:+%s",
+		 c->version == KTLS_TLS1_3 ? 3 : 2, c->gnutls);
+}
+
+/* Pin the cell on our own context too (for peers that cannot, e.g. Python 1.3). */
+static inline int ct_pin_ctx(ktls_ctx *ctx, const struct ct_cell *c)
+{
+	if (c->version == KTLS_TLS1_3)
+		return ktls_ctx_set_min_version(ctx, KTLS_TLS1_3) ||
+		       ktls_ctx_set_ciphersuites(ctx, c->openssl);
+	return ktls_ctx_set_max_version(ctx, KTLS_TLS1_2) || ktls_ctx_set_ciphers(ctx, c->openssl);
 }
 
 #endif
