@@ -602,3 +602,51 @@ Test(conn_basic, nonblocking_sendfile_resumes_exactly)
 	free(data);
 	free(rx);
 }
+
+/*
+ * ktls_conn_offload through the connection: on the host (no CONFIG_TLS)
+ * both directions stay in userspace with a reason naming the missing ULP
+ * and the connection keeps working; where kTLS must work, both move.
+ */
+Test(conn_basic, offload_fallback_keeps_working)
+{
+	struct pair p;
+	struct ktls_info info;
+	int wants = 0, fd;
+	unsigned char data[5000], rx[5000];
+	off_t off = 0;
+
+	tu_fill(data, sizeof(data), 9);
+	fd = temp_file(data, sizeof(data));
+	pair_open(&p);
+	cr_assert_eq(pair_handshake(&p, &wants), 0);
+	cr_assert_eq(ktls_conn_offload(p.cli), 0, "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ktls_conn_offload(p.srv), 0, "%s", ktls_conn_error(p.srv));
+	cr_assert_eq(ktls_conn_info(p.cli, &info), 0);
+	if (tu_expect_ktls()) {
+		cr_expect_eq(info.tx, KTLS_MODE_SW);
+		cr_expect_eq(info.rx, KTLS_MODE_SW);
+		cr_expect_null(info.fallback_reason);
+	} else {
+		cr_expect_eq(info.tx, KTLS_MODE_USER);
+		cr_expect_eq(info.rx, KTLS_MODE_USER);
+		cr_assert_not_null(info.fallback_reason);
+		cr_expect(strstr(info.fallback_reason, "TCP_ULP \"tls\""), "%s",
+			  info.fallback_reason);
+		cr_expect(strcmp(info.fallback_reason, "offload not requested") != 0);
+	}
+	/* Same results either way: write, sendfile, read, close_notify. */
+	cr_assert_eq(ktls_conn_write(p.cli, data, 1000), 1000, "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ct_read_full(p.srv, rx, 1000), 0);
+	cr_expect_eq(memcmp(rx, data, 1000), 0);
+	cr_assert_eq(ktls_conn_sendfile(p.cli, fd, &off, sizeof(data)), (ssize_t)sizeof(data),
+		     "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ct_read_full(p.srv, rx, sizeof(data)), 0);
+	cr_expect_eq(memcmp(rx, data, sizeof(data)), 0);
+	cr_assert_eq(ktls_conn_write(p.srv, "back", 4), 4, "%s", ktls_conn_error(p.srv));
+	cr_assert_eq(ct_read_full(p.cli, rx, 4), 0);
+	cr_assert_eq(ktls_conn_shutdown(p.cli), 0, "%s", ktls_conn_error(p.cli));
+	cr_expect_eq(ct_read_eof(p.srv, 5000), 0, "%s", ktls_conn_error(p.srv));
+	pair_close(&p);
+	close(fd);
+}
