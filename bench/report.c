@@ -58,6 +58,98 @@ static void ratio(FILE *o, double v)
 		fprintf(o, " %9s", "-");
 }
 
+/* ---- goals (issue 6): judged here for the reader, never asserted -------- */
+
+static const struct row *find_hs(const char *cfg_prefix, const char *cert, const char *ver)
+{
+	for (int i = 0; i < g_nrows; i++) {
+		const struct row *r = &g_rows[i];
+
+		if (r->kind == ROW_HANDSHAKE && !r->error[0] && r->hs_per_core_s > 0 &&
+		    !strncmp(r->config, cfg_prefix, strlen(cfg_prefix)) && !strcmp(r->certkind, cert) &&
+		    !strcmp(r->version, ver))
+			return r;
+	}
+	return NULL;
+}
+
+/* ratio v against limit; at_most: goal is v <= limit, else v >= limit */
+static void goal_line(FILE *o, const char *what, double v, double limit, int at_most, int have,
+		      const char *why)
+{
+	fprintf(o, "  %-58s ", what);
+	if (!have)
+		fprintf(o, "n/a (%s)\n", why);
+	else
+		fprintf(o, "%6.2fx  %s (goal %s %.2fx)\n", v,
+			(at_most ? v <= limit : v >= limit) ? "met" : "NOT met", at_most ? "<=" : ">=",
+			limit);
+}
+
+static void report_goals(const struct bench *b, FILE *o)
+{
+	char sz[32], what[96];
+	int any_ktls = 0;
+
+	if (!has_kind(ROW_SERVE) && !has_kind(ROW_HANDSHAKE))
+		return;
+	fprintf(o, "\nGoals from issue 6 (same-run ratios of server cycles/byte; informational%s):\n",
+		b->emulated ? "; EMULATED, so not judged on speed" : "");
+	for (int i = 0; i < b->nsizes; i++) {
+		size_t size = b->sizes[i];
+		const struct row *us = find_serve(3, size), *ng = find_serve(4, size);
+
+		if (size < (1u << 20))
+			continue;
+		snprintf(what, sizeof(what), "%s: ktlsd userspace / nginx userspace TLS",
+			 size_name(size, sz, sizeof(sz)));
+		goal_line(o, what, us && ng ? us->cpb / ng->cpb : 0, 1.0, 1, us && ng,
+			  "row not measured");
+	}
+	for (int i = 0; i < b->nsizes; i++)
+		any_ktls |= find_serve(2, b->sizes[i]) != NULL;
+	for (int i = 0; any_ktls && i < b->nsizes; i++) {
+		size_t size = b->sizes[i];
+		const struct row *plain = find_serve(1, size), *kt = find_serve(2, size),
+				 *ng = find_serve(4, size), *ngk = find_serve(5, size);
+
+		size_name(size, sz, sizeof(sz));
+		snprintf(what, sizeof(what), "%s: ktlsd kTLS / plaintext nginx", sz);
+		goal_line(o, what, kt && plain ? kt->cpb / plain->cpb : 0, 1.2, 1, kt && plain,
+			  "row not measured");
+		snprintf(what, sizeof(what), "%s: ktlsd kTLS / nginx userspace TLS", sz);
+		goal_line(o, what, kt && ng ? kt->cpb / ng->cpb : 0, 0.45, 1, kt && ng,
+			  "row not measured");
+		snprintf(what, sizeof(what), "%s: ktlsd kTLS / nginx + kTLS", sz);
+		goal_line(o, what, kt && ngk ? kt->cpb / ngk->cpb : 0, size <= 65536 ? 0.85 : 1.0, 1,
+			  kt && ngk, "row not measured");
+	}
+	if (!any_ktls && has_kind(ROW_SERVE))
+		fprintf(o, "  %-58s n/a (%s)\n", "kTLS cycles/byte goals (vs plain, nginx, nginx+kTLS)",
+			b->ktls_reason[0] ? "no kTLS on this kernel" : "ktlsd-ktls not measured");
+	{
+		const struct row *k = find_hs("ktlsd", "P-256", "TLSv1.3"),
+				 *n = find_hs("nginx", "P-256", "TLSv1.3");
+
+		goal_line(o, "handshakes/s per core, P-256 TLS 1.3: ktlsd / nginx",
+			  k && n ? k->hs_per_core_s / n->hs_per_core_s : 0, 1.1, 0, k && n,
+			  "row not measured");
+	}
+	for (int i = 0; i < g_nrows; i++) {
+		const struct row *r = &g_rows[i];
+
+		if (r->kind != ROW_INSTALL || r->error[0])
+			continue;
+		fprintf(o, "  %-58s %5.2f%%  ", "kTLS installation / server handshake CPU (P-256)",
+			r->install_pct);
+		if (b->ktls_reason[0])
+			fprintf(o, "n/a (no kTLS here: a failed attempt was timed)\n");
+		else
+			fprintf(o, "%s (goal < 5%%)\n", r->install_pct < 5 ? "met" : "NOT met");
+		break;
+	}
+}
+
 void report_table(const struct bench *b, FILE *o)
 {
 	char date[64], sz[32];
@@ -103,7 +195,7 @@ void report_table(const struct bench *b, FILE *o)
 				fprintf(o, "FAILED: %s\n", r->error);
 				continue;
 			}
-			fprintf(o, "%-8s %-22s %7.3f %9.0f %8.2f %8.2f %9.2f %7.2f", r->version,
+			fprintf(o, "%-8s %-22s %7.3f %9.1f %8.2f %8.2f %9.2f %7.2f", r->version,
 				r->cipher, r->gbps, r->rps, r->p50_ms, r->p99_ms, r->server_cpu_s,
 				r->cpb);
 			ratio(o, r->ratio_base);
@@ -165,6 +257,7 @@ void report_table(const struct bench *b, FILE *o)
 				fprintf(o, "%8.2f %8.2f  %s\n", r->gbps, r->cpb, r->note);
 		}
 	}
+	report_goals(b, o);
 	if (b->emulated)
 		fprintf(o, "\n*** EMULATED (QEMU TCG): not performance figures.\n");
 }
