@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -162,9 +163,23 @@ static void sslerr_take(struct sslerr *e)
 	}
 }
 
-static const char *alert_name(int desc)
+/* OpenSSL 3.0 calls the TLS 1.3-era alerts "unknown"; name those too. */
+static const char *alert_name(int desc, char *buf, size_t len)
 {
-	return SSL_alert_desc_string_long(desc);
+	const char *n = SSL_alert_desc_string_long(desc);
+
+	if (n && strcmp(n, "unknown") != 0)
+		return n;
+	switch (desc) {
+	case 86: return "inappropriate fallback";
+	case 109: return "missing extension";
+	case 115: return "unknown PSK identity";
+	case 116: return "certificate required";
+	case 120: return "no application protocol";
+	default:
+		snprintf(buf, len, "unknown alert %d", desc);
+		return buf;
+	}
 }
 
 /* The verification failure, worded like Python's ssl module. */
@@ -224,7 +239,8 @@ static int handshake_error(struct conn_impl *ci, int ret)
 
 	sslerr_take(&e);
 	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s", alert_name(e.alert));
+		return conn_seterr(c, "peer sent alert: %s",
+				   alert_name(e.alert, e.text, sizeof(e.text)));
 	switch (e.reason) {
 	case SSL_R_CERTIFICATE_VERIFY_FAILED:
 		return verify_error(ci);
@@ -290,7 +306,8 @@ static int io_error(struct conn_impl *ci, int ret, const char *what)
 	}
 	sslerr_take(&e);
 	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s", alert_name(e.alert));
+		return conn_seterr(c, "peer sent alert: %s",
+				   alert_name(e.alert, e.text, sizeof(e.text)));
 	switch (e.reason) {
 	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
 		return conn_seterr(c, "peer closed without close_notify (truncation)");
