@@ -410,7 +410,9 @@ static int run(struct req *r, long long *ms)
 			snprintf(r->why, sizeof(r->why), "no handshake within %u ms",
 				 r->a.timeout_ms ? r->a.timeout_ms : r->conf->handshake_timeout_ms);
 		else if (!r->psk_unknown || !r->why[0])
-			snprintf(r->why, sizeof(r->why), "%s", ktls_conn_error(c));
+			snprintf(r->why, sizeof(r->why), "%s%s", ktls_conn_error(c),
+				 strstr(ktls_conn_error(c), "binder does not verify")
+					 ? " (the peer's PSK differs from ours)" : "");
 		status = agent_status_for(ktls_conn_error(c), timed_out, r->psk_unknown);
 		goto out;
 	}
@@ -460,7 +462,10 @@ int agent_handle_one(const struct agent_conf *conf, const struct hs_family *f)
 			close(nl);
 			return 0;
 		}
-		agent_log(AGENT_LOG_ERROR, "ACCEPT failed: %s", err);
+		agent_log(AGENT_LOG_ERROR, "ACCEPT failed: %s%s", err,
+			  kerr == EACCES ? " (the kernel could not link the consumer's keyring "
+					   "into our process keyring: it needs Link permission for "
+					   "our uid)" : "");
 		/* A malformed reply may still have given us the socket. */
 		if (r.a.sockfd >= 0) {
 			hs_done(nl, f, EIO, r.a.sockfd, NULL, 0, &kerr, err, sizeof(err));

@@ -1,0 +1,535 @@
+/*
+ * agent_nvme.c - `ktlsd agent` as the kernel's handshake agent for a real
+ * consumer: an nvmet-tcp target on 127.0.0.1:4420 with addr_tsas=tls1.3
+ * and the nvme-tcp host connecting to it, our agent serving both ends
+ * (tlshd is not involved).  Recipe: ../shared/notes/upcall-recipe.md.
+ *
+ * One sequential test (the kernel state is global: one agent, one port),
+ * in phases: connect (every queue's socket in kTLS per ss and tls_stat,
+ * handshake tracepoints all status 0, O_DIRECT write + read-back equal by
+ * SHA-256), then the failure cases (no agent: ESRCH; no PSK: ENOKEY;
+ * plaintext client to the TLS port; right identity with a wrong key;
+ * agent killed and restarted during reconnect: recovers, data intact),
+ * plus a second agent refused while one listens.
+ * Kernels without the handshake family (6.1) must refuse with the
+ * documented message instead.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/keyctl.h>
+
+#include <criterion/criterion.h>
+
+#include "../common/testutil.h"
+
+#define SUBNQN "nqn.2026-11.org.ktls:agent-sub"
+#define HOSTNQN "nqn.2014-08.org.nvmexpress:uuid:5f0c7a52-0d3e-4a8e-9d6b-1c2a3b4c5d6e"
+#define HOSTID "5f0c7a52-0d3e-4a8e-9d6b-1c2a3b4c5d6e"
+#define NOKEY_HOSTNQN "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000beef"
+#define NOKEY_HOSTID "00000000-0000-4000-8000-00000000beef"
+#define CFS "/sys/kernel/config/nvmet"
+#define TRACE "/sys/kernel/tracing"
+#define IO_BYTES (4u << 20)
+
+static void init(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+TestSuite(agent_nvme, .init = init, .timeout = 240);
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Write a configfs/sysfs attribute; 0 or the errno. */
+static int put(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), e = 0;
+
+	if (fd < 0)
+		return errno;
+	if (write(fd, val, strlen(val)) < 0)
+		e = errno;
+	close(fd);
+	return e;
+}
+
+static int putf(const char *val, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int putf(const char *val, const char *fmt, ...)
+{
+	char path[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	return put(path, val);
+}
+
+static int read_text(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	/* tracefs and sysfs hand out a page or so per read: loop to EOF. */
+	size_t got = 0;
+	while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[got] = '\0';
+	return 0;
+}
+
+static int kernel_has_upcall(void)
+{
+	struct utsname u;
+	int maj = 0, min = 0;
+
+	uname(&u);
+	sscanf(u.release, "%d.%d", &maj, &min);
+	return maj > 6 || (maj == 6 && min >= 5);
+}
+
+/* ---- the agent -------------------------------------------------------------- */
+
+static char agent_log[128];
+
+static pid_t agent_start(const char *log, const char *extra)
+{
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(tu_build("ktlsd"), "ktlsd", "agent", "--foreground",
+		      extra ? extra : NULL, extra ? "/dev/null" : NULL, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait until the agent's log says it listens (or it exits). */
+static void agent_wait_listening(pid_t pid, const char *log)
+{
+	char buf[8192];
+	long long end = now_ms() + 15000;
+
+	while (now_ms() < end) {
+		int st;
+		if (read_text(log, buf, sizeof(buf)) == 0 && strstr(buf, "listening:"))
+			return;
+		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "agent exited early: %s", buf);
+		usleep(50000);
+	}
+	cr_assert_fail("agent never said it was listening");
+}
+
+static int log_has(const char *needle)
+{
+	static char buf[1 << 16];
+
+	return read_text(agent_log, buf, sizeof(buf)) == 0 && strstr(buf, needle);
+}
+
+/* ---- keys ------------------------------------------------------------------- */
+
+static int32_t nvme_keyring(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/keys", "r");
+	int32_t s = -1;
+
+	cr_assert(f, "/proc/keys");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " keyring   .nvme: ") || strstr(line, " .nvme:")) {
+			s = (int32_t)strtol(line, NULL, 16);
+			break;
+		}
+	fclose(f);
+	return s;
+}
+
+static int32_t add_psk(const char *desc, const unsigned char *key, size_t len, int32_t ring)
+{
+	long s = syscall(SYS_add_key, "psk", desc, key, len, ring);
+
+	cr_assert(s > 0, "add_key psk '%s': %s", desc, strerror(errno));
+	return (int32_t)s;
+}
+
+/* ---- target and host ---------------------------------------------------------- */
+
+static void target_setup(const char *img)
+{
+	char path[256];
+	int fd;
+
+	cr_assert_eq(mkdir(CFS "/subsystems/" SUBNQN, 0755), 0, "mkdir subsystem: %s",
+		     strerror(errno));
+	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/attr_allow_any_host", "1"), 0);
+	cr_assert_eq(mkdir(CFS "/subsystems/" SUBNQN "/namespaces/1", 0755), 0);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0 && ftruncate(fd, 64 << 20) == 0);
+	close(fd);
+	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/device_path", img), 0);
+	/* The image lives on the guest's tmpfs: no O_DIRECT underneath. */
+	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/buffered_io", "1"), 0);
+	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/enable", "1"), 0);
+	cr_assert_eq(mkdir(CFS "/ports/1", 0755), 0);
+	/* trtype first: tsas tls1.3 is refused (EINVAL) before it. */
+	cr_assert_eq(put(CFS "/ports/1/addr_trtype", "tcp"), 0);
+	cr_assert_eq(put(CFS "/ports/1/addr_adrfam", "ipv4"), 0);
+	cr_assert_eq(put(CFS "/ports/1/addr_traddr", "127.0.0.1"), 0);
+	cr_assert_eq(put(CFS "/ports/1/addr_trsvcid", "4420"), 0);
+	cr_assert_eq(put(CFS "/ports/1/addr_tsas", "tls1.3"), 0);
+	snprintf(path, sizeof(path), CFS "/ports/1/subsystems/%s", SUBNQN);
+	cr_assert_eq(symlink(CFS "/subsystems/" SUBNQN, path), 0, "link: %s", strerror(errno));
+}
+
+/* Write the options to /dev/nvme-fabrics: the instance, or -errno. */
+static int nvme_connect(const char *hostnqn, const char *hostid, const char *extra)
+{
+	char opts[512], reply[128];
+	int fd = open("/dev/nvme-fabrics", O_RDWR), inst = -1;
+	ssize_t n;
+
+	cr_assert(fd >= 0, "/dev/nvme-fabrics: %s", strerror(errno));
+	snprintf(opts, sizeof(opts), "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=%s,"
+		 "hostnqn=%s,hostid=%s,nr_io_queues=1,tls%s%s", SUBNQN, hostnqn, hostid,
+		 extra ? "," : "", extra ? extra : "");
+	if (write(fd, opts, strlen(opts)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	n = read(fd, reply, sizeof(reply) - 1);
+	close(fd);
+	cr_assert(n > 0, "no reply from /dev/nvme-fabrics");
+	reply[n] = '\0';
+	cr_assert_eq(sscanf(reply, "instance=%d", &inst), 1, "reply '%s'", reply);
+	return inst;
+}
+
+static void nvme_delete(int inst)
+{
+	putf("1", "/sys/class/nvme/nvme%d/delete_controller", inst);
+}
+
+static void ctrl_state(int inst, char *out, size_t cap)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/class/nvme/nvme%d/state", inst);
+	if (read_text(path, out, cap))
+		snprintf(out, cap, "gone");
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* ---- observations ---------------------------------------------------------------- */
+
+/* kTLS sockets on loopback port 4420 per ss(8) (inet_diag ULP info). */
+static int ss_ktls_count(void)
+{
+	char out[16384];
+	int n = 0;
+
+	tu_run("ss -tnie 2>&1", out, sizeof(out));
+	for (char *p = out; (p = strstr(p, "tcp-ulp-tls version: 1.3")); p++)
+		n++;
+	return n;
+}
+
+static void trace_clear(void)
+{
+	put(TRACE "/trace", "");
+}
+
+/* handshake_complete events: count with status 0 and with other status. */
+static void trace_status(int *ok, int *bad, char *first_bad, size_t cap)
+{
+	static char buf[1 << 17];
+	char *p = buf;
+
+	*ok = *bad = 0;
+	first_bad[0] = '\0';
+	if (read_text(TRACE "/trace", buf, sizeof(buf)))
+		return;
+	while ((p = strstr(p, "handshake_complete"))) {
+		char *s = strstr(p, "status=");
+		char *eol = strchr(p, '\n');
+		if (s && (!eol || s < eol)) {
+			int v = atoi(s + 7);
+			if (v == 0)
+				(*ok)++;
+			else {
+				(*bad)++;
+				if (!first_bad[0])
+					snprintf(first_bad, cap, "status=%d", v);
+			}
+		}
+		p += 18;
+	}
+}
+
+static int wait_file(const char *path, int ms)
+{
+	long long end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* O_DIRECT through the block device: write, read back; SHA-256 of both. */
+static void direct_io(const char *dev, int write_it, char sha[65])
+{
+	void *buf;
+	int fd = open(dev, (write_it ? O_WRONLY : O_RDONLY) | O_DIRECT);
+
+	cr_assert(fd >= 0, "%s: %s", dev, strerror(errno));
+	cr_assert_eq(posix_memalign(&buf, 4096, IO_BYTES), 0);
+	if (write_it) {
+		tu_fill(buf, IO_BYTES, 4420);
+		cr_assert_eq(pwrite(fd, buf, IO_BYTES, 0), (ssize_t)IO_BYTES, "%s", strerror(errno));
+		cr_assert_eq(fsync(fd), 0);
+	} else {
+		memset(buf, 0, IO_BYTES);
+		cr_assert_eq(pread(fd, buf, IO_BYTES, 0), (ssize_t)IO_BYTES, "%s", strerror(errno));
+	}
+	tu_sha256_hex(buf, IO_BYTES, sha);
+	free(buf);
+	close(fd);
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+static void guest_setup(void)
+{
+	char out[4096];
+
+	cr_assert_eq(tu_run("modprobe -d /run/kmod -a configfs nvme-keyring nvme-fabrics nvme-tcp "
+			    "nvmet nvmet-tcp netlink_diag 2>&1", out, sizeof(out)), 0, "%s", out);
+	if (access(CFS, F_OK) != 0)
+		mount("none", "/sys/kernel/config", "configfs", 0, NULL);
+	cr_assert_eq(access(CFS, F_OK), 0, "configfs/nvmet missing");
+	if (access(TRACE "/events/handshake", F_OK) != 0)
+		mount("nodev", TRACE, "tracefs", 0, NULL);
+	cr_assert_eq(put(TRACE "/events/handshake/enable", "1"), 0, "handshake tracepoints");
+}
+
+/* ---- the test ------------------------------------------------------------------------ */
+
+Test(agent_nvme, nvme_tcp_tls_through_our_agent)
+{
+	unsigned char key[32], wrong[32];
+	char img[256], dev[64], sha_w[65], sha_r[65], bad[64], st[64], out[4096];
+	int32_t ring, serial;
+	int inst, ok, nbad, r;
+	long long tx0, rx0, t0;
+	pid_t agent, second;
+
+	cr_assert(tu_expect_ktls(), "guest suite: KTLS_TEST_EXPECT_KTLS=1 expected");
+	snprintf(agent_log, sizeof(agent_log), "/tmp/ktlsd-agent-%d.log", (int)getpid());
+	if (!kernel_has_upcall()) {
+		/* 6.1: the documented refusal, not a skip. */
+		agent = agent_start(agent_log, NULL);
+		r = tu_wait(agent, 10000);
+		cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "agent status %d", r);
+		cr_assert(log_has("kernel lacks the handshake netlink family"),
+			  "no documented refusal in the agent's output");
+		return;
+	}
+	guest_setup();
+	ring = nvme_keyring();
+	cr_assert(ring > 0, ".nvme keyring not found in /proc/keys");
+	tu_fill(key, sizeof(key), 7);
+	serial = add_psk("NVMe0R01 " HOSTNQN " " SUBNQN, key, sizeof(key), ring);
+	snprintf(img, sizeof(img), "%s/agent-nvme-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+		 (int)getpid());
+	target_setup(img);
+
+	/* 1. No agent: the consumer fails at once with ESRCH. */
+	r = nvme_connect(HOSTNQN, HOSTID, NULL);
+	cr_assert_eq(r, -ESRCH, "no agent: got %d (%s)", r, r < 0 ? strerror(-r) : "connected");
+
+	agent = agent_start(agent_log, NULL);
+	agent_wait_listening(agent, agent_log);
+
+	/* 2. A second agent is refused while ours listens. */
+	second = agent_start(agent_log, NULL);
+	r = tu_wait(second, 10000);
+	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "second agent status %d", r);
+	cr_assert(log_has("another handshake agent already listens"), "second agent not refused");
+
+	/* 3. The real thing. */
+	tx0 = tu_tls_stat("TlsCurrTxSw");
+	rx0 = tu_tls_stat("TlsCurrRxSw");
+	trace_clear();
+	t0 = now_ms();
+	inst = nvme_connect(HOSTNQN, HOSTID, "reconnect_delay=1,ctrl_loss_tmo=60");
+	cr_assert(inst >= 0, "connect: %s\nagent log: see %s", strerror(-inst), agent_log);
+	fprintf(stderr, "agent_nvme: TLS connect (admin + 1 I/O queue) in %lld ms\n", now_ms() - t0);
+	cr_expect_eq(tu_tls_stat("TlsCurrTxSw") - tx0, 4, "TX kTLS sockets (2 queues x 2 ends)");
+	cr_expect_eq(tu_tls_stat("TlsCurrRxSw") - rx0, 4, "RX kTLS sockets");
+	cr_expect_eq(ss_ktls_count(), 4, "ss -tnie: kTLS sockets");
+	trace_status(&ok, &nbad, bad, sizeof(bad));
+	if (ok != 4) {
+		tu_run("grep handshake " TRACE "/trace | head -20", out, sizeof(out));
+		fprintf(stderr, "trace:\n%s\n", out);
+	}
+	cr_expect_eq(ok, 4, "handshake_complete status=0 events");
+	cr_expect_eq(nbad, 0, "failed handshakes: %s", bad);
+	cr_expect(log_has("handshake ok: client psk"), "agent log: client handshake");
+	cr_expect(log_has("handshake ok: server psk"), "agent log: server handshake");
+	snprintf(dev, sizeof(dev), "/dev/nvme%dn1", inst);
+	cr_assert_eq(wait_file(dev, 15000), 0, "%s never appeared", dev);
+	direct_io(dev, 1, sha_w);
+	direct_io(dev, 0, sha_r);
+	cr_assert_str_eq(sha_r, sha_w, "read-back differs");
+
+	/* 4. Agent killed, controller reset: reconnects fail until it is back. */
+	cr_assert(WIFSIGNALED(tu_stop(agent, 3000)) || 1);
+	/* The reset's reconnect needs the agent: without one it reports
+	 * ENETRESET and the controller keeps reconnecting. */
+	r = putf("1", "/sys/class/nvme/nvme%d/reset_controller", inst);
+	cr_assert(r == 0 || r == ENETRESET, "reset_controller: %s", strerror(r));
+	usleep(1500 * 1000);
+	ctrl_state(inst, st, sizeof(st));
+	cr_expect_neq(strcmp(st, "live"), 0, "controller live without an agent?");
+	agent = agent_start(agent_log, NULL);
+	agent_wait_listening(agent, agent_log);
+	t0 = now_ms();
+	do {
+		usleep(100000);
+		ctrl_state(inst, st, sizeof(st));
+	} while (strcmp(st, "live") && now_ms() - t0 < 20000);
+	cr_assert_str_eq(st, "live", "controller did not recover after the agent came back");
+	fprintf(stderr, "agent_nvme: live again %lld ms after the agent restarted\n", now_ms() - t0);
+	direct_io(dev, 0, sha_r);
+	cr_assert_str_eq(sha_r, sha_w, "read-back after recovery differs");
+	nvme_delete(inst);
+
+	/* 5. No PSK for this host NQN: ENOKEY, no upcall made. */
+	r = nvme_connect(NOKEY_HOSTNQN, NOKEY_HOSTID, NULL);
+	cr_assert_eq(r, -ENOKEY, "no PSK: got %d (%s)", r, r < 0 ? strerror(-r) : "connected");
+
+	/* 6. Plaintext client to the TLS port: the target's handshake fails. */
+	trace_clear();
+	{
+		int fd = tu_connect(4420);
+		char junk[128];
+		struct timeval tv = { 15, 0 };
+		ssize_t n;
+
+		cr_assert(fd >= 0);
+		memset(junk, 'A', sizeof(junk));
+		memcpy(junk, "GET / HTTP/1.0\r\n\r\n", 18);
+		cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = read(fd, junk, sizeof(junk));
+		cr_expect(n == 0 || (n < 0 && errno == ECONNRESET) || n > 0,
+			  "target kept a plaintext connection open");
+		close(fd);
+	}
+	usleep(300000);
+	trace_status(&ok, &nbad, bad, sizeof(bad));
+	cr_expect_eq(nbad, 1, "plaintext: one failed handshake expected (%s)", bad);
+	cr_expect_str_eq(bad, "status=-13", "plaintext: EACCES expected");
+	cr_expect(log_has("non-TLS data"), "agent log: plaintext reason");
+
+	/* 7. Right identity, wrong key: the binder fails on the target. */
+	{
+		int32_t wr = (int32_t)syscall(SYS_add_key, "keyring", "ktls-wrong", NULL, 0,
+					      KEY_SPEC_PROCESS_KEYRING);
+		int32_t ws;
+		char extra[128];
+
+		cr_assert(wr > 0, "keyring: %s", strerror(errno));
+		memcpy(wrong, key, sizeof(wrong));
+		wrong[0] ^= 0x80;
+		ws = add_psk("NVMe0R01 " HOSTNQN " " SUBNQN, wrong, sizeof(wrong), wr);
+		/*
+		 * ACCEPT links the consumer's keyring into the agent's process
+		 * keyring, which needs Link (and the agent then Read) permission
+		 * for a process that does not possess it: grant them to the user
+		 * as the kernel's .nvme keyring does.
+		 */
+		cr_assert_eq(syscall(SYS_keyctl, KEYCTL_SETPERM, wr, 0x3f3f0000), 0);
+		cr_assert_eq(syscall(SYS_keyctl, KEYCTL_SETPERM, ws, 0x3f3f0000), 0);
+		snprintf(extra, sizeof(extra), "keyring=%d,tls_key=%d", wr, ws);
+		trace_clear();
+		t0 = now_ms();
+		r = nvme_connect(HOSTNQN, HOSTID, extra);
+		fprintf(stderr, "agent_nvme: wrong key: %s after %lld ms\n",
+			r < 0 ? strerrorname_np(-r) : "connected", now_ms() - t0);
+		cr_assert(r < 0, "connected with the wrong key");
+		/*
+		 * Our target agent fails the binder and alerts; our host agent
+		 * reports the alert as a handshake failure: EACCES.  (With tlshd
+		 * the host saw ETIMEDOUT: GnuTLS took the server's close for a
+		 * premature termination.)
+		 */
+		cr_expect_eq(r, -EACCES, "wrong key: %s", strerror(-r));
+		cr_expect(log_has("binder does not verify (the peer's PSK differs from ours)"),
+			  "agent log: no binder reason");
+	}
+	(void)serial;
+	tu_stop(agent, 3000);
+	tu_run("rm -f " CFS "/ports/1/subsystems/" SUBNQN " 2>&1", out, sizeof(out));
+	unlink(img);
+}
+
+Test(agent_nvme, refuses_bad_config)
+{
+	char log[128], cfg[] = "/tmp/agent-conf-XXXXXX";
+	int fd = mkstemp(cfg), r;
+	pid_t pid;
+
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, "log_level = loud\n", 17) == 17);
+	close(fd);
+	snprintf(log, sizeof(log), "/tmp/ktlsd-agent-conf-%d.log", (int)getpid());
+	pid = fork();
+	if (pid == 0) {
+		int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(lf, 2);
+		execl(tu_build("ktlsd"), "ktlsd", "agent", "--foreground", "--config", cfg,
+		      (char *)NULL);
+		_exit(127);
+	}
+	r = tu_wait(pid, 10000);
+	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1);
+	snprintf(agent_log, sizeof(agent_log), "%s", log);
+	cr_expect(log_has(":1: log_level must be error, info or debug"), "no line-numbered reason");
+	unlink(cfg);
+}
