@@ -320,6 +320,16 @@ int serve_main(int argc, char **argv)
 			return 0;
 		}
 		setsid();
+		/* detach from the terminal; stderr stays the daemon log */
+		{
+			int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+			if (dn >= 0) {
+				dup2(dn, STDIN_FILENO);
+				dup2(dn, STDOUT_FILENO);
+				close(dn);
+			}
+		}
 	}
 
 	/* Workers inherit a mask with our signals blocked; we sigwait them. */

@@ -881,6 +881,32 @@ Test(ktlsd_ops, cipher_selection, .init = setup, .fini = stop, .timeout = 120)
 	cr_expect(strstr(o, "--ciphersuites") && strstr(o, "CCM"), "%s", o);
 }
 
+Test(ktlsd_ops, background_without_foreground, .init = setup, .fini = stop, .timeout = 60)
+{
+	char cmd[1500], o[512], *pid;
+	int port = tu_free_port();
+
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --listen 127.0.0.1:%d --cert %s --key %s --workers 1 2>%s/bg.log",
+		 tu_build("ktlsd"), S.root, port, tu_cert("server-ec.pem"), tu_cert("server-ec.key"), S.dir);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", o);
+	pid = strstr(o, "background as pid ");
+	cr_assert(pid, "%s", o);
+	S.pid = 0;
+	{
+		pid_t bg = (pid_t)atoi(pid + 18);
+
+		cr_assert_gt(bg, 1);
+		cr_expect_eq(tu_wait_port(port, 5000), 0);
+		snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s https://localhost:%d/one | wc -c", certs_ca(), port);
+		tu_run(cmd, o, sizeof(o));
+		cr_expect_eq(atoi(o), 1);
+		cr_expect_eq(kill(bg, SIGTERM), 0);
+		for (int i = 0; i < 50 && kill(bg, 0) == 0; i++)
+			usleep(100000);
+		cr_expect_neq(kill(bg, 0), 0, "background ktlsd did not stop on SIGTERM");
+	}
+}
+
 /* The shipped example must parse; its paths are overridden on the command line. */
 Test(ktlsd_ops, example_config_parses, .init = setup, .fini = stop, .timeout = 120)
 {
