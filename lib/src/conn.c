@@ -22,10 +22,13 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -66,6 +69,49 @@ int conn_seterr(struct ktls_conn *c, const char *fmt, ...)
 	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* ---- SIGPIPE ---------------------------------------------------------------- */
+
+/*
+ * OpenSSL's socket BIO sends with write(2), so a peer that has gone away
+ * would raise SIGPIPE and kill a caller that did not ignore it (the kTLS
+ * path uses MSG_NOSIGNAL).  Around each OpenSSL I/O call the signal is
+ * blocked in this thread and a SIGPIPE the call raised is consumed; one
+ * that was already pending stays for the application.
+ */
+struct nosig {
+	sigset_t old;
+	int was_pending;
+};
+
+static void nosig_enter(struct nosig *ns)
+{
+	sigset_t pipe_set, pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	ns->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &ns->old);
+}
+
+static void nosig_leave(struct nosig *ns)
+{
+	int saved = errno;
+	sigset_t pipe_set, pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	if (!ns->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &ns->old, NULL);
+	errno = saved;
 }
 
 /* ---- the peer's first bytes, for naming what went wrong ---------------- */
@@ -461,6 +507,7 @@ KTLS_API void ktls_conn_free(ktls_conn *c)
 
 KTLS_API int ktls_conn_handshake(ktls_conn *c)
 {
+	struct nosig ns;
 	int r;
 
 	if (!c)
@@ -469,7 +516,9 @@ KTLS_API int ktls_conn_handshake(ktls_conn *c)
 		return 0;
 	ERR_clear_error();
 	errno = 0;
+	nosig_enter(&ns);
 	r = SSL_do_handshake(c->ssl);
+	nosig_leave(&ns);
 	if (r != 1)
 		return handshake_error(impl(c), r);
 	c->handshake_done = 1;
@@ -527,11 +576,16 @@ static int need_handshake(struct ktls_conn *c, const char *what)
 static int stage_flush(struct conn_impl *ci)
 {
 	while (ci->stage_len > 0) {
+		struct nosig ns;
 		size_t n = 0;
+		int ok;
 
 		ERR_clear_error();
 		errno = 0;
-		if (!SSL_write_ex(ci->c.ssl, ci->stage + ci->stage_off, ci->stage_len, &n))
+		nosig_enter(&ns);
+		ok = SSL_write_ex(ci->c.ssl, ci->stage + ci->stage_off, ci->stage_len, &n);
+		nosig_leave(&ns);
+		if (!ok)
 			return io_error(ci, 0, "write");
 		ci->stage_off += n;
 		ci->stage_len -= n;
@@ -557,11 +611,16 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 		len = SSIZE_MAX;
 	while (done < len) {
 		size_t chunk = len - done < STAGE_MAX ? len - done : STAGE_MAX;
+		struct nosig ns;
 		size_t n = 0;
+		int ok;
 
 		ERR_clear_error();
 		errno = 0;
-		if (SSL_write_ex(ci->c.ssl, p + done, chunk, &n)) {
+		nosig_enter(&ns);
+		ok = SSL_write_ex(ci->c.ssl, p + done, chunk, &n);
+		nosig_leave(&ns);
+		if (ok) {
 			done += n;
 			continue;
 		}
@@ -584,7 +643,9 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 
 KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 {
+	struct nosig ns;
 	size_t n = 0;
+	int ok;
 
 	if (!c || (!buf && len)) {
 		errno = EINVAL;
@@ -602,7 +663,10 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 		len = INT_MAX;
 	ERR_clear_error();
 	errno = 0;
-	if (SSL_read_ex(c->ssl, buf, len, &n))
+	nosig_enter(&ns);
+	ok = SSL_read_ex(c->ssl, buf, len, &n);
+	nosig_leave(&ns);
+	if (ok)
 		return (ssize_t)n;
 	return io_error(impl(c), 0, "read");
 }
@@ -694,6 +758,7 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 {
 	struct conn_impl *ci;
+	struct nosig ns;
 	int r;
 
 	if (!c) {
@@ -716,7 +781,9 @@ KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 		return r;
 	ERR_clear_error();
 	errno = 0;
+	nosig_enter(&ns);
 	r = SSL_shutdown(c->ssl);
+	nosig_leave(&ns);
 	if (r >= 0) {
 		c->we_closed = 1;
 		return 0;

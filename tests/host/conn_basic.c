@@ -650,3 +650,30 @@ Test(conn_basic, offload_fallback_keeps_working)
 	pair_close(&p);
 	close(fd);
 }
+
+/* Writing to a peer that is gone fails cleanly; no SIGPIPE kills us. */
+Test(conn_basic, write_to_vanished_peer_no_sigpipe)
+{
+	struct pair p;
+	int wants = 0;
+	unsigned char data[16384];
+	ssize_t r = 0;
+
+	pair_open(&p);
+	cr_assert_eq(pair_handshake(&p, &wants), 0);
+	signal(SIGPIPE, SIG_DFL);
+	ktls_conn_free(p.srv);
+	p.srv = NULL;
+	close(p.fds[1]);
+	p.fds[1] = -1;
+	tu_fill(data, sizeof(data), 1);
+	for (int i = 0; i < 50 && r >= 0; i++) {
+		r = ktls_conn_write(p.cli, data, sizeof(data));
+		usleep(2000);
+	}
+	cr_expect_eq(r, -1, "writes to a closed peer must fail");
+	cr_expect(strstr(ktls_conn_error(p.cli), "peer"), "%s", ktls_conn_error(p.cli));
+	/* A close_notify to nobody fails the same way, still without SIGPIPE. */
+	cr_expect_eq(ktls_conn_shutdown(p.cli), -1);
+	pair_close(&p);
+}
