@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -904,6 +905,36 @@ Test(ktlsd_ops, background_without_foreground, .init = setup, .fini = stop, .tim
 		for (int i = 0; i < 50 && kill(bg, 0) == 0; i++)
 			usleep(100000);
 		cr_expect_neq(kill(bg, 0), 0, "background ktlsd did not stop on SIGTERM");
+	}
+}
+
+Test(ktlsd_ops, ipv6_listener, .init = setup, .fini = stop, .timeout = 60)
+{
+	char extra[64], cmd[1200], o[256];
+	int p6 = tu_free_port(), fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		cr_skip("no IPv6 loopback here");
+		return;
+	}
+	close(fd);
+	snprintf(extra, sizeof(extra), "--listen [::1]:%d", p6);
+	start_args(extra);
+	usleep(200000);
+	snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s https://[::1]:%d/one | wc -c", certs_ca(), p6);
+	tu_run(cmd, o, sizeof(o));
+	cr_expect_eq(atoi(o), 1, "over IPv6: %s", o);
+	usleep(200000);
+	{
+		size_t n;
+		char *a_log = slurp(S.alog, &n);
+
+		cr_assert(a_log);
+		cr_expect(strstr(a_log, "::1 - - ["), "%s", a_log);
+		free(a_log);
 	}
 }
 
