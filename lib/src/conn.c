@@ -54,7 +54,27 @@ struct conn_impl {
 	char *name;               /* server name, for error messages */
 	unsigned char peek[PEEK_LEN]; /* the peer's first bytes (handshake) */
 	size_t npeek;
+	/*
+	 * After a fatal protocol error OpenSSL refuses further I/O with an
+	 * empty error queue; the first reason is kept and repeated instead.
+	 */
+	char fatal[KTLS_ERRLEN];
 };
+
+/* Record the reason just set as fatal; returns -1. */
+static int set_fatal(struct conn_impl *ci)
+{
+	snprintf(ci->fatal, sizeof(ci->fatal), "%s", ci->c.err);
+	return -1;
+}
+
+/* -1 with the kept reason when the connection already failed fatally. */
+static int check_fatal(struct conn_impl *ci)
+{
+	if (!ci->fatal[0])
+		return 0;
+	return conn_seterr(&ci->c, "%s", ci->fatal);
+}
 
 static struct conn_impl *impl(struct ktls_conn *c)
 {
@@ -322,11 +342,9 @@ static int handshake_error(struct conn_impl *ci, int ret)
 }
 
 /* Map a failed SSL_read/SSL_write/SSL_shutdown; what is "during" the call. */
-static int io_error(struct conn_impl *ci, int ret, const char *what)
+static int io_error_msg(struct conn_impl *ci, int err, int saved, const char *what)
 {
 	struct ktls_conn *c = &ci->c;
-	int saved = errno;
-	int err = SSL_get_error(c->ssl, ret);
 	struct sslerr e;
 
 	switch (err) {
@@ -366,6 +384,20 @@ static int io_error(struct conn_impl *ci, int ret, const char *what)
 	default:
 		return conn_seterr(c, "%s: %s", what, e.text);
 	}
+}
+
+/*
+ * A protocol error (SSL_ERROR_SSL: an alert, a bad record) ends the
+ * connection, so its reason is kept; a socket error on one direction does
+ * not stop the other (data already received can still be read).
+ */
+static int io_error(struct conn_impl *ci, int ret, const char *what)
+{
+	int saved = errno;
+	int err = SSL_get_error(ci->c.ssl, ret);
+	int r = io_error_msg(ci, err, saved, what);
+
+	return r == -1 && err == SSL_ERROR_SSL ? set_fatal(ci) : r;
 }
 
 /* ---- construction ------------------------------------------------------- */
@@ -514,13 +546,17 @@ KTLS_API int ktls_conn_handshake(ktls_conn *c)
 		return -1;
 	if (c->handshake_done)
 		return 0;
+	if (check_fatal(impl(c)))
+		return -1;
 	ERR_clear_error();
 	errno = 0;
 	nosig_enter(&ns);
 	r = SSL_do_handshake(c->ssl);
 	nosig_leave(&ns);
-	if (r != 1)
-		return handshake_error(impl(c), r);
+	if (r != 1) {
+		r = handshake_error(impl(c), r);
+		return r == -1 ? set_fatal(impl(c)) : r;
+	}
 	c->handshake_done = 1;
 	BIO_set_callback_ex(SSL_get_rbio(c->ssl), NULL);
 	BIO_set_callback_arg(SSL_get_rbio(c->ssl), NULL);
@@ -565,11 +601,12 @@ KTLS_API const char *ktls_conn_error(const ktls_conn *c)
 
 /* ---- userspace I/O --------------------------------------------------------- */
 
+/* The handshake is done and nothing failed fatally since; else -1. */
 static int need_handshake(struct ktls_conn *c, const char *what)
 {
-	if (c->handshake_done)
-		return 0;
-	return conn_seterr(c, "%s: handshake not complete", what);
+	if (!c->handshake_done)
+		return conn_seterr(c, "%s: handshake not complete", what);
+	return check_fatal(impl(c));
 }
 
 /* Push the staged plaintext: 0 once empty, KTLS_WANT_*, or -1. */

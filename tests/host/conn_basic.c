@@ -312,6 +312,12 @@ Test(conn_basic, wrong_hostname_like_python)
 	cr_expect_str_eq(ktls_conn_error(p.cli), "certificate verify failed: Hostname mismatch, "
 						  "certificate is not valid for 'wrong.example'");
 	cr_expect_str_eq(ktls_conn_error(p.srv), "peer sent alert: bad certificate");
+	/* A failed handshake stays failed, with the same reason. */
+	cr_expect_eq(ktls_conn_handshake(p.cli), -1);
+	cr_expect(strstr(ktls_conn_error(p.cli), "Hostname mismatch"), "%s", ktls_conn_error(p.cli));
+	cr_expect_eq(ktls_conn_write(p.cli, "x", 1), -1);
+	cr_expect(strstr(ktls_conn_error(p.cli), "handshake not complete"), "%s",
+		  ktls_conn_error(p.cli));
 	pair_close(&p);
 }
 

@@ -187,6 +187,11 @@ Test(conn_errors, client_cert_required_tls13_on_read)
 	r = ktls_conn_read(c, buf, sizeof(buf));
 	cr_expect_eq(r, -1);
 	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
+	/* The connection is over: later calls repeat the reason. */
+	cr_expect_eq(ktls_conn_read(c, buf, sizeof(buf)), -1);
+	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
+	cr_expect_eq(ktls_conn_write(c, "x", 1), -1);
+	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
 	close(ktls_conn_fd(c));
 	ktls_conn_free(c);
 }
