@@ -280,7 +280,17 @@ int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
  */
 ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
 
-/* ktls_conn_write - application data; bytes written, KTLS_WANT_*, or -1. */
+/*
+ * ktls_conn_write - application data; bytes written, KTLS_WANT_*, or -1.
+ * Blocking socket: writes everything (or fails).  Non-blocking socket:
+ * returns the bytes accepted, like write(2).  Accepted bytes are committed:
+ * the next call may pass any buffer.  (In userspace mode at most one record,
+ * 16 KiB, of them may still be held to be retried at the start of the next
+ * write, sendfile or shutdown; ktls_conn_write(conn, NULL, 0) only flushes
+ * it: 0 once sent, KTLS_WANT_WRITE while the socket is full.)
+ * KTLS_WANT_WRITE means nothing was accepted: wait for POLLOUT and call
+ * again.  Never raises SIGPIPE.
+ */
 ssize_t ktls_conn_write(ktls_conn *conn, const void *buf, size_t len);
 
 /*
@@ -288,7 +298,10 @@ ssize_t ktls_conn_write(ktls_conn *conn, const void *buf, size_t len);
  * what was sent).  Uses sendfile(2) into the kTLS socket when TX is in the
  * kernel, a read-and-encrypt loop otherwise; the peer sees the same bytes.
  * Returns bytes sent (0 when the file ends before count), KTLS_WANT_WRITE,
- * or -1.
+ * or -1.  *offset advances by exactly the return value, so after a short
+ * return or KTLS_WANT_WRITE on a non-blocking socket, calling again with the
+ * same offset pointer neither repeats nor skips a byte.  offset NULL uses
+ * and advances in_fd's file position, as sendfile(2) does.
  */
 ssize_t ktls_conn_sendfile(ktls_conn *conn, int in_fd, off_t *offset, size_t count);
 
@@ -302,7 +315,10 @@ int ktls_conn_key_update(ktls_conn *conn, int request_peer);
 
 /*
  * ktls_conn_shutdown - send close_notify (as a kTLS alert record when TX
- * is offloaded).  Does not wait for the peer's.  0 or -1.
+ * is offloaded).  Does not wait for the peer's.  0 or -1; on a
+ * non-blocking socket also KTLS_WANT_WRITE (call again after POLLOUT).
+ * Writing afterwards fails; reading still works until the peer's
+ * close_notify reads as 0.
  */
 int ktls_conn_shutdown(ktls_conn *conn);
 
