@@ -632,6 +632,25 @@ static int stage_flush(struct conn_impl *ci)
 }
 
 /*
+ * TX moved to the kernel while plaintext was staged.  ktls_conn_offload
+ * keeps TX in userspace while OpenSSL holds a sealed record, so staged
+ * bytes here were never sealed (e.g. the write blocked on OpenSSL's own
+ * KeyUpdate): the kernel sends them, still ahead of anything newer.
+ */
+static int stage_flush_kernel(struct conn_impl *ci)
+{
+	while (ci->stage_len > 0) {
+		ssize_t n = kernel_write(&ci->c, ci->stage + ci->stage_off, ci->stage_len);
+		if (n <= 0)
+			return n == 0 ? KTLS_WANT_WRITE : (int)n;
+		ci->stage_off += (size_t)n;
+		ci->stage_len -= (size_t)n;
+	}
+	ci->stage_off = 0;
+	return 0;
+}
+
+/*
  * Write through OpenSSL: bytes accepted (all of them on a blocking socket),
  * KTLS_WANT_* when nothing could be accepted, -1 on error.
  */
@@ -718,8 +737,12 @@ KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
 		return -1;
 	if (c->we_closed)
 		return conn_seterr(c, "write: connection already shut down (close_notify sent)");
-	if (c->tx != KTLS_MODE_USER)
+	if (c->tx != KTLS_MODE_USER) {
+		int r = stage_flush_kernel(impl(c));
+		if (r != 0)
+			return r;
 		return len ? kernel_write(c, buf, len) : 0;
+	}
 	return user_write(impl(c), buf, len);
 }
 
@@ -777,8 +800,12 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 		return -1;
 	if (c->we_closed)
 		return conn_seterr(c, "sendfile: connection already shut down (close_notify sent)");
-	if (c->tx != KTLS_MODE_USER)
+	if (c->tx != KTLS_MODE_USER) {
+		r = stage_flush_kernel(impl(c));
+		if (r != 0)
+			return r;
 		return kernel_sendfile(c, in_fd, offset, count);
+	}
 	if (offset)
 		return user_sendfile(impl(c), in_fd, offset, count);
 	/* No offset: like sendfile(2), use and advance the file position. */
@@ -807,6 +834,9 @@ KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 	if (c->we_closed)
 		return 0;
 	if (c->tx != KTLS_MODE_USER) {
+		r = stage_flush_kernel(impl(c));
+		if (r != 0)
+			return r;
 		r = kernel_send_alert(c, 1, 0); /* warning, close_notify */
 		if (r == 0)
 			c->we_closed = 1;
