@@ -245,3 +245,51 @@ Test(conn_errors, reset_by_python_is_truncation)
 	close(ktls_conn_fd(c));
 	ktls_conn_free(c);
 }
+
+/* mTLS on our server: a client without a certificate is named; with one it works. */
+static int serve_mtls(int l, char *err, size_t errlen)
+{
+	struct pollfd p = { .fd = l, .events = POLLIN };
+	ktls_ctx *ctx = ct_server_ctx("server-ec");
+	ktls_conn *c;
+	int fd, r;
+
+	cr_assert(ctx);
+	cr_assert_eq(ktls_ctx_load_verify_locations(ctx, tu_cert("ca.pem"), NULL), 0);
+	cr_assert_eq(ktls_ctx_set_verify(ctx, KTLS_VERIFY_REQUIRED), 0, "%s", ktls_ctx_error(ctx));
+	cr_assert_eq(poll(&p, 1, 10000), 1, "the client never connected");
+	fd = accept(l, NULL, NULL);
+	cr_assert_geq(fd, 0);
+	c = ktls_conn_accept(ctx, fd);
+	cr_assert(c);
+	r = ktls_conn_handshake(c);
+	snprintf(err, errlen, "%s", ktls_conn_error(c));
+	if (r == 0)
+		ktls_conn_shutdown(c);
+	ktls_conn_free(c);
+	ktls_ctx_free(ctx);
+	close(fd);
+	return r;
+}
+
+static void mtls_cell(const char *ver, int with_cert, int expect)
+{
+	int port = 0, l = tu_listen(&port);
+	char target[32], err[256];
+
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	char *argv[] = { "openssl", "s_client", "-connect", target, "-quiet", "-CAfile",
+			 (char *)tu_cert("ca.pem"), (char *)ver,
+			 with_cert ? "-cert" : NULL, (char *)tu_cert("client.pem"), "-key",
+			 (char *)tu_cert("client.key"), NULL };
+	peer = tu_spawn(argv, NULL, NULL);
+	cr_assert_eq(serve_mtls(l, err, sizeof(err)), expect, "%s", err);
+	if (expect)
+		cr_expect_str_eq(err, "client sent no certificate; this server requires one");
+	close(l);
+}
+
+Test(conn_errors, mtls_client_without_cert_tls13) { mtls_cell("-tls1_3", 0, -1); }
+Test(conn_errors, mtls_client_without_cert_tls12) { mtls_cell("-tls1_2", 0, -1); }
+Test(conn_errors, mtls_client_with_cert_tls13) { mtls_cell("-tls1_3", 1, 0); }
+Test(conn_errors, mtls_client_with_cert_tls12) { mtls_cell("-tls1_2", 1, 0); }
