@@ -295,9 +295,11 @@ static int handshake_error(struct conn_impl *ci, int ret)
 				      "(close_notify)");
 	case SSL_ERROR_SYSCALL:
 		sslerr_take(&e);
-		if (saved == 0 || saved == ECONNRESET || saved == EPIPE)
-			return conn_seterr(c, "peer closed the connection during the handshake%s",
-					   saved ? " (connection reset)" : "");
+		if (saved == 0)
+			return conn_seterr(c, "peer closed the connection during the handshake");
+		if (saved == ECONNRESET || saved == EPIPE)
+			return conn_seterr(c, "peer closed the connection during the handshake (%s)",
+					   strerror(saved));
 		return conn_seterr(c, "handshake: socket error: %s", strerror(saved));
 	default:
 		break;
@@ -317,8 +319,8 @@ static int handshake_error(struct conn_impl *ci, int ret)
 	case SSL_R_WRONG_SSL_VERSION:
 		pv = peer_hello_version(ci);
 		if (pv && pv < KTLS_TLS1_2)
-			return conn_seterr(c, "peer %s only %s; minimum is %s",
-					   c->ctx->role == KTLS_SERVER ? "offered" : "chose",
+			return conn_seterr(c, "peer %s %s; minimum is %s",
+					   c->ctx->role == KTLS_SERVER ? "offered only" : "chose",
 					   version_name(pv), version_name(min_version(c)));
 		return conn_seterr(c, "no protocol version in common with the peer "
 				      "(we allow %s to %s): %s",

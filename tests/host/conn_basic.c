@@ -683,3 +683,37 @@ Test(conn_basic, write_to_vanished_peer_no_sigpipe)
 	cr_expect_eq(ktls_conn_shutdown(p.cli), -1);
 	pair_close(&p);
 }
+
+/*
+ * A server that picks TLS 1.1 (real ones refuse our AEAD-only hello with
+ * an alert first, so this one is hand-made): the version is named.
+ */
+Test(conn_basic, server_choosing_tls11_named)
+{
+	static const unsigned char hello[] = {
+		0x16, 0x03, 0x02, 0x00, 0x2a,             /* handshake record, TLS 1.1 */
+		0x02, 0x00, 0x00, 0x26, 0x03, 0x02,       /* ServerHello, version 1.1 */
+		1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+		17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+		0x00, 0xc0, 0x2f, 0x00,                   /* no session id, suite, null */
+	};
+	int fds[2];
+	ktls_ctx *cctx = ct_client_ctx();
+	ktls_conn *c;
+	char buf[4096];
+
+	cr_assert(cctx);
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	c = ktls_conn_connect(cctx, fds[0], "localhost");
+	cr_assert(c);
+	ct_set_nonblock(fds[0], 1);
+	cr_assert_eq(ktls_conn_handshake(c), KTLS_WANT_READ);
+	cr_assert_gt(read(fds[1], buf, sizeof(buf)), 0, "our ClientHello");
+	cr_assert_eq(tu_write_full(fds[1], hello, sizeof(hello)), 0);
+	cr_expect_eq(ct_handshake(c, 5000), -1);
+	cr_expect_str_eq(ktls_conn_error(c), "peer chose TLS 1.1; minimum is TLS 1.2");
+	ktls_conn_free(c);
+	ktls_ctx_free(cctx);
+	close(fds[0]);
+	close(fds[1]);
+}
