@@ -147,7 +147,7 @@ asan:
 .PHONY: bench vmbench
 BENCH_OUT   ?= $(BUILD)/bench
 BENCH_ARGS  ?=
-VMBENCH_ARGS ?= --sizes 16K,1M,16M --seconds 2 --conns 4
+VMBENCH_ARGS ?= --sizes 16K,256K,1M --seconds 2 --conns 2
 bench: all
 	$(Q)mkdir -p $(BENCH_OUT)
 	$(Q)$(BUILD)/ktls-bench all --json $(BENCH_OUT)/bench.json --plot $(BENCH_OUT) \

@@ -137,6 +137,7 @@ int nginx_start(const struct bench *b, struct server *s, const char *name, const
 int ktlsd_start(const struct bench *b, struct server *s, const char *name, const char *root,
 		int offload, const char *cert, const char *key);
 void server_stop(struct server *s);
+int ktlsd_has_tickets_opt(const struct bench *b);
 int access_log_bytes(const char *path, uint64_t *bytes, uint64_t *lines);
 int bench_serve(struct bench *b);
 

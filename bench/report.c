@@ -73,6 +73,8 @@ static const struct row *find_hs(const char *cfg_prefix, const char *cert, const
 	return NULL;
 }
 
+static int goals_emulated;
+
 /* ratio v against limit; at_most: goal is v <= limit, else v >= limit */
 static void goal_line(FILE *o, const char *what, double v, double limit, int at_most, int have,
 		      const char *why)
@@ -80,6 +82,8 @@ static void goal_line(FILE *o, const char *what, double v, double limit, int at_
 	fprintf(o, "  %-58s ", what);
 	if (!have)
 		fprintf(o, "n/a (%s)\n", why);
+	else if (goals_emulated)
+		fprintf(o, "%6.2fx  not judged: emulated\n", v);
 	else
 		fprintf(o, "%6.2fx  %s (goal %s %.2fx)\n", v,
 			(at_most ? v <= limit : v >= limit) ? "met" : "NOT met", at_most ? "<=" : ">=",
@@ -93,6 +97,7 @@ static void report_goals(const struct bench *b, FILE *o)
 
 	if (!has_kind(ROW_SERVE) && !has_kind(ROW_HANDSHAKE))
 		return;
+	goals_emulated = b->emulated;
 	fprintf(o, "\nGoals from issue 6 (same-run ratios of server cycles/byte; informational%s):\n",
 		b->emulated ? "; EMULATED, so not judged on speed" : "");
 	for (int i = 0; i < b->nsizes; i++) {
@@ -144,6 +149,8 @@ static void report_goals(const struct bench *b, FILE *o)
 			r->install_pct);
 		if (b->ktls_reason[0])
 			fprintf(o, "n/a (no kTLS here: a failed attempt was timed)\n");
+		else if (b->emulated)
+			fprintf(o, "not judged: emulated\n");
 		else
 			fprintf(o, "%s (goal < 5%%)\n", r->install_pct < 5 ? "met" : "NOT met");
 		break;
@@ -222,6 +229,11 @@ void report_table(const struct bench *b, FILE *o)
 				r->cipher, r->conns, r->hs_per_s, r->server_cpu_s, r->hs_per_core_s,
 				r->us_per_hs, r->p50_ms);
 		}
+		for (int i = 0; i < g_nrows; i++)
+			if (g_rows[i].kind == ROW_HANDSHAKE && g_rows[i].note[0]) {
+				fprintf(o, "note: %s\n", g_rows[i].note);
+				break;
+			}
 	}
 	for (int i = 0; i < g_nrows; i++) {
 		const struct row *r = &g_rows[i];

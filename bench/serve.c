@@ -28,6 +28,21 @@ static const struct config {
 	{ 5, "nginx-ktls", "nginx + kTLS (ssl_conf_command Options KTLS)", 0, 1, 1 },
 };
 
+/*
+ * Whether this ktlsd can turn TLS 1.3 session tickets off (`--tickets 0`),
+ * as nginx's are for the handshake rows.  Asked once, from its --help.
+ */
+int ktlsd_has_tickets_opt(const struct bench *b)
+{
+	static int known = -1;
+	char out[4096];
+	char *argv[] = { (char *)b->ktlsd, "serve", "--help", NULL };
+
+	if (known < 0)
+		known = run_cmd(argv, out, sizeof(out)) >= 0 && strstr(out, "--tickets") != NULL;
+	return known;
+}
+
 int ktlsd_start(const struct bench *b, struct server *s, const char *name, const char *root,
 		int offload, const char *cert, const char *key)
 {
@@ -68,6 +83,10 @@ int ktlsd_start(const struct bench *b, struct server *s, const char *name, const
 	argv[n++] = "600";
 	if (!offload)
 		argv[n++] = "--no-offload";
+	if (ktlsd_has_tickets_opt(b)) {
+		argv[n++] = "--tickets";
+		argv[n++] = "0";
+	}
 	argv[n] = NULL;
 	s->pid = spawn(argv, b->server_cpu, s->log);
 	if (s->pid < 0 || wait_port(s->port, s->pid, 10) < 0) {
