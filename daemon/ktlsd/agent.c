@@ -174,6 +174,7 @@ static void on_netlink(struct agent *ag)
 				break;
 			}
 			off += NLMSG_ALIGN(nlh->nlmsg_len);
+			hs_capture("ready", nlh, nlh->nlmsg_len);
 			if (hs_parse_ready(nlh, nlh->nlmsg_len, ag->fam.id, &cls, err, sizeof(err))) {
 				agent_log(AGENT_LOG_ERROR, "ignoring notification: %s", err);
 				continue;

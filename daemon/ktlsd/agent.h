@@ -112,6 +112,9 @@ const char *hs_auth_str(uint32_t a);
 
 /* ---- agent_nl.c: sockets ------------------------------------------------ */
 
+/* Raw copy of a received message when $KTLS_AGENT_CAPTURE is a directory. */
+void hs_capture(const char *kind, const void *msg, size_t len);
+
 struct hs_family {
 	uint16_t id;
 	uint32_t group;

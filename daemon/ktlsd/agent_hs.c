@@ -57,18 +57,6 @@ static long long now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-int agent_status_for(const char *reason, int timed_out, int psk_unknown)
-{
-	if (timed_out)
-		return ETIMEDOUT;
-	if (psk_unknown || (reason && strstr(reason, "unknown PSK identity")))
-		return EKEYREJECTED;
-	/* The peer went away: ask the consumer to retry (NFS does). */
-	if (reason && strstr(reason, "peer closed the connection during the handshake"))
-		return ETIMEDOUT;
-	return EACCES;
-}
-
 static void peer_string(int fd, char *out, size_t len)
 {
 	struct sockaddr_storage ss;

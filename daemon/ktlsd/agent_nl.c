@@ -584,6 +584,27 @@ const char *hs_auth_str(uint32_t a)
 
 /* ---- sockets ----------------------------------------------------------------- */
 
+/*
+ * With $KTLS_AGENT_CAPTURE naming a directory, every message received is
+ * also written raw to DIR/KIND-PID-N.bin: how tests/fixtures/handshake/
+ * was made from real kernels.
+ */
+void hs_capture(const char *kind, const void *msg, size_t len)
+{
+	static unsigned n;
+	const char *dir = getenv("KTLS_AGENT_CAPTURE");
+	char path[512];
+	FILE *f;
+
+	if (!dir || !*dir)
+		return;
+	snprintf(path, sizeof(path), "%s/%s-%d-%u.bin", dir, kind, (int)getpid(), n++);
+	if ((f = fopen(path, "we"))) {
+		fwrite(msg, 1, len, f);
+		fclose(f);
+	}
+}
+
 static uint32_t next_seq(void)
 {
 	static uint32_t seq;
@@ -623,7 +644,7 @@ int hs_socket(char *err, size_t errlen)
  * dump's end or an error.  fn returns 0 to go on, -1 to fail.  -1 with
  * *kerr for a kernel error.
  */
-static int transact(int fd, const void *req, int reqlen,
+static int transact(const char *kind, int fd, const void *req, int reqlen,
 		    int (*fn)(const void *msg, size_t len, void *arg, char *err, size_t errlen),
 		    void *arg, int *kerr, char *err, size_t errlen)
 {
@@ -667,6 +688,7 @@ static int transact(int fd, const void *req, int reqlen,
 				*kerr = -e->error;
 				return seterr(err, errlen, "%s", strerror(*kerr));
 			}
+			hs_capture(kind, nlh, nlh->nlmsg_len);
 			if (!failed && fn(nlh, nlh->nlmsg_len, arg, err, errlen) != 0)
 				failed = 1; /* keep reading to the end of the reply */
 			if (!(nlh->nlmsg_flags & NLM_F_MULTI) &&
@@ -690,7 +712,7 @@ int hs_resolve(int fd, struct hs_family *f, int *kerr, char *err, size_t errlen)
 	int n = hs_build_getfamily(req, sizeof(req), next_seq(), HS_FAMILY_NAME);
 
 	memset(f, 0, sizeof(*f));
-	return transact(fd, req, n, family_cb, f, kerr, err, errlen);
+	return transact("family", fd, req, n, family_cb, f, kerr, err, errlen);
 }
 
 static int policy_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
@@ -706,7 +728,7 @@ int hs_probe_policy(int fd, struct hs_family *f, char *err, size_t errlen)
 
 	hs_policy_init(&p);
 	f->remote_auth = 0;
-	if (transact(fd, req, n, policy_cb, &p, &kerr, err, errlen) != 0)
+	if (transact("policy", fd, req, n, policy_cb, &p, &kerr, err, errlen) != 0)
 		return -1;
 	if (hs_policy_has(&p, HS_A_DONE_STATUS) != 1)
 		return seterr(err, errlen, "policy dump did not describe DONE (%d messages)",
@@ -741,7 +763,7 @@ int hs_accept(int fd, const struct hs_family *f, struct hs_accept *out, int *ker
 
 	memset(out, 0, sizeof(*out));
 	out->sockfd = -1;
-	if (transact(fd, req, n, accept_cb, &a, kerr, err, errlen) != 0)
+	if (transact("accept", fd, req, n, accept_cb, &a, kerr, err, errlen) != 0)
 		return -1;
 	if (!a.got)
 		return seterr(err, errlen, "ACCEPT acknowledged without a reply");
@@ -762,7 +784,7 @@ int hs_done(int fd, const struct hs_family *f, uint32_t status, int sockfd,
 
 	if (n < 0)
 		return seterr(err, errlen, "DONE does not fit");
-	return transact(fd, req, n, ignore_cb, NULL, kerr, err, errlen);
+	return transact("done", fd, req, n, ignore_cb, NULL, kerr, err, errlen);
 }
 
 /* ---- the group's other listeners ------------------------------------------- */
@@ -846,7 +868,7 @@ int hs_group_taken(const struct hs_family *f, uint32_t own_portid, char *who, si
 
 	if (fd < 0)
 		return -1;
-	r = transact(fd, req, n, taken_cb, &t, &kerr, err, errlen);
+	r = transact("ndiag", fd, req, n, taken_cb, &t, &kerr, err, errlen);
 	close(fd);
 	if (r != 0)
 		return -1;
