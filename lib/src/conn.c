@@ -330,7 +330,8 @@ static int handshake_error(struct conn_impl *ci, int ret)
 							: KTLS_TLS1_3),
 				   e.text);
 	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-		return conn_seterr(c, "client sent no certificate; this server requires one");
+		return conn_seterr(c, "client sent no certificate; this server requires one (%s)",
+				   e.text);
 	case SSL_R_NO_SHARED_CIPHER:
 		return conn_seterr(c, "no shared cipher: the peer offered none of the "
 				      "policy's suites");
