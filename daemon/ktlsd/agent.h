@@ -179,6 +179,25 @@ int keys_link(int32_t keyring);
 
 /* ---- agent_hs.c --------------------------------------------------------- */
 
+/* One request after ACCEPT: the parameters in, the outcome out. */
+struct agent_req {
+	const struct agent_conf *conf;
+	struct hs_accept a;
+	char peer[80];             /* "127.0.0.1:4420" */
+	int32_t peerid;            /* for DONE: PSK serial, -1 (UINT_MAX) x509 peer, 0 none */
+	char identity[256];        /* PSK identity used or found, for the log */
+	int psk_unknown;           /* server: identities offered, none known */
+	char why[300];             /* the failure, for the log */
+};
+
+/*
+ * Handshake on r->a.sockfd as r->a asks, then kTLS TX+RX; logs the
+ * outcome.  Returns the DONE status (0, EACCES, ETIMEDOUT, EKEYREJECTED,
+ * EIO).  Needs no netlink: the consumer-free test harness drives it on
+ * its own sockets.
+ */
+int agent_run(struct agent_req *r);
+
 /*
  * The child's whole job: ACCEPT one request and finish it with DONE.
  * Returns the exit status for the child (0 also when there was nothing

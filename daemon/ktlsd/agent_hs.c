@@ -39,16 +39,6 @@
 /* Keyrings every consumer may use, linked when present (as tlshd does). */
 static const char *const default_keyrings[] = { ".nvme", ".nfs", ".nfsd" };
 
-struct req {
-	const struct agent_conf *conf;
-	struct hs_accept a;
-	char peer[80];             /* "127.0.0.1:4420" */
-	int32_t peerid;            /* for DONE: PSK serial, 0 = none */
-	char identity[256];        /* PSK identity used or found, for the log */
-	int psk_unknown;           /* server: identities offered, none known */
-	char why[300];             /* the failure, for the log */
-};
-
 static long long now_ms(void)
 {
 	struct timespec t;
@@ -84,7 +74,7 @@ static int peer_host(int fd, char *out, size_t len)
 			   NI_NUMERICHOST) ? -1 : 0;
 }
 
-static void link_keyrings(struct req *r)
+static void link_keyrings(struct agent_req *r)
 {
 	for (size_t i = 0; i < sizeof(default_keyrings) / sizeof(default_keyrings[0]); i++)
 		keys_link_named(default_keyrings[i], NULL); /* absent is fine */
@@ -111,7 +101,7 @@ static int printable(const unsigned char *s, size_t n)
 static int psk_lookup(void *arg, const unsigned char *id, size_t idlen, unsigned char *key,
 		      size_t *keylen)
 {
-	struct req *r = arg;
+	struct agent_req *r = arg;
 	char desc[256];
 	int32_t serial;
 	long n;
@@ -146,7 +136,7 @@ static int psk_lookup(void *arg, const unsigned char *id, size_t idlen, unsigned
 }
 
 /* Client: the first PEER_IDENTITY serial we can read. */
-static int psk_client(struct req *r, ktls_ctx *ctx)
+static int psk_client(struct agent_req *r, ktls_ctx *ctx)
 {
 	unsigned char key[KTLS_PSK_MAX_LEN];
 	char type[32], desc[256];
@@ -229,7 +219,7 @@ static int der_to_pem_fd(int32_t serial, int is_key, char *path, size_t plen, ch
 }
 
 /* Our certificate: the kernel's serials first, else the configured files. */
-static int load_our_cert(struct req *r, ktls_ctx *ctx, int required)
+static int load_our_cert(struct agent_req *r, ktls_ctx *ctx, int required)
 {
 	char cpath[64], kpath[64];
 	int cfd = -1, kfd = -1, rc;
@@ -261,7 +251,7 @@ static int load_our_cert(struct req *r, ktls_ctx *ctx, int required)
 	return rc;
 }
 
-static int load_trust(struct req *r, ktls_ctx *ctx, int required)
+static int load_trust(struct agent_req *r, ktls_ctx *ctx, int required)
 {
 	const char *ts = r->conf->truststore ? r->conf->truststore : SYSTEM_CA;
 
@@ -271,7 +261,9 @@ static int load_trust(struct req *r, ktls_ctx *ctx, int required)
 		snprintf(r->why, sizeof(r->why), "trust store %s: %s", ts, ktls_ctx_error(ctx));
 		return -1;
 	}
-	if (r->conf->crl && ktls_ctx_load_verify_locations(ctx, r->conf->crl, NULL)) {
+	/* A CRL is enforced for the peer's certificate, not merely loaded. */
+	if (r->conf->crl && (ktls_ctx_load_verify_locations(ctx, r->conf->crl, NULL) ||
+			     ktls_ctx_set_crl_check(ctx, KTLS_CRL_LEAF))) {
 		snprintf(r->why, sizeof(r->why), "CRL %s: %s", r->conf->crl, ktls_ctx_error(ctx));
 		return -1;
 	}
@@ -280,7 +272,7 @@ static int load_trust(struct req *r, ktls_ctx *ctx, int required)
 
 /* ---- the context for this request ----------------------------------------- */
 
-static ktls_ctx *make_ctx(struct req *r)
+static ktls_ctx *make_ctx(struct agent_req *r)
 {
 	int server = r->a.msg_type == HS_MSG_SERVERHELLO;
 	ktls_ctx *ctx = ktls_ctx_new(server ? KTLS_SERVER : KTLS_CLIENT);
@@ -350,7 +342,7 @@ static const char *mode_str(int m)
 }
 
 /* Handshake + kTLS.  Returns the DONE status. */
-static int run(struct req *r, long long *ms)
+static int run(struct agent_req *r, long long *ms)
 {
 	int fd = r->a.sockfd, server = r->a.msg_type == HS_MSG_SERVERHELLO;
 	int flags, nodelay = 0, one = 1, timed_out = 0, status = EIO, proto = 0;
@@ -404,6 +396,10 @@ static int run(struct req *r, long long *ms)
 		status = agent_status_for(ktls_conn_error(c), timed_out, r->psk_unknown);
 		goto out;
 	}
+	/* nfsd's mtls needs a non-zero peer id when the client proved itself;
+	 * like tlshd, a placeholder (the kernel does not parse the cert). */
+	if (server && r->a.auth_mode == HS_AUTH_X509 && ktls_conn_peer_authenticated(c) == 1)
+		r->peerid = -1; /* UINT_MAX on the wire */
 	fcntl(fd, F_SETFL, flags);
 	if (ktls_conn_offload(c) != 0 || ktls_conn_info(c, &info) != 0) {
 		snprintf(r->why, sizeof(r->why), "kTLS: %s", ktls_conn_error(c));
@@ -429,12 +425,30 @@ out:
 	return status;
 }
 
+int agent_run(struct agent_req *r)
+{
+	long long ms = 0;
+	int status;
+
+	peer_string(r->a.sockfd, r->peer, sizeof(r->peer));
+	agent_log(AGENT_LOG_DEBUG, "ACCEPT: fd %d %s %s peer %s peername '%s' timeout %u ms "
+		  "peerids %u certs %u keyring %d", r->a.sockfd, hs_msg_type_str(r->a.msg_type),
+		  hs_auth_str(r->a.auth_mode), r->peer, r->a.peername, r->a.timeout_ms,
+		  r->a.npeerids, r->a.ncerts, r->a.keyring);
+	status = run(r, &ms);
+	if (status)
+		agent_log(AGENT_LOG_ERROR, "handshake failed: %s %s peer %s%s%s%s: %s -> status %s",
+			  hs_msg_type_str(r->a.msg_type), hs_auth_str(r->a.auth_mode), r->peer,
+			  r->identity[0] ? " identity '" : "", r->identity, r->identity[0] ? "'" : "",
+			  r->why[0] ? r->why : "unknown", strerrorname_np(status));
+	return status;
+}
+
 int agent_handle_one(const struct agent_conf *conf, const struct hs_family *f)
 {
-	struct req r;
+	struct agent_req r;
 	char err[256];
 	int kerr = 0, nl, status;
-	long long ms = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.conf = conf;
@@ -462,17 +476,8 @@ int agent_handle_one(const struct agent_conf *conf, const struct hs_family *f)
 		close(nl);
 		return 1;
 	}
-	peer_string(r.a.sockfd, r.peer, sizeof(r.peer));
-	agent_log(AGENT_LOG_DEBUG, "ACCEPT: fd %d %s %s peer %s peername '%s' timeout %u ms "
-		  "peerids %u certs %u keyring %d", r.a.sockfd, hs_msg_type_str(r.a.msg_type),
-		  hs_auth_str(r.a.auth_mode), r.peer, r.a.peername, r.a.timeout_ms, r.a.npeerids,
-		  r.a.ncerts, r.a.keyring);
-	status = run(&r, &ms);
-	if (status)
-		agent_log(AGENT_LOG_ERROR, "handshake failed: %s %s peer %s%s%s%s: %s -> status %s",
-			  hs_msg_type_str(r.a.msg_type), hs_auth_str(r.a.auth_mode), r.peer,
-			  r.identity[0] ? " identity '" : "", r.identity, r.identity[0] ? "'" : "",
-			  r.why[0] ? r.why : "unknown", strerrorname_np(status));
+	status = agent_run(&r);
+	/* A peer id only with success; -1 travels as UINT_MAX. */
 	if (hs_done(nl, f, (uint32_t)status, r.a.sockfd, r.peerid ? &r.peerid : NULL,
 		    status == 0 && r.peerid ? 1 : 0, &kerr, err, sizeof(err)) != 0)
 		agent_log(AGENT_LOG_ERROR, "DONE for peer %s failed: %s (the consumer times out)",

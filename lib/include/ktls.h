@@ -218,6 +218,17 @@ typedef int (*ktls_psk_lookup_fn)(void *arg, const unsigned char *identity, size
 int ktls_ctx_set_psk_lookup(ktls_ctx *ctx, ktls_psk_lookup_fn fn, void *arg);
 
 /*
+ * ktls_ctx_set_crl_check - consult the CRLs loaded into the trust store
+ * (ktls_ctx_load_verify_*): KTLS_CRL_LEAF checks the peer's certificate,
+ * KTLS_CRL_CHAIN every certificate of its chain.  A certificate checked
+ * without a CRL from its issuer then fails ("unable to get certificate
+ * CRL"), a revoked one with "certificate revoked".  Default KTLS_CRL_NONE
+ * (loaded CRLs are not consulted, as in Python).  Not on a frozen context.
+ */
+enum { KTLS_CRL_NONE, KTLS_CRL_LEAF, KTLS_CRL_CHAIN };
+int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode);
+
+/*
  * ktls_ctx_cert_store_stats - counts the trust store as Python's
  * SSLContext.cert_store_stats() does.  Lazily searched capath entries
  * appear only once a handshake has looked them up.
@@ -328,6 +339,14 @@ int ktls_conn_shutdown(ktls_conn *conn);
  * the handshake did not use a PSK, -1 on bad arguments.
  */
 int ktls_conn_psk_identity(const ktls_conn *conn, const void **identity, size_t *idlen);
+
+/*
+ * ktls_conn_peer_authenticated - after the handshake: 1 when the peer
+ * proved its identity (an agreed PSK, or a certificate that verified
+ * under a verify mode other than NONE), 0 when not (e.g. a server with
+ * KTLS_VERIFY_OPTIONAL whose client sent no certificate), -1 on NULL.
+ */
+int ktls_conn_peer_authenticated(const ktls_conn *conn);
 
 /* ktls_conn_fd - the socket the connection was made on. */
 int ktls_conn_fd(const ktls_conn *conn);

@@ -366,3 +366,64 @@ KTLS_API int ktls_conn_psk_identity(const ktls_conn *conn, const void **identity
 		return 1;
 	}
 }
+
+/*
+ * Whether the peer proved who it is: by the PSK, or by a certificate that
+ * verified (a server with KTLS_VERIFY_OPTIONAL sees clients with and
+ * without one; nfsd's mtls needs to know which).
+ */
+KTLS_API int ktls_conn_peer_authenticated(const ktls_conn *conn)
+{
+	X509 *peer;
+	int ok;
+
+	if (!conn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!conn->handshake_done)
+		return 0;
+	if (SSL_session_reused(conn->ssl)) {
+		const void *id;
+		size_t n;
+		return ktls_conn_psk_identity(conn, &id, &n);
+	}
+	if (conn->ctx->verify == KTLS_VERIFY_NONE)
+		return 0;
+	peer = SSL_get1_peer_certificate(conn->ssl);
+	ok = peer && SSL_get_verify_result(conn->ssl) == X509_V_OK;
+	X509_free(peer);
+	return ok;
+}
+
+/*
+ * CRL enforcement.  Loading a CRL into the trust store does not make
+ * OpenSSL consult it (nor Python: VERIFY_CRL_CHECK_LEAF is a separate
+ * flag); the agent's x509.crl must mean "revoked peers are refused", so
+ * the flag is set here, on the context's verify parameters, which every
+ * connection copies.
+ */
+KTLS_API int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode)
+{
+	X509_VERIFY_PARAM *p;
+	unsigned long all = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+
+	if (!ctx) {
+		errno = EINVAL;
+		return -1;
+	}
+	ctx_clearerr(ctx);
+	if (atomic_load(&ctx->frozen))
+		return ctx_seterr(ctx, "context in use: CRL checking cannot change after a "
+				       "connection was made");
+	if (mode < KTLS_CRL_NONE || mode > KTLS_CRL_CHAIN)
+		return ctx_seterr(ctx, "crl check: mode %d is not KTLS_CRL_NONE, _LEAF or _CHAIN",
+				  mode);
+	p = SSL_CTX_get0_param(ctx->ssl);
+	X509_VERIFY_PARAM_clear_flags(p, all);
+	if (mode == KTLS_CRL_LEAF)
+		X509_VERIFY_PARAM_set_flags(p, X509_V_FLAG_CRL_CHECK);
+	else if (mode == KTLS_CRL_CHAIN)
+		X509_VERIFY_PARAM_set_flags(p, all);
+	return 0;
+}
