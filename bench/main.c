@@ -35,7 +35,7 @@ static void usage(FILE *o)
 		"  --server-cpu N     pin servers to CPU N (default 0; -1 off)\n"
 		"  --client-cpu N     pin the client to CPU N (default 1 when there are 2+ CPUs)\n"
 		"  --cpu-hz HZ        clock for cycles (default: measured with a dependent-add loop)\n"
-		"  --json FILE|-      write one JSON object per row\n"
+		"  --json FILE|-      write one JSON object per row (-: stdout, table to stderr)\n"
 		"  --plot DIR         write gnuplot PNGs: cycles_per_byte, throughput, handshakes\n"
 		"  --workdir DIR      keep server configs, logs and files there (default: temp, removed)\n"
 		"  --ktlsd PATH       default: ktlsd next to this program\n"
@@ -289,7 +289,8 @@ int main(int argc, char **argv)
 	if ((!strcmp(cmd, "crypto") || !strcmp(cmd, "all")) && bench_crypto(b) < 0)
 		failed = 1;
 
-	report_table(b, stdout);
+	/* with --json - stdout carries the JSON alone; the table moves to stderr */
+	report_table(b, b->json_path && !strcmp(b->json_path, "-") ? stderr : stdout);
 	fflush(stdout);
 	if (b->json_path && report_json(b, b->json_path) < 0)
 		failed = 1;

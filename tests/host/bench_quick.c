@@ -102,3 +102,15 @@ Test(bench_quick, bad_options_are_refused_clearly)
 	cr_assert_eq(tu_run(cmd, out, sizeof(out)), 2);
 	cr_assert_not_null(strstr(out, "ktlsd not found at /nonexistent/ktlsd"), "%s", out);
 }
+
+Test(bench_quick, json_to_stdout_is_json_alone)
+{
+	char cmd[512], out[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "%s crypto --quick --json - 2>/dev/null | /usr/bin/python3 -c 'import json,sys; "
+		 "d=json.load(sys.stdin); print(len([r for r in d if r[\"kind\"] == \"crypto\"]))'",
+		 tu_build("ktls-bench"));
+	cr_assert_eq(tu_run(cmd, out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(atoi(out), 7, "crypto rows: %s", out);
+}
