@@ -182,7 +182,7 @@ void report_table(const struct bench *b, FILE *o)
 		fprintf(o, "\nServe: %d keep-alive connections, %.1f s per row, %s certificate; "
 			   "cycles/byte = server CPU s x clock / bytes\n",
 			b->conns, b->seconds, b->rsa ? "RSA-2048" : "ECDSA P-256");
-		fprintf(o, "%-2s %-12s %-9s %-8s %-22s %7s %9s %8s %8s %9s %7s %9s %9s\n", "#",
+		fprintf(o, "%-2s %-12s %-9s %-8s %-29s %7s %9s %8s %8s %9s %7s %9s %9s\n", "#",
 			"config", "size", "TLS", "cipher", "GB/s", "req/s", "p50 ms", "p99 ms",
 			"srv CPU s", "cyc/B", "x plain", "x ngx-tls");
 		for (int i = 0; i < g_nrows; i++) {
@@ -202,7 +202,7 @@ void report_table(const struct bench *b, FILE *o)
 				fprintf(o, "FAILED: %s\n", r->error);
 				continue;
 			}
-			fprintf(o, "%-8s %-22s %7.3f %9.1f %8.2f %8.2f %9.2f %7.2f", r->version,
+			fprintf(o, "%-8s %-29s %7.3f %9.1f %8.2f %8.2f %9.2f %7.2f", r->version,
 				r->cipher, r->gbps, r->rps, r->p50_ms, r->p99_ms, r->server_cpu_s,
 				r->cpb);
 			ratio(o, r->ratio_base);
@@ -213,7 +213,7 @@ void report_table(const struct bench *b, FILE *o)
 	if (has_kind(ROW_HANDSHAKE)) {
 		fprintf(o, "\nHandshakes: full (no resumption), new connection + 1 KiB GET each; "
 			   "per core = handshakes / server CPU s\n");
-		fprintf(o, "%-11s %-9s %-8s %-22s %5s %9s %9s %12s %9s %8s\n", "server", "cert",
+		fprintf(o, "%-11s %-9s %-8s %-29s %5s %9s %9s %12s %9s %8s\n", "server", "cert",
 			"TLS", "cipher", "conns", "hs/s", "srv CPU s", "hs/s/core", "us/hs", "p50 ms");
 		for (int i = 0; i < g_nrows; i++) {
 			const struct row *r = &g_rows[i];
@@ -225,7 +225,7 @@ void report_table(const struct bench *b, FILE *o)
 				fprintf(o, "FAILED: %s\n", r->error);
 				continue;
 			}
-			fprintf(o, "%-8s %-22s %5d %9.0f %9.2f %12.0f %9.0f %8.2f\n", r->version,
+			fprintf(o, "%-8s %-29s %5d %9.0f %9.2f %12.0f %9.0f %8.2f\n", r->version,
 				r->cipher, r->conns, r->hs_per_s, r->server_cpu_s, r->hs_per_core_s,
 				r->us_per_hs, r->p50_ms);
 		}
