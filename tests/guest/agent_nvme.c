@@ -117,6 +117,15 @@ static int kernel_has_upcall(void)
 
 static char agent_log[128];
 
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* extra: a config file for --config, or NULL. */
 static pid_t agent_start(const char *log, const char *extra)
 {
 	pid_t pid = fork();
@@ -129,7 +138,7 @@ static pid_t agent_start(const char *log, const char *extra)
 			dup2(fd, 2);
 		}
 		execl(tu_build("ktlsd"), "ktlsd", "agent", "--foreground",
-		      extra ? extra : NULL, extra ? "/dev/null" : NULL, (char *)NULL);
+		      extra ? "--config" : NULL, extra, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -266,9 +275,13 @@ static int ss_ktls_count(void)
 	return n;
 }
 
+/* Like "> trace": it is the O_TRUNC open that empties the buffer. */
 static void trace_clear(void)
 {
-	put(TRACE "/trace", "");
+	int fd = open(TRACE "/trace", O_WRONLY | O_TRUNC);
+
+	cr_assert(fd >= 0, "trace: %s", strerror(errno));
+	close(fd);
 }
 
 /* handshake_complete events: count with status 0 and with other status. */
@@ -352,9 +365,9 @@ static void guest_setup(void)
 Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 {
 	unsigned char key[32], wrong[32];
-	char img[256], dev[64], sha_w[65], sha_r[65], bad[64], st[64], out[4096];
+	char img[256], dev[64], sha_w[65], sha_r[65], bad[64], st[64], out[4096], conf[128];
 	int32_t ring, serial;
-	int inst, ok, nbad, r;
+	int inst, ok, nbad, r, slow;
 	long long tx0, rx0, t0;
 	pid_t agent, second;
 
@@ -391,6 +404,17 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "second agent status %d", r);
 	cr_assert(log_has("another handshake agent already listens"), "second agent not refused");
 
+	/*
+	 * A slow peer: a ClientHello that never finishes holds one request
+	 * (and its process) until the kernel's timeout; the real connect
+	 * below must not wait behind it.
+	 */
+	slow = tu_connect(4420);
+	cr_assert(slow >= 0);
+	cr_assert_eq(write(slow, "\x16\x03\x01\x02\x00\x01\x00\x01", 8), 8);
+	for (t0 = now_ms(); !log_has("ACCEPT") && !log_has("server psk") && now_ms() - t0 < 300;)
+		usleep(20000);
+
 	/* 3. The real thing. */
 	tx0 = tu_tls_stat("TlsCurrTxSw");
 	rx0 = tu_tls_stat("TlsCurrRxSw");
@@ -416,6 +440,13 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	direct_io(dev, 1, sha_w);
 	direct_io(dev, 0, sha_r);
 	cr_assert_str_eq(sha_r, sha_w, "read-back differs");
+	/* The slow peer gives up: its request ends as a vanished peer. */
+	close(slow);
+	for (t0 = now_ms(); !log_has("peer closed the connection during the handshake -> status "
+				     "ETIMEDOUT") && now_ms() - t0 < 5000;)
+		usleep(50000);
+	cr_expect(log_has("peer closed the connection during the handshake -> status ETIMEDOUT"),
+		  "the slow peer's request did not end with ETIMEDOUT");
 
 	/* 4. Agent killed, controller reset: reconnects fail until it is back. */
 	cr_assert(WIFSIGNALED(tu_stop(agent, 3000)) || 1);
@@ -426,7 +457,9 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	usleep(1500 * 1000);
 	ctrl_state(inst, st, sizeof(st));
 	cr_expect_neq(strcmp(st, "live"), 0, "controller live without an agent?");
-	agent = agent_start(agent_log, NULL);
+	snprintf(conf, sizeof(conf), "/tmp/ktlsd-agent-%d.conf", (int)getpid());
+	write_file(conf, "log_level = info\n");
+	agent = agent_start(agent_log, conf);
 	agent_wait_listening(agent, agent_log);
 	t0 = now_ms();
 	do {
@@ -438,6 +471,13 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	direct_io(dev, 0, sha_r);
 	cr_assert_str_eq(sha_r, sha_w, "read-back after recovery differs");
 	nvme_delete(inst);
+
+	/* SIGHUP: a good file is taken (debug logs each ACCEPT from now on). */
+	write_file(conf, "log_level = debug\nmax_handshakes = 8\n");
+	cr_assert_eq(kill(agent, SIGHUP), 0);
+	for (t0 = now_ms(); !log_has("configuration reloaded from") && now_ms() - t0 < 5000;)
+		usleep(50000);
+	cr_assert(log_has("configuration reloaded from"), "SIGHUP not honoured");
 
 	/* 5. No PSK for this host NQN: ENOKEY, no upcall made. */
 	r = nvme_connect(NOKEY_HOSTNQN, NOKEY_HOSTID, NULL);
@@ -463,9 +503,23 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	}
 	usleep(300000);
 	trace_status(&ok, &nbad, bad, sizeof(bad));
+	if (nbad != 1) {
+		tu_run("grep -E 'handshake_(complete|cmd_accept|submit)' " TRACE "/trace | tail -20",
+		       out, sizeof(out));
+		fprintf(stderr, "trace:\n%s\n", out);
+	}
 	cr_expect_eq(nbad, 1, "plaintext: one failed handshake expected (%s)", bad);
 	cr_expect_str_eq(bad, "status=-13", "plaintext: EACCES expected");
 	cr_expect(log_has("non-TLS data"), "agent log: plaintext reason");
+	cr_expect(log_has("ACCEPT: fd"), "debug level after SIGHUP not in effect");
+
+	/* SIGHUP with a broken file: the agent keeps its settings and runs on. */
+	write_file(conf, "log_level = debug\nkeyrings =\n");
+	cr_assert_eq(kill(agent, SIGHUP), 0);
+	for (t0 = now_ms(); !log_has("reload failed: keeping") && now_ms() - t0 < 5000;)
+		usleep(50000);
+	cr_assert(log_has(":2: keyrings has no value"), "broken reload not reported");
+	cr_assert(log_has("reload failed: keeping the previous configuration"));
 
 	/* 7. Right identity, wrong key: the binder fails on the target. */
 	{
@@ -505,6 +559,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	}
 	(void)serial;
 	tu_stop(agent, 3000);
+	unlink(conf);
 	tu_run("rm -f " CFS "/ports/1/subsystems/" SUBNQN " 2>&1", out, sizeof(out));
 	unlink(img);
 }
