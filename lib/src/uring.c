@@ -233,6 +233,12 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 		buf_seterr(x->err, sizeof(x->err), "a transfer is still in flight");
 		return -1;
 	}
+	if (x->pipe_fill && x->pipe[0] >= 0) {
+		/* a failed transfer left bytes in the pipe: start on a fresh one */
+		close(x->pipe[0]);
+		close(x->pipe[1]);
+		x->pipe[0] = x->pipe[1] = -1;
+	}
 	x->fd = fd;
 	x->off = off;
 	x->total = len;
