@@ -276,6 +276,11 @@ int ktls_conn_handshake(ktls_conn *conn);
  * half-installed: either both are in the kernel, or TX alone is (RX keeps
  * running in userspace only where that is safe), or neither.
  * Key material is zeroized before it returns.
+ * (TLS 1.3 keeps the current traffic secrets, which KeyUpdate needs, until
+ * ktls_conn_free zeroizes them.)  With TX in the kernel, an AES-GCM key is
+ * rotated by KeyUpdate before 2^24.5 records, or, where that is impossible
+ * (TLS 1.2, no kernel rekey), the connection is closed with close_notify
+ * and writes fail saying why.
  */
 int ktls_conn_offload(ktls_conn *conn);
 
