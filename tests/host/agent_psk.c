@@ -299,7 +299,7 @@ Test(agent_psk, client_against_gnutls_serv)
 	char portstr[16], pskfile[] = "/tmp/agent-psk-XXXXXX", khex[97];
 	int port = tu_free_port(), fd;
 	pid_t pid;
-	FILE *f;
+	FILE *f = NULL;
 
 	keys();
 	hex(key32, 32, khex);
