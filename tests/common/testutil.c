@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -143,7 +144,7 @@ int tu_wait_port(int port, int timeout_ms)
 pid_t tu_spawn(char *const argv[], int *to_child, int *from_child)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	if ((to_child && pipe2(in, O_CLOEXEC)) || (from_child && pipe2(out, O_CLOEXEC)))
 		return -1;
@@ -152,6 +153,12 @@ pid_t tu_spawn(char *const argv[], int *to_child, int *from_child)
 		return -1;
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDWR);
+
+		/* A test that fails an assertion never reaches tu_stop(): die
+		 * with it, or the server keeps the suite's output pipe open and
+		 * tests/run-suites (and the guest rig) wait forever. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(127);
 		dup2(to_child ? in[0] : devnull, 0);
 		dup2(from_child ? out[1] : 2, 1);
 		setpgid(0, 0);
