@@ -18,8 +18,9 @@ Test(uring, tls_stat_counts_offload)
 	cr_assert(tu_expect_ktls(), "run this suite in the guest (KTLS_TEST_EXPECT_KTLS=1)");
 	cr_assert_geq(tx0, 0, "/proc/net/tls_stat missing");
 	connect_client("read");
-	cr_expect_eq(tu_tls_stat("TlsTxSw"), tx0 + 1, "TX not counted as offloaded");
-	cr_expect_eq(tu_tls_stat("TlsRxSw"), rx0 + 1, "RX not counted as offloaded");
+	/* "at least": suites running in parallel offload connections too */
+	cr_expect_geq(tu_tls_stat("TlsTxSw"), tx0 + 1, "TX not counted as offloaded");
+	cr_expect_geq(tu_tls_stat("TlsRxSw"), rx0 + 1, "RX not counted as offloaded");
 	x = ktls_uring_xfer_new(T.conn);
 	cr_assert(x);
 	cr_expect_eq(ktls_uring_xfer_mode(x), KTLS_MODE_SW);
