@@ -88,7 +88,7 @@ static int putf(const char *val, const char *fmt, ...)
 static int read_text(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY);
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (fd < 0)
 		return -1;
@@ -165,6 +165,16 @@ static int log_has(const char *needle)
 	static char buf[1 << 16];
 
 	return read_text(agent_log, buf, sizeof(buf)) == 0 && strstr(buf, needle);
+}
+
+/* The agent logs from its request processes, after the kernel heard DONE. */
+static int wait_log(const char *needle, int ms)
+{
+	long long end = now_ms() + ms;
+
+	while (!log_has(needle) && now_ms() < end)
+		usleep(50000);
+	return log_has(needle);
 }
 
 /* ---- keys ------------------------------------------------------------------- */
@@ -326,7 +336,7 @@ static int wait_file(const char *path, int ms)
 /* O_DIRECT through the block device: write, read back; SHA-256 of both. */
 static void direct_io(const char *dev, int write_it, char sha[65])
 {
-	void *buf;
+	void *buf = NULL;
 	int fd = open(dev, (write_it ? O_WRONLY : O_RDONLY) | O_DIRECT);
 
 	cr_assert(fd >= 0, "%s: %s", dev, strerror(errno));
@@ -433,8 +443,8 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	}
 	cr_expect_eq(ok, 4, "handshake_complete status=0 events");
 	cr_expect_eq(nbad, 0, "failed handshakes: %s", bad);
-	cr_expect(log_has("handshake ok: client psk"), "agent log: client handshake");
-	cr_expect(log_has("handshake ok: server psk"), "agent log: server handshake");
+	cr_expect(wait_log("handshake ok: client psk", 5000), "agent log: client handshake");
+	cr_expect(wait_log("handshake ok: server psk", 5000), "agent log: server handshake");
 	snprintf(dev, sizeof(dev), "/dev/nvme%dn1", inst);
 	cr_assert_eq(wait_file(dev, 15000), 0, "%s never appeared", dev);
 	direct_io(dev, 1, sha_w);
@@ -510,7 +520,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	}
 	cr_expect_eq(nbad, 1, "plaintext: one failed handshake expected (%s)", bad);
 	cr_expect_str_eq(bad, "status=-13", "plaintext: EACCES expected");
-	cr_expect(log_has("non-TLS data"), "agent log: plaintext reason");
+	cr_expect(wait_log("non-TLS data", 5000), "agent log: plaintext reason");
 	cr_expect(log_has("ACCEPT: fd"), "debug level after SIGHUP not in effect");
 
 	/* SIGHUP with a broken file: the agent keeps its settings and runs on. */
@@ -554,13 +564,19 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		 * premature termination.)
 		 */
 		cr_expect_eq(r, -EACCES, "wrong key: %s", strerror(-r));
-		cr_expect(log_has("binder does not verify (the peer's PSK differs from ours)"),
+		cr_expect(wait_log("binder does not verify (the peer's PSK differs from ours)", 5000),
 			  "agent log: no binder reason");
 	}
-	(void)serial;
 	tu_stop(agent, 3000);
 	unlink(conf);
-	tu_run("rm -f " CFS "/ports/1/subsystems/" SUBNQN " 2>&1", out, sizeof(out));
+	/* Leave the kernel as we found it for the suites that follow. */
+	unlink(CFS "/ports/1/subsystems/" SUBNQN);
+	rmdir(CFS "/ports/1");
+	put(CFS "/subsystems/" SUBNQN "/namespaces/1/enable", "0");
+	rmdir(CFS "/subsystems/" SUBNQN "/namespaces/1");
+	rmdir(CFS "/subsystems/" SUBNQN);
+	put(TRACE "/events/handshake/enable", "0");
+	syscall(SYS_keyctl, KEYCTL_UNLINK, serial, ring);
 	unlink(img);
 }
 
