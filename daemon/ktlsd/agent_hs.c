@@ -418,7 +418,8 @@ static int run(struct agent_req *r, long long *ms)
 		  info.version_name, info.cipher, mode_str(info.tx), mode_str(info.rx), *ms);
 	status = 0;
 out:
-	fcntl(fd, F_SETFL, flags);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
 	ktls_conn_free(c);
 	ktls_ctx_free(ctx);
