@@ -489,6 +489,28 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		usleep(50000);
 	cr_assert(log_has("configuration reloaded from"), "SIGHUP not honoured");
 
+	/*
+	 * SHA-384: with a 48-byte R02 key beside the R01 one the host prefers
+	 * R02 (nvme_tls_psk_default), so both agents must use
+	 * TLS_AES_256_GCM_SHA384.
+	 */
+	{
+		unsigned char k48[48];
+		int32_t s48;
+		char ssout[16384];
+
+		tu_fill(k48, sizeof(k48), 48);
+		s48 = add_psk("NVMe0R02 " HOSTNQN " " SUBNQN, k48, sizeof(k48), ring);
+		inst = nvme_connect(HOSTNQN, HOSTID, NULL);
+		cr_assert(inst >= 0, "R02 connect: %s", strerror(-inst));
+		cr_expect(wait_log("identity 'NVMe0R02 " HOSTNQN " " SUBNQN "' TLSv1.3 "
+				   "TLS_AES_256_GCM_SHA384", 5000), "no SHA-384 handshake logged");
+		tu_run("ss -tnie 2>&1", ssout, sizeof(ssout));
+		cr_expect(strstr(ssout, "cipher: aes-gcm-256"), "ss: no AES-256 kTLS socket");
+		nvme_delete(inst);
+		syscall(SYS_keyctl, KEYCTL_UNLINK, s48, ring);
+	}
+
 	/* 5. No PSK for this host NQN: ENOKEY, no upcall made. */
 	r = nvme_connect(NOKEY_HOSTNQN, NOKEY_HOSTID, NULL);
 	cr_assert_eq(r, -ENOKEY, "no PSK: got %d (%s)", r, r < 0 ? strerror(-r) : "connected");
