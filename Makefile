@@ -158,10 +158,12 @@ vmbench: all
 		--plot $(BENCH_OUT)/vm $(VMBENCH_ARGS)
 
 # --- the two commands ----------------------------------------------------
+# make run: what this kernel offers, then ktlsd serving build/demo (made on
+# first use) in the foreground until Ctrl-C.
 run: deps-build
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/ktlsctl probe
-	$(Q)$(BUILD)/ktlsctl demo
+	$(Q)exec $(BUILD)/ktlsd demo --dir $(BUILD)/demo
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
