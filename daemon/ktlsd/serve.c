@@ -317,7 +317,8 @@ int serve_main(int argc, char **argv)
 		if (pid > 0) {
 			printf("ktlsd: running in the background as pid %d (--foreground keeps it attached)\n",
 			       (int)pid);
-			return 0;
+			fflush(stdout);
+			_exit(0); /* the child owns everything now; no exit-time cleanup here */
 		}
 		setsid();
 		/* detach from the terminal; stderr stays the daemon log */
