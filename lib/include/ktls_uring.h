@@ -49,6 +49,12 @@
  * TLS_GET_RECORD_TYPE cmsg (a plain recv fails with EIO on control
  * records).  ktls_uring_prep_recvmsg / ktls_uring_recvmsg_result do that.
  *
+ * Key limits: spliced records count against the connection's AES-GCM key
+ * limit like any other kTLS write; near the limit (or when the peer asked
+ * for a KeyUpdate) the rest of a transfer goes through ktls_conn_sendfile(),
+ * which rekeys (TLS 1.3, kernels with kTLS rekey) or ends the connection
+ * with close_notify, and the transfer then fails with that reason.
+ *
  * Threads: a transfer belongs to one ring and one thread, like its conn.
  * Signals: the userspace path writes to the socket, so a peer that resets
  * raises SIGPIPE; servers ignore it (signal(SIGPIPE, SIG_IGN)) and get

@@ -12,6 +12,12 @@
  * Userspace path: ktls_conn_sendfile() on the non-blocking socket in
  * bursts of at most URING_BURST bytes; POLL_ADD when the socket is full,
  * NOP to yield the ring between bursts.
+ *
+ * Key limits: splices count their records into the connection's kernel TX
+ * record counter (over-counting by one per splice, which errs safe).  When
+ * an AES-GCM key nears its limit, or the peer is owed a KeyUpdate, the rest
+ * of the transfer goes through ktls_conn_sendfile(), whose kTLS path
+ * rekeys (TLS 1.3 where the kernel can) or closes with close_notify.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +30,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "kernel.h"
+#include "keys.h"
 #include "ktls_uring.h"
 
 #ifndef SOL_TLS
@@ -49,6 +57,7 @@ struct ktls_uring_xfer {
 	uint64_t ud;
 	int inflight;
 	int failed;
+	int pumping;         /* splice path handed over to ktls_conn_sendfile */
 	char err[KTLS_ERRLEN];
 };
 
@@ -145,6 +154,26 @@ static int queue_out(struct ktls_uring_xfer *x, struct io_uring *ring, size_t n)
 	return 0;
 }
 
+static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
+
+/* Records one send of n bytes may make (as kernel.c counts them). */
+static uint64_t records_for(size_t n)
+{
+	return n / 16384 + 1;
+}
+
+/* Must the next n bytes go through libktls's own TX checks instead? */
+static int needs_libktls(const struct ktls_uring_xfer *x, size_t n)
+{
+	const struct conn_keys *k = x->conn->keys;
+
+	if (!k)
+		return 0;
+	if (k->update_owed || k->tx_dead)
+		return 1;
+	return k->p.is_gcm && k->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
+}
+
 /* Queue the next step of the splice path; nothing may be in flight. */
 static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
@@ -161,6 +190,10 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return 0;
 	}
 	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
+	if (needs_libktls(x, n)) {
+		x->pumping = 1;
+		return user_pump(x, ring);
+	}
 	sqe = get_sqe(ring);
 	if (!sqe)
 		return xfer_fail(x, "io_uring submission queue full");
@@ -246,6 +279,7 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	x->pipe_fill = 0;
 	x->ud = user_data;
 	x->failed = 0;
+	x->pumping = 0;
 	x->err[0] = '\0';
 	if (len == 0)
 		return 1;
@@ -281,6 +315,8 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		if (res > 0) {
 			x->pipe_fill -= (size_t)res < x->pipe_fill ? (size_t)res : x->pipe_fill;
 			x->sent += (uint64_t)res;
+			if (x->conn->keys)
+				x->conn->keys->tx_records += records_for((size_t)res);
 		} else if (res == -EAGAIN) {
 			if (x->inflight == 0 && !x->failed)
 				return queue_user(x, ring, POLLOUT);
@@ -303,7 +339,7 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		return 0;
 	if (x->failed)
 		return -1;
-	if (x->mode == KTLS_MODE_USER)
+	if (x->mode == KTLS_MODE_USER || x->pumping)
 		return user_pump(x, ring);
 	return splice_kick(x, ring);
 }

@@ -7,6 +7,8 @@
  */
 #include "../host/uring_xfer.c"
 
+#include "kernel.h" /* kernel_gcm_record_limit: lowered to reach it quickly */
+
 Test(uring, tls_stat_counts_offload)
 {
 	long long tx0 = tu_tls_stat("TlsTxSw"), rx0 = tu_tls_stat("TlsRxSw");
@@ -88,4 +90,45 @@ Test(uring, recvmsg_classifies_data_and_alert)
 	cr_expect(got_data && got_alert, "data %d alert %d", got_data, got_alert);
 	ktls_conn_shutdown(T.conn);
 	tu_wait(pid, 10000);
+}
+
+/*
+ * An AES-GCM key near its record limit: the splice path must hand over to
+ * libktls, which rekeys (TLS 1.3 on kernels with kTLS rekey: the whole file
+ * arrives) or closes with close_notify (the transfer fails with the reason,
+ * and the peer has exactly the bytes reported sent).
+ */
+Test(uring, gcm_record_limit_respected)
+{
+	int fd = open(T.file, O_RDONLY), cqes, r;
+	ktls_uring_xfer *x;
+	char sha[65], want[65];
+	size_t len;
+	uint64_t sent;
+
+	kernel_gcm_record_limit = 40; /* 1 MiB + 3 needs 65 records */
+	connect_client("read");
+	x = ktls_uring_xfer_new(T.conn);
+	cr_assert(x);
+	r = run_xfer(x, fd, 0, T.size, &cqes);
+	sent = ktls_uring_xfer_sent(x);
+	if (r == 1) {
+		cr_expect_eq(sent, T.size);
+		fprintf(stderr, "uring: key limit reached, kernel rekeyed, %d CQEs\n", cqes);
+	} else {
+		/* libktls closed at the limit; its first reason may be consumed by a short send */
+		cr_expect(strstr(ktls_uring_xfer_error(x), "limit") || strstr(ktls_uring_xfer_error(x), "close_notify"),
+			  "%s", ktls_uring_xfer_error(x));
+		cr_expect_leq(sent, 40ULL * 16384, "sent %llu bytes under a 40-record key",
+			      (unsigned long long)sent);
+		fprintf(stderr, "uring: key limit reached after %llu bytes: %s\n",
+			(unsigned long long)sent, ktls_uring_xfer_error(x));
+	}
+	ktls_uring_xfer_free(x);
+	close(fd);
+	finish_client(&len, sha);
+	cr_expect_eq(len, sent, "peer got %zu bytes, transfer reported %llu", len, (unsigned long long)sent);
+	tu_sha256_hex(T.data, len, want);
+	cr_expect_str_eq(sha, want);
+	kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
 }
