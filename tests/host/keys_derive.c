@@ -223,7 +223,7 @@ static void py(const char *md, const unsigned char *secret, size_t slen, const c
 Test(keys_derive, tls12_prf_matches_python)
 {
 	for (int round = 0; round < 4; round++) {
-		unsigned char secret[48], seed[64], got[100];
+		unsigned char secret[48], seed[64], got[160];
 		char want[512], gothex[512];
 		int sha384 = round & 1;
 		size_t n = 40 + 30 * (size_t)round;
