@@ -162,9 +162,11 @@ int kernel_probe_rekey(char *err, size_t errlen)
 	int real = kernel_ops.setsockopt == sys_setsockopt;
 	int ls = -1, cs = -1, as = -1, ret = -1;
 
-	if (real && atomic_load(&rekey_cache) >= 0)
-		return atomic_load(&rekey_cache) ? 1 : buf_seterr(err, errlen, "a second TLS_TX "
-				"was refused") + 1;
+	if (real && (ret = atomic_load(&rekey_cache)) >= 0) {
+		if (!ret)
+			buf_seterr(err, errlen, "a second TLS_TX was refused (EBUSY)");
+		return ret;
+	}
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1) ||
