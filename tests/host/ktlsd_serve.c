@@ -741,7 +741,7 @@ Test(ktlsd_ops, max_conns_refused_promptly, .init = setup, .fini = stop, .timeou
 	int fds[4];
 	struct timespec t0, t1;
 	char b[8];
-	struct timeval tv = { 3, 0 };
+	struct timeval tv = { 15, 0 };
 	int fd;
 
 	start_args("--max-conns 4 --workers 1 --handshake-timeout 30");
@@ -752,13 +752,16 @@ Test(ktlsd_ops, max_conns_refused_promptly, .init = setup, .fini = stop, .timeou
 	}
 	usleep(300000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fd = tu_connect(S.port);
-	cr_assert_geq(fd, 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	cr_expect_leq(read(fd, b, sizeof(b)), 0, "5th connection not refused");
+	fd = tu_connect(S.port); /* a reset racing the handshake may fail connect itself */
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		cr_expect_leq(read(fd, b, sizeof(b)), 0, "5th connection not refused");
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	cr_expect_lt(t1.tv_sec - t0.tv_sec, 2, "refusal was not prompt");
-	close(fd);
+	/* prompt = well inside the 30 s handshake timeout (TCG guests are slow) */
+	cr_expect_lt(t1.tv_sec - t0.tv_sec, tu_expect_ktls() ? 10 : 2, "refusal was not prompt");
+	if (fd >= 0)
+		close(fd);
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	usleep(300000);
@@ -1066,7 +1069,7 @@ Test(ktlsd_ops, self_signed_default_cert, .init = setup, .fini = stop, .timeout 
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	cr_assert_eq(tu_wait_port(S.port, 5000), 0);
+	cr_assert_eq(tu_wait_port(S.port, 30000), 0);
 	snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s/localhost-cert.pem https://localhost:%d/one | wc -c",
 		 state, S.port);
 	tu_run(cmd, o, sizeof(o));
