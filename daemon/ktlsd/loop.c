@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -642,6 +643,17 @@ static void new_conn(struct worker *w, int fd)
 		atomic_fetch_sub(&s->nconns, 1);
 		close(fd);
 		return;
+	}
+	/*
+	 * Without TCP_NODELAY a keep-alive response's last short segment waits
+	 * for the client's delayed ACK (~40 ms).  Safe with kTLS and splices:
+	 * the kernel builds the records and MSG_MORE/SPLICE_F_MORE coalesce.
+	 */
+	{
+		int one = 1;
+
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+			log_msg("TCP_NODELAY: %s", strerror(errno));
 	}
 	c->w = w;
 	c->fd = fd;

@@ -270,6 +270,37 @@ static const char *pycheck =
 	"        expect(errors[0] == 0 and done[0] >= N, 'errors %d, done %d' % (errors[0], done[0]))\n"
 	"    asyncio.run(main())\n"
 	"    normal()\n"
+	"elif check == 'nodelay':\n"
+	"    # 20 keep-alive GETs of 16 KiB on one connection; the client does not\n"
+	"    # set TCP_QUICKACK, so a server without TCP_NODELAY waits for delayed\n"
+	"    # ACKs (~40 ms each on Linux).  Bound: median < 20 ms, generous.\n"
+	"    c = http.client.HTTPSConnection('localhost', port, context=ctx, timeout=20)\n"
+	"    c.request('GET', '/one'); c.getresponse().read()\n"
+	"    ts = []\n"
+	"    for i in range(20):\n"
+	"        t = time.monotonic(); c.request('GET', '/r16384'); r = c.getresponse(); b = r.read()\n"
+	"        ts.append(time.monotonic() - t)\n"
+	"        expect(r.status == 200 and len(b) == 16384, 'keep-alive GET %d' % i)\n"
+	"    c.close(); ts.sort(); med = (ts[9] + ts[10]) / 2\n"
+	"    print('keep-alive 16 KiB GET: median %.1f ms, max %.1f ms' % (med * 1000, ts[-1] * 1000))\n"
+	"    expect(med < 0.020, 'median %.1f ms: Nagle + delayed ACK (TCP_NODELAY not set?)' % (med * 1000))\n"
+	"elif check == 'tickets':\n"
+	"    # count the TLS 1.3 NewSessionTickets a client gets; KTLSD_TICKETS is the expectation\n"
+	"    want = int(os.environ['KTLSD_TICKETS']); n = [0]\n"
+	"    tctx = ssl.create_default_context(cafile=ca); tctx.minimum_version = ssl.TLSVersion.TLSv1_3\n"
+	"    def cb(conn, direction, version, ctype, msgtype, data):\n"
+	"        if direction == 'read' and msgtype == ssl._TLSMessageType.NEW_SESSION_TICKET: n[0] += 1\n"
+	"    tctx._msg_callback = cb\n"
+	"    s = tctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=20), server_hostname='localhost')\n"
+	"    s.sendall(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'); out = b''\n"
+	"    while True:\n"
+	"        d = s.recv(65536)\n"
+	"        if not d: break\n"
+	"        out += d\n"
+	"    sess = s.session; s.close()\n"
+	"    print('tickets received: %d, session has_ticket %s' % (n[0], sess.has_ticket))\n"
+	"    expect(status(out) == 200, 'GET over the ticket connection')\n"
+	"    expect(n[0] == want and sess.has_ticket == (want > 0), 'got %d tickets, wanted %d' % (n[0], want))\n"
 	"elif check == 'normal':\n"
 	"    normal()\n"
 	"else:\n"
@@ -607,6 +638,12 @@ Test(ktlsd, traversal_refused)
 Test(ktlsd, keepalive_and_10000_pipelined)
 {
 	py("pipeline");
+}
+
+/* Nagle + delayed ACK would stall each keep-alive response (TCP_NODELAY). */
+Test(ktlsd, keepalive_16k_no_nagle_stall)
+{
+	py("nodelay");
 }
 
 /* ---- logs and offload state ------------------------------------------------- */
