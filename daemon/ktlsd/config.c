@@ -23,6 +23,7 @@ static const struct opt {
 	{ "foreground", ARG_NONE }, { "no-offload", ARG_NONE },
 	{ "handshake-timeout", ARG_STR }, { "idle-timeout", ARG_STR },
 	{ "request-timeout", ARG_STR }, { "grace-period", ARG_STR },
+	{ "tickets", ARG_STR }, { "metrics", ARG_STR },
 };
 
 void cfg_usage(FILE *f)
@@ -32,11 +33,14 @@ void cfg_usage(FILE *f)
 	      "         [--ciphersuites LIST] [--workers N] [--max-conns N] [--user NAME]\n"
 	      "         [--access-log FILE|-] [--config FILE] [--foreground] [--no-offload]\n"
 	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
-	      "         [--grace-period S]\n"
+	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
-	      "10 s grace on SIGTERM.  Without --cert a self-signed ECDSA P-256 certificate\n"
-	      "for localhost is made once and reused.\n",
+	      "10 s grace on SIGTERM, --tickets 2 (TLS 1.3 session tickets per handshake;\n"
+	      "0 sends none).  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
+	      "(plain HTTP, no auth: give a loopback address such as 127.0.0.1:9443).\n"
+	      "Without --cert a self-signed ECDSA P-256 certificate for localhost is made\n"
+	      "once and reused.\n",
 	      f);
 }
 
@@ -156,6 +160,10 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_secs(k, v, &c->idle_timeout_ms);
 	if (!strcmp(k, "request-timeout"))
 		return parse_secs(k, v, &c->request_timeout_ms);
+	if (!strcmp(k, "tickets"))
+		return parse_int(k, v, 0, &c->tickets);
+	if (!strcmp(k, "metrics"))
+		return set_str(&c->metrics, v);
 	if (!strcmp(k, "grace-period"))
 		return parse_secs(k, v, &c->grace_ms);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
@@ -259,6 +267,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	c->idle_timeout_ms = 60000;
 	c->request_timeout_ms = 10000;
 	c->grace_ms = 10000;
+	c->tickets = 2;
 
 	/* pass 1: syntax, --help and --config */
 	for (int i = 0; i < argc; i++) {
@@ -320,5 +329,6 @@ void cfg_free(struct cfg *c)
 	free(c->user);
 	free(c->access_log);
 	free(c->config);
+	free(c->metrics);
 	memset(c, 0, sizeof(*c));
 }

@@ -26,6 +26,8 @@ struct cfg {
 	char *access_log;        /* NULL: none; "-": stdout */
 	int foreground;
 	int no_offload;
+	int tickets;              /* TLS 1.3 session tickets per handshake */
+	char *metrics;           /* --metrics ADDR:PORT; NULL: off */
 	int handshake_timeout_ms, idle_timeout_ms, request_timeout_ms, grace_ms;
 	char *config;
 };

@@ -45,6 +45,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key
 		what = "--ciphers";
 	else if (c->ciphersuites && ktls_ctx_set_ciphersuites(ctx, c->ciphersuites) != 0)
 		what = "--ciphersuites";
+	else if (ktls_ctx_set_num_tickets(ctx, (unsigned)c->tickets) != 0)
+		what = "--tickets";
 	if (what) {
 		log_msg("%s: %s", what, ktls_ctx_error(ctx));
 		ktls_ctx_free(ctx);

@@ -289,7 +289,7 @@ static const char *pycheck =
 	"    want = int(os.environ['KTLSD_TICKETS']); n = [0]\n"
 	"    tctx = ssl.create_default_context(cafile=ca); tctx.minimum_version = ssl.TLSVersion.TLSv1_3\n"
 	"    def cb(conn, direction, version, ctype, msgtype, data):\n"
-	"        if direction == 'read' and msgtype == ssl._TLSMessageType.NEW_SESSION_TICKET: n[0] += 1\n"
+	"        if direction == 'read' and msgtype == ssl._TLSMessageType.NEWSESSION_TICKET: n[0] += 1\n"
 	"    tctx._msg_callback = cb\n"
 	"    s = tctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=20), server_hostname='localhost')\n"
 	"    s.sendall(b'GET /one HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'); out = b''\n"
@@ -644,6 +644,42 @@ Test(ktlsd, keepalive_and_10000_pipelined)
 Test(ktlsd, keepalive_16k_no_nagle_stall)
 {
 	py("nodelay");
+}
+
+/* --tickets N: a TLS 1.3 client gets exactly N NewSessionTickets (default 2). */
+static void tickets_case(const char *extra, const char *want)
+{
+	setup();
+	start_args(extra);
+	setenv("KTLSD_TICKETS", want, 1);
+	py("tickets");
+}
+
+Test(ktlsd_ops, tickets_default_two, .init = NULL, .fini = stop, .timeout = 60)
+{
+	tickets_case(NULL, "2");
+}
+
+Test(ktlsd_ops, tickets_zero_sends_none, .init = NULL, .fini = stop, .timeout = 60)
+{
+	tickets_case("--tickets 0", "0");
+}
+
+Test(ktlsd_ops, tickets_from_config_file, .init = NULL, .fini = stop, .timeout = 60)
+{
+	char conf[300], extra[400];
+	FILE *f;
+
+	setup();
+	snprintf(conf, sizeof(conf), "%s/t.conf", S.dir);
+	f = fopen(conf, "w");
+	cr_assert(f);
+	fputs("tickets = 1\n", f);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "--config %s", conf);
+	start_args(extra);
+	setenv("KTLSD_TICKETS", "1", 1);
+	py("tickets");
 }
 
 /* ---- logs and offload state ------------------------------------------------- */
