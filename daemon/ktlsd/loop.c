@@ -31,6 +31,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "path.h"
 #include "serve.h"
 
@@ -81,6 +82,8 @@ struct conn {
 	size_t flen;
 	int keep_alive, status;
 	uint64_t bytes, t0_us;
+	uint64_t accept_us;     /* handshake latency starts here */
+	int tx_mode;            /* KTLS_MODE_*, for bytes by mode */
 	char line[256];
 	struct ktls_uring_rx rx;
 	char hdr[1024];
@@ -242,6 +245,7 @@ static void response_done(struct conn *c)
 	struct srv *s = c->w->s;
 
 	log_access(c->host, c->line, c->status, c->bytes, now_us() - c->t0_us);
+	metrics_bytes(c->tx_mode, c->bytes);
 	if (c->filefd >= 0) {
 		close(c->filefd);
 		c->filefd = -1;
@@ -375,6 +379,13 @@ static void handshake_done(struct conn *c)
 		return;
 	}
 	c->rx_kernel = in.rx != KTLS_MODE_USER;
+	c->tx_mode = in.tx;
+	metrics_handshake_ok(now_us() - c->accept_us);
+	metrics_conn(in.tx, in.rx);
+	if (s->cfg.no_offload)
+		metrics_fallback("no-offload");
+	else if (in.fallback_reason)
+		metrics_fallback(in.fallback_reason);
 	log_msg("%s: %s %s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
 		mode_name(in.tx), mode_name(in.rx),
 		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
@@ -405,6 +416,7 @@ static void conn_run(struct conn *c)
 			}
 			if (r < 0) {
 				log_msg("%s: handshake failed: %s", c->peer, ktls_conn_error(c->tls));
+				metrics_handshake_failed(ktls_conn_error(c->tls));
 				conn_close(c, 0);
 				return;
 			}
@@ -569,6 +581,7 @@ static void on_xfer(struct conn *c, const struct io_uring_cqe *cqe)
 		log_msg("%s: \"%s\" aborted after %llu bytes: %s", c->peer, c->line,
 			(unsigned long long)ktls_uring_xfer_sent(c->xfer), ktls_uring_xfer_error(c->xfer));
 		log_access(c->host, c->line, c->status, c->bytes, now_us() - c->t0_us);
+		metrics_bytes(c->tx_mode, c->bytes);
 		conn_close(c, 0);
 		return;
 	}
@@ -658,6 +671,7 @@ static void new_conn(struct worker *w, int fd)
 	c->w = w;
 	c->fd = fd;
 	c->filefd = -1;
+	c->accept_us = now_us();
 	peer_name(fd, c->peer, sizeof(c->peer), c->host, sizeof(c->host));
 	c->tls = srv_accept_conn(s, fd);
 	c->next = w->head;
@@ -759,6 +773,8 @@ static void on_tick(struct worker *w)
 		} else if (now >= c->deadline) {
 			int idle = c->state == ST_READ && c->rlen == 0;
 
+			if (c->state == ST_HS)
+				metrics_handshake_failed("timeout");
 			if (!idle)
 				log_msg("%s: %s timeout, closing", c->peer,
 					c->state == ST_HS ? "handshake" : c->state == ST_READ ? "request" : "send");

@@ -23,6 +23,7 @@
 #include "ktls.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "serve.h"
 
 /* A server context from the settings; NULL with the reason logged. */
@@ -198,6 +199,34 @@ fail:
 	return NULL;
 }
 
+/* The --metrics listener: plain HTTP, one socket, bound before privileges drop. */
+static int bind_metrics(const char *spec)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1, fd;
+
+	char lo[80];
+
+	/* ":PORT" means loopback here: the endpoint has no TLS and no auth */
+	if (spec[0] == ':' && snprintf(lo, sizeof(lo), "127.0.0.1%s", spec) < (int)sizeof(lo))
+		spec = lo;
+	if (parse_listen(spec, &ss, &sl) < 0) {
+		log_msg("--metrics %s: expected ADDR:PORT, [ADDR6]:PORT or :PORT (loopback)", spec);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&ss, sl) < 0 || listen(fd, 16) < 0) {
+		log_msg("--metrics %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	log_msg("metrics on http://%s/metrics", spec);
+	return fd;
+}
+
 static int drop_privileges(const char *user)
 {
 	struct passwd *pw = getpwnam(user);
@@ -241,7 +270,7 @@ int serve_main(int argc, char **argv)
 	struct srv *s = &S;
 	char certbuf[4096], keybuf[4096];
 	const char *cert, *key;
-	int *lfds, naddr = 0, rc = 1, logfd = -1, sig;
+	int *lfds, naddr = 0, rc = 1, logfd = -1, metrics_fd = -1, sig;
 	sigset_t set;
 
 	switch (cfg_parse(&s->cfg, argc, argv)) {
@@ -302,6 +331,8 @@ int serve_main(int argc, char **argv)
 		log_msg("nothing to listen on");
 		return 1;
 	}
+	if (s->cfg.metrics && (metrics_fd = bind_metrics(s->cfg.metrics)) < 0)
+		return 1;
 	if (s->cfg.user && drop_privileges(s->cfg.user) < 0)
 		return 1;
 	if (faccessat(s->rootfd, ".", R_OK | X_OK, 0) < 0) {
@@ -343,6 +374,9 @@ int serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* threads start after the fork: a child inherits none */
+	if (metrics_fd >= 0 && metrics_start(metrics_fd) < 0)
+		return 1;
 	s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
 	if (!s->workers)
 		return 1;
@@ -375,6 +409,7 @@ stop:
 		worker_wake(s->workers[k]);
 	for (int k = 0; k < s->nworkers; k++)
 		worker_join(s->workers[k]);
+	metrics_stop();
 	free(s->workers);
 	free(lfds);
 	ktls_ctx_free(s->ctx);

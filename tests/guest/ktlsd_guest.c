@@ -12,6 +12,28 @@
 __attribute__((constructor)) static void guest_env(void)
 {
 	setenv("KTLSD_PIPELINE_N", "1000", 0);
+	/* a delayed-ACK stall is >= 40 ms; TCG needs more room than the host's 20 */
+	setenv("KTLSD_NODELAY_MS", "35", 0);
+}
+
+/* --metrics in the guest: connections are tx=sw rx=sw and tls_stat is exported. */
+Test(ktlsd_ops, metrics_guest_offload_and_tls_stat, .init = setup, .fini = stop, .timeout = 300)
+{
+	char extra[64], mp[16], cmd[400], o[65536];
+	int mport = tu_free_port();
+
+	cr_assert(tu_expect_ktls(), "guest suite: KTLS_TEST_EXPECT_KTLS=1 expected");
+	snprintf(extra, sizeof(extra), "--metrics 127.0.0.1:%d", mport);
+	snprintf(mp, sizeof(mp), "%d", mport);
+	start_args(extra);
+	setenv("KTLSD_METRICS_PORT", mp, 1);
+	py("metrics"); /* asserts sw/sw connections and TlsTxSw moving */
+	/* and with a second client: curl reads the exposition as is */
+	snprintf(cmd, sizeof(cmd), "curl -sS --fail http://127.0.0.1:%d/metrics", mport);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", cmd);
+	cr_expect(strstr(o, "ktls_kernel_tls_stat{counter=\"TlsCurrTxSw\"}"), "%s", o);
+	cr_expect(strstr(o, "ktls_connections_total{tx=\"sw\",rx=\"sw\"} "), "%s", o);
+	cr_expect(!strstr(o, "ktls_connections_total{tx=\"sw\",rx=\"sw\"} 0\n"), "%s", o);
 }
 
 static long long utime_ticks(pid_t pid)

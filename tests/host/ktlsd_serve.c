@@ -283,7 +283,8 @@ static const char *pycheck =
 	"        expect(r.status == 200 and len(b) == 16384, 'keep-alive GET %d' % i)\n"
 	"    c.close(); ts.sort(); med = (ts[9] + ts[10]) / 2\n"
 	"    print('keep-alive 16 KiB GET: median %.1f ms, max %.1f ms' % (med * 1000, ts[-1] * 1000))\n"
-	"    expect(med < 0.020, 'median %.1f ms: Nagle + delayed ACK (TCP_NODELAY not set?)' % (med * 1000))\n"
+	"    bound = float(os.environ.get('KTLSD_NODELAY_MS', '20')) / 1000  # the guest (TCG) allows more\n"
+	"    expect(med < bound, 'median %.1f ms: Nagle + delayed ACK (TCP_NODELAY not set?)' % (med * 1000))\n"
 	"elif check == 'tickets':\n"
 	"    # count the TLS 1.3 NewSessionTickets a client gets; KTLSD_TICKETS is the expectation\n"
 	"    want = int(os.environ['KTLSD_TICKETS']); n = [0]\n"
@@ -301,6 +302,57 @@ static const char *pycheck =
 	"    print('tickets received: %d, session has_ticket %s' % (n[0], sess.has_ticket))\n"
 	"    expect(status(out) == 200, 'GET over the ticket connection')\n"
 	"    expect(n[0] == want and sess.has_ticket == (want > 0), 'got %d tickets, wanted %d' % (n[0], want))\n"
+	"elif check == 'metrics':\n"
+	"    # scrape, serve known traffic, scrape again: the deltas must match\n"
+	"    mport = int(os.environ['KTLSD_METRICS_PORT']); guest = os.environ.get('KTLS_TEST_EXPECT_KTLS') == '1'\n"
+	"    def scrape():\n"
+	"        c = http.client.HTTPConnection('127.0.0.1', mport, timeout=20); c.request('GET', '/metrics')\n"
+	"        r = c.getresponse(); body = r.read().decode(); c.close()\n"
+	"        expect(r.status == 200 and r.getheader('Content-Type').startswith('text/plain; version=0.0.4'), 'scrape status/type')\n"
+	"        m = {}; comments = []\n"
+	"        for line in body.splitlines():\n"
+	"            if line.startswith('#'): comments.append(line); continue\n"
+	"            if not line: continue\n"
+	"            k, v = line.rsplit(' ', 1); expect(k not in m, 'duplicate series ' + k); m[k] = float(v)\n"
+	"        return m, comments\n"
+	"    def d(a, b, k): return b.get(k, 0) - a.get(k, 0)\n"
+	"    def total(m, prefix): return sum(v for k, v in m.items() if k.startswith(prefix))\n"
+	"    m0, _ = scrape()\n"
+	"    names = ['r16383', 'r16384', 'r16385', 'one', 'empty']; want_bytes = sum(len(data(n)) for n in names)\n"
+	"    for n in names:\n"
+	"        r, b = req('GET', '/' + n); expect(r.status == 200 and b == data(n), n)\n"
+	"    s = socket.create_connection(('127.0.0.1', port), timeout=20); s.sendall(bytes(range(256)) * 12)  # garbage, first byte 0x00\n"
+	"    try:\n"
+	"        while s.recv(4096): pass\n"
+	"    except OSError: pass\n"
+	"    s.close()\n"
+	"    tx = 'sw' if guest else 'user'\n"
+	"    conn = 'ktls_connections_total{tx=\"%s\",rx=\"%s\"}' % (tx, tx)\n"
+	"    for i in range(40):  # the garbage connection's failure lands when the server reads it\n"
+	"        m1, com = scrape()\n"
+	"        if d(m0, m1, 'ktls_handshakes_total') >= len(names) and total(m1, 'ktls_handshake_failures_total') > total(m0, 'ktls_handshake_failures_total'): break\n"
+	"        time.sleep(0.1)\n"
+	"    print('connections %s +%d, bytes +%d, handshakes +%d, failures %s' % (conn, d(m0, m1, conn),\n"
+	"          d(m0, m1, 'ktls_served_bytes_total{tx=\"%s\"}' % tx), d(m0, m1, 'ktls_handshakes_total'),\n"
+	"          {k: v for k, v in m1.items() if k.startswith('ktls_handshake_failures_total')}))\n"
+	"    expect(d(m0, m1, conn) == len(names), 'connections by mode')\n"
+	"    expect(d(m0, m1, 'ktls_served_bytes_total{tx=\"%s\"}' % tx) == want_bytes, 'bytes served')\n"
+	"    expect(d(m0, m1, 'ktls_handshakes_total') == len(names), 'handshakes')\n"
+	"    expect(d(m0, m1, 'ktls_handshake_duration_seconds_count') == len(names), 'histogram count')\n"
+	"    expect(m1['ktls_handshake_duration_seconds_bucket{le=\"+Inf\"}'] == m1['ktls_handshake_duration_seconds_count'], '+Inf bucket')\n"
+	"    expect(d(m0, m1, 'ktls_handshake_duration_seconds_sum') > 0, 'histogram sum')\n"
+	"    fails = [k for k in m1 if k.startswith('ktls_handshake_failures_total{reason=\"') and d(m0, m1, k) > 0]\n"
+	"    expect(fails, 'garbage ClientHello not counted as a handshake failure')\n"
+	"    expect('ktls_handshake_failures_total{reason=\"peer sent non-TLS data instead of a handshake\"}' in fails, 'garbage ClientHello: failure reason %s' % fails)\n"
+	"    stat = [k for k in m1 if k.startswith('ktls_kernel_tls_stat{counter=\"')]\n"
+	"    if guest:\n"
+	"        expect('ktls_kernel_tls_stat{counter=\"TlsTxSw\"}' in stat and 'ktls_kernel_tls_stat{counter=\"TlsRxSw\"}' in stat, 'tls_stat metrics missing')\n"
+	"        expect(d(m0, m1, 'ktls_kernel_tls_stat{counter=\"TlsTxSw\"}') >= len(names), 'TlsTxSw did not move')\n"
+	"    else:\n"
+	"        expect(not stat and any('/proc/net/tls_stat unavailable' in c for c in com), 'host: tls_stat should be absent, with a comment')\n"
+	"        expect(d(m0, m1, 'ktls_fallback_total{reason=\"kernel has no kTLS\"}') == len(names), 'fallback reason %s' % [k for k in m1 if 'fallback' in k])\n"
+	"    c = http.client.HTTPConnection('127.0.0.1', mport, timeout=20); c.request('GET', '/nope')\n"
+	"    expect(c.getresponse().status == 404, 'unknown path on the metrics port'); c.close()\n"
 	"elif check == 'normal':\n"
 	"    normal()\n"
 	"else:\n"
@@ -680,6 +732,20 @@ Test(ktlsd_ops, tickets_from_config_file, .init = NULL, .fini = stop, .timeout =
 	start_args(extra);
 	setenv("KTLSD_TICKETS", "1", 1);
 	py("tickets");
+}
+
+/* --metrics: Prometheus text; counters move by what was served. */
+Test(ktlsd_ops, metrics_scraped_and_moving, .init = setup, .fini = stop, .timeout = 120)
+{
+	char extra[64], mp[16];
+	int mport = tu_free_port();
+
+	cr_assert_gt(mport, 0);
+	snprintf(extra, sizeof(extra), "--metrics 127.0.0.1:%d", mport);
+	snprintf(mp, sizeof(mp), "%d", mport);
+	start_args(extra);
+	setenv("KTLSD_METRICS_PORT", mp, 1);
+	py("metrics");
 }
 
 /* ---- logs and offload state ------------------------------------------------- */
@@ -1110,6 +1176,16 @@ Test(ktlsd_ops, bad_command_lines, .init = setup, .fini = stop)
 	cr_expect(strstr(o, "expected ADDR:PORT"), "%s", o);
 	snprintf(cmd, sizeof(cmd), "%s serve --root %s --workers 0 2>&1", bin, S.root);
 	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --listen 127.0.0.1:%d --metrics nonsense --foreground 2>&1",
+		 bin, S.root, tu_free_port());
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "--metrics nonsense: expected ADDR:PORT"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --tickets -1 2>&1", bin, S.root);
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "--tickets"), "%s", o);
+	snprintf(cmd, sizeof(cmd), "%s serve --help 2>&1", bin);
+	cr_expect_eq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "--tickets N") && strstr(o, "--metrics ADDR:PORT"), "%s", o);
 	snprintf(cmd, sizeof(cmd), "%s frobnicate 2>&1", bin);
 	cr_expect_eq(tu_run(cmd, o, sizeof(o)), 2);
 }

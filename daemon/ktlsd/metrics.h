@@ -1,0 +1,32 @@
+/*
+ * metrics.h - ktlsd's Prometheus counters and the plain-HTTP endpoint
+ * that exposes them (`--metrics ADDR:PORT`, GET /metrics).
+ *
+ * Workers count with relaxed atomics (no locks in the hot path; a new
+ * label value takes a mutex once).  Label values for reasons are the
+ * error text before its first ':' or '(', sanitised, and bounded: at most
+ * METRICS_MAX_REASONS distinct values per metric, the rest count as
+ * "other".
+ */
+#ifndef KTLSD_METRICS_H
+#define KTLSD_METRICS_H
+
+#include <stdint.h>
+
+#define METRICS_MAX_REASONS 16
+
+/* modes are KTLS_MODE_* from ktls.h */
+void metrics_conn(int tx, int rx);
+void metrics_fallback(const char *reason);
+void metrics_bytes(int tx, uint64_t n);
+void metrics_handshake_ok(uint64_t usec);
+void metrics_handshake_failed(const char *reason);
+
+/* The whole exposition text (malloc'd, NUL-terminated); NULL on ENOMEM. */
+char *metrics_render(size_t *len);
+
+/* Serve GET /metrics on the listening socket lfd from a thread of its own. */
+int metrics_start(int lfd);
+void metrics_stop(void);
+
+#endif
