@@ -205,7 +205,6 @@ static int bind_metrics(const char *spec)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	int one = 1, fd;
-
 	char lo[80];
 
 	/* ":PORT" means loopback here: the endpoint has no TLS and no auth */
