@@ -209,8 +209,8 @@ static void session(int we_are_server)
 	cr_assert_eq(read_until(us.c, "peer-after-our-update"), 0, "%s", ktls_conn_error(us.c));
 
 	/* RX: K, k, the answer to ours.  TX: our answer to K, our own update. */
-	cr_expect_eq(tu_tls_stat("TlsRxRekeyOk") - rx0, 3);
-	cr_expect_eq(tu_tls_stat("TlsRxRekeyReceived") - recv0, 3);
+	cr_expect_geq(tu_tls_stat("TlsRxRekeyOk") - rx0, 3);
+	cr_expect_geq(tu_tls_stat("TlsRxRekeyReceived") - recv0, 3);
 	cr_expect_geq(tu_tls_stat("TlsTxRekeyOk") - tx0, 2);
 	ktls_conn_shutdown(us.c);
 out:

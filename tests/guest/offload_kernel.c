@@ -37,6 +37,11 @@ static int has_rekey(void)
 	return kmaj > 6 || (kmaj == 6 && kmin >= 14);
 }
 
+/*
+ * /proc/net/tls_stat is per network namespace and suites run in parallel
+ * (run-suites --jobs 2): counters are checked to move at least as much as
+ * this test makes them move.
+ */
 TestSuite(offload_kernel, .init = init, .timeout = 300);
 
 static long long tstat(const char *n)
@@ -62,8 +67,8 @@ Test(offload_kernel, all_suites_both_roles)
 			r.echo_bytes = 1024 * 1024;
 			run_go(&r, role, NULL);
 			expect_offloaded(&r);
-			cr_expect_eq(tstat("TlsTxSw") - tx0, 1, "%s", suites[i].name);
-			cr_expect_eq(tstat("TlsRxSw") - rx0, 1, "%s", suites[i].name);
+			cr_expect_geq(tstat("TlsTxSw") - tx0, 1, "%s", suites[i].name);
+			cr_expect_geq(tstat("TlsRxSw") - rx0, 1, "%s", suites[i].name);
 			run_finish(&r);
 		}
 	}
@@ -166,9 +171,9 @@ Test(offload_kernel, peer_key_update)
 		r.echo_bytes = 512 * 1024;
 		run_finish(&r);
 		cr_expect_eq(r.peer.keyupdates_sent, 1);
-		cr_expect_eq(tstat("TlsRxRekeyOk") - rx_ok0, 1);
-		cr_expect_eq(tstat("TlsTxRekeyOk") - tx_ok0, 1);
-		cr_expect_eq(tstat("TlsRxRekeyReceived") - recv0, 1);
+		cr_expect_geq(tstat("TlsRxRekeyOk") - rx_ok0, 1);
+		cr_expect_geq(tstat("TlsTxRekeyOk") - tx_ok0, 1);
+		cr_expect_geq(tstat("TlsRxRekeyReceived") - recv0, 1);
 		return;
 	}
 	cr_expect_eq(echo_check(r.us.c, 512 * 1024, 16384, why, sizeof(why)), -1);
@@ -196,7 +201,7 @@ Test(offload_kernel, our_key_update)
 	if (has_rekey()) {
 		cr_expect_eq(rc, 0, "%s", ktls_conn_error(r.us.c));
 		run_finish(&r);
-		cr_expect_eq(tstat("TlsRxRekeyOk") - rx_ok0, 1, "the peer's answer re-keyed RX");
+		cr_expect_geq(tstat("TlsRxRekeyOk") - rx_ok0, 1, "the peer's answer re-keyed RX");
 	} else {
 		cr_expect_eq(rc, -1);
 		cr_expect(strstr(ktls_conn_error(r.us.c), "cannot rekey kTLS (needs Linux >= 6.14)"),
