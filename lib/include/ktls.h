@@ -80,6 +80,7 @@ struct ktls_info {
 	const char *cipher;       /* OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384" */
 	int tx, rx;               /* KTLS_MODE_* for each direction */
 	const char *fallback_reason; /* NULL when both directions are in the kernel */
+	int zerocopy_tx, rx_no_pad;  /* per-context opt-ins the kernel accepted (0/1) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -229,6 +230,30 @@ enum { KTLS_CRL_NONE, KTLS_CRL_LEAF, KTLS_CRL_CHAIN };
 int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode);
 
 /*
+ * ktls_ctx_set_zerocopy_sendfile - after TLS_TX, set TLS_TX_ZEROCOPY_RO
+ * (Linux >= 5.19): with NIC (device) offload, sendfile pages go to the
+ * NIC without the kernel's copy.  Only takes effect with KTLS_MODE_HW TX.
+ * Safe only when the file does not change while it is being sent: the NIC
+ * reads the page cache late, and a retransmitted record built from changed
+ * pages fails the peer's integrity check (the connection dies).  Off by
+ * default.  A kernel refusal is not an error: ktls_info.zerocopy_tx says
+ * whether it is on.  Not on a frozen context.
+ */
+int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on);
+
+/*
+ * ktls_ctx_set_rx_no_pad - after TLS_RX on a TLS 1.3 connection, set
+ * TLS_RX_EXPECT_NO_PAD (Linux >= 6.0): the kernel decrypts straight into
+ * the reader's buffer, assuming records carry no padding.  Safe only with
+ * peers that never pad (OpenSSL, GnuTLS and the kernel do not by default);
+ * a padded record still decrypts correctly, but costs a second decryption
+ * and counts in /proc/net/tls_stat TlsRxNoPadViolation.  Ignored for TLS
+ * 1.2.  Off by default; refusal is not an error (ktls_info.rx_no_pad says).
+ * Not on a frozen context.
+ */
+int ktls_ctx_set_rx_no_pad(ktls_ctx *ctx, int on);
+
+/*
  * ktls_ctx_cert_store_stats - counts the trust store as Python's
  * SSLContext.cert_store_stats() does.  Lazily searched capath entries
  * appear only once a handshake has looked them up.
@@ -284,7 +309,23 @@ int ktls_conn_handshake(ktls_conn *conn);
  */
 int ktls_conn_offload(ktls_conn *conn);
 
-/* ktls_conn_info - negotiated version, cipher and who encrypts each way. */
+/*
+ * ktls_conn_info - negotiated version, cipher and who encrypts each way.
+ * KTLS_MODE_HW vs KTLS_MODE_SW is decided once, right after the keys are
+ * installed, never guessed:
+ *   1. sock_diag on our own socket (TLS_INFO_TXCONF/RXCONF): "hw" and
+ *      "hw-record" are KTLS_MODE_HW, "sw" KTLS_MODE_SW.
+ *   2. When the kernel hides the ULP info (no CAP_NET_ADMIN), the
+ *      cumulative /proc/net/tls_stat counters TlsTx/RxDevice and
+ *      TlsTx/RxSw read before and after our own setsockopt: each install
+ *      bumps exactly one of the pair, so if Device did not move ours was
+ *      software, and if Sw did not move ours was on the NIC.  When both
+ *      moved (another connection in this network namespace installed keys
+ *      at the same moment) the counters cannot tell, and the direction is
+ *      reported as KTLS_MODE_SW; so is a direction when tls_stat is
+ *      unreadable.  Only that race can under-report HW, never over-report.
+ * The cost is one sock_diag query and two reads of tls_stat per offload.
+ */
 int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
 
 /*

@@ -587,6 +587,8 @@ KTLS_API int ktls_conn_info(const ktls_conn *c, struct ktls_info *out)
 	out->cipher = ciph ? SSL_CIPHER_get_name(ciph) : "";
 	out->tx = c->tx;
 	out->rx = c->rx;
+	out->zerocopy_tx = c->zc_tx;
+	out->rx_no_pad = c->rx_no_pad;
 	if (c->tx != KTLS_MODE_USER && c->rx != KTLS_MODE_USER)
 		out->fallback_reason = NULL;
 	else

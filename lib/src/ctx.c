@@ -665,6 +665,28 @@ KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
 	return 0;
 }
 
+/*
+ * kTLS opt-ins: only recorded here; kernel.c applies them after the keys
+ * are installed, and a kernel that refuses them leaves them off.
+ */
+KTLS_API int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on)
+{
+	if (enter(ctx))
+		return -1;
+	FROZEN_CHECK(ctx, "zerocopy_sendfile");
+	ctx->zc_sendfile = !!on;
+	return 0;
+}
+
+KTLS_API int ktls_ctx_set_rx_no_pad(ktls_ctx *ctx, int on)
+{
+	if (enter(ctx))
+		return -1;
+	FROZEN_CHECK(ctx, "rx_no_pad");
+	ctx->rx_no_pad = !!on;
+	return 0;
+}
+
 /* ---- server-only settings --------------------------------------------------------- */
 
 KTLS_API int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile)

@@ -60,6 +60,8 @@ struct ktls_ctx {
 	int dh_loaded;         /* server: DHE suites usable */
 	atomic_int frozen;     /* set by the first ktls_conn_new */
 	atomic_int refs;       /* the owner's + one per live connection */
+	int zc_sendfile;       /* opt-in: TLS_TX_ZEROCOPY_RO after TLS_TX */
+	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
 };
 
 void ctx_ref(struct ktls_ctx *ctx);
@@ -102,6 +104,7 @@ struct ktls_conn {
 	struct conn_keys *keys;
 	char fallback[KTLS_ERRLEN];   /* why a direction stayed in userspace */
 	char err[KTLS_ERRLEN];
+	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
 };
 
 /* Set conn->err; returns -1. */

@@ -38,6 +38,7 @@
 
 #include "keys.h"
 #include "kernel.h"
+#include "netlink.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -741,8 +742,89 @@ static int offload_possible(struct ktls_conn *c, struct conn_keys *k, struct key
 	return 1;
 }
 
+/* ---- software or NIC: asked of the kernel, never guessed (ktls.h) ------------- */
+
+int kernel_conf_mode(int conf)
+{
+	switch (conf) {
+	case TLS_CONF_HW:
+	case TLS_CONF_HW_RECORD:
+		return KTLS_MODE_HW;
+	case TLS_CONF_SW:
+		return KTLS_MODE_SW;
+	default:
+		return -1; /* not reported, or no key (base) */
+	}
+}
+
+int kernel_stat_mode(const struct install_stat *before, const struct install_stat *after, int rx)
+{
+	long long d0 = rx ? before->rx_dev : before->tx_dev, d1 = rx ? after->rx_dev : after->tx_dev;
+	long long s0 = rx ? before->rx_sw : before->tx_sw, s1 = rx ? after->rx_sw : after->tx_sw;
+
+	if (d0 < 0 || d1 < 0 || s0 < 0 || s1 < 0)
+		return KTLS_MODE_SW;   /* unreadable: the NIC cannot be shown */
+	if (d1 == d0)
+		return KTLS_MODE_SW;   /* our install bumped one of them: not Device */
+	if (s1 == s0)
+		return KTLS_MODE_HW;   /* Device moved and Sw did not: ours was the NIC */
+	return KTLS_MODE_SW;           /* both moved (a concurrent install): cannot tell */
+}
+
+void kernel_stat_snap(struct install_stat *s)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} want[] = {
+		{ "TlsTxDevice", offsetof(struct install_stat, tx_dev) },
+		{ "TlsTxSw", offsetof(struct install_stat, tx_sw) },
+		{ "TlsRxDevice", offsetof(struct install_stat, rx_dev) },
+		{ "TlsRxSw", offsetof(struct install_stat, rx_sw) },
+	};
+	struct tls_counter *v = NULL;
+	size_t n = 0;
+	char err[128];
+
+	s->tx_dev = s->tx_sw = s->rx_dev = s->rx_sw = -1;
+	if (tlsstat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)))
+		return;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
+			if (!strcmp(v[i].name, want[j].name))
+				*(long long *)((char *)s + want[j].off) = (long long)v[i].value;
+	free(v);
+}
+
+/* After the install: where did each kernel-owned direction land? */
+static void place_directions(struct ktls_conn *c, const struct install_stat *before)
+{
+	struct tls_sock ts;
+	struct install_stat after;
+	char err[128];
+	int tx = -1, rx = -1;
+
+	memset(&ts, 0, sizeof(ts));
+	if (diag_query_fd(c->fd, &ts, err, sizeof(err)) == 1) {
+		tx = kernel_conf_mode(ts.txconf);
+		rx = kernel_conf_mode(ts.rxconf);
+	}
+	if ((c->tx != KTLS_MODE_USER && tx < 0) || (c->rx != KTLS_MODE_USER && rx < 0)) {
+		kernel_stat_snap(&after);
+		if (tx < 0)
+			tx = kernel_stat_mode(before, &after, 0);
+		if (rx < 0)
+			rx = kernel_stat_mode(before, &after, 1);
+	}
+	if (c->tx != KTLS_MODE_USER)
+		c->tx = tx;
+	if (c->rx != KTLS_MODE_USER)
+		c->rx = rx;
+}
+
 static int offload(struct ktls_conn *c, struct conn_keys *k)
 {
+	struct install_stat before;
 	struct key_params p;
 	union tls_crypto tx, rx;
 	BIO *sink = NULL;
@@ -778,6 +860,7 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		goto out;
 	}
 
+	kernel_stat_snap(&before);
 	if (kernel_ops.setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
 		ulp_reason(c, errno);
 		goto out;
@@ -791,6 +874,12 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	c->tx = KTLS_MODE_SW;
 	k->tx_kernel = 1;
 	k->tx_records = k->seq_tx;
+	if (c->ctx->zc_sendfile) {
+		int one = 1; /* the kernel wants exactly an int */
+		/* Refused (Linux < 5.19) only means it stays off. */
+		c->zc_tx = !kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, &one,
+						  sizeof(one));
+	}
 	if (!rx_ok) {
 		fallback(c, "RX stays in userspace: OpenSSL already holds %zu byte(s) of the peer's "
 			 "records; TX is in the kernel", pending);
@@ -802,7 +891,14 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		c->rx = KTLS_MODE_SW;
 		k->rx_kernel = 1;
 		c->fallback[0] = '\0';
+		if (c->ctx->rx_no_pad && p.version == TLS1_3_VERSION) {
+			unsigned one = 1;
+			/* TLS 1.3 only; refused (Linux < 6.0) means it stays off. */
+			c->rx_no_pad = !kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX_EXPECT_NO_PAD,
+							      &one, sizeof(one));
+		}
 	}
+	place_directions(c, &before);
 	if (!k->rx_kernel) {
 		/*
 		 * TX in the kernel, RX in OpenSSL: OpenSSL must never write to

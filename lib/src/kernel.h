@@ -47,4 +47,18 @@ int kernel_probe_rekey(char *err, size_t errlen);
 /* keys.c, TX in kernel + RX in OpenSSL: send an alert OpenSSL produced. */
 void kernel_forward_alert(struct conn_keys *k, int level, int desc);
 
+/*
+ * Software or NIC (ktls.h, ktls_conn_info).  kernel_conf_mode maps a
+ * sock_diag TLS_CONF_* to KTLS_MODE_HW/SW, -1 when it says neither.
+ * kernel_stat_snap reads the cumulative install counters of
+ * /proc/net/tls_stat (-1 each when unreadable); kernel_stat_mode decides one
+ * direction (rx 0/1) from two snapshots taken around our own install.
+ */
+struct install_stat {
+	long long tx_dev, tx_sw, rx_dev, rx_sw;
+};
+int kernel_conf_mode(int conf);
+void kernel_stat_snap(struct install_stat *s);
+int kernel_stat_mode(const struct install_stat *before, const struct install_stat *after, int rx);
+
 #endif /* KTLS_KERNEL_H */
