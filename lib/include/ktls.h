@@ -236,8 +236,10 @@ int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode);
  * Safe only when the file does not change while it is being sent: the NIC
  * reads the page cache late, and a retransmitted record built from changed
  * pages fails the peer's integrity check (the connection dies).  Off by
- * default.  A kernel refusal is not an error: ktls_info.zerocopy_tx says
- * whether it is on.  Not on a frozen context.
+ * default.  A kernel refusal is not an error.  ktls_info.zerocopy_tx is 1
+ * only when the kernel accepted it and TX is KTLS_MODE_HW (software kTLS
+ * accepts the flag but ignores it; sock_diag and ss show it the same way).
+ * Not on a frozen context.
  */
 int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on);
 

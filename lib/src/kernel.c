@@ -899,6 +899,12 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		}
 	}
 	place_directions(c, &before);
+	/*
+	 * Zero-copy acts on device TX only: software kTLS accepts the flag and
+	 * ignores it, and sock_diag (so ss) shows it only with TX on the NIC.
+	 */
+	if (c->tx != KTLS_MODE_HW)
+		c->zc_tx = 0;
 	if (!k->rx_kernel) {
 		/*
 		 * TX in the kernel, RX in OpenSSL: OpenSSL must never write to
