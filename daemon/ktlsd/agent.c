@@ -201,12 +201,14 @@ static int on_signal(struct agent *ag)
 		case SIGHUP: {
 			struct agent_conf fresh;
 			if (load_conf(ag, &fresh) == 0) {
+				agent_prebuild_free();
 				agent_conf_free(&ag->conf);
 				ag->conf = fresh;
 				agent_log_level = ag->conf.log_level;
 				agent_log(AGENT_LOG_INFO, "configuration reloaded%s%s",
 					  ag->config_path ? " from " : "",
 					  ag->config_path ? ag->config_path : "");
+				agent_prebuild(&ag->conf);
 			} else {
 				agent_log(AGENT_LOG_ERROR, "reload failed: keeping the previous "
 					  "configuration");
@@ -336,6 +338,7 @@ fg:
 			"\"%s\": %s; stop it first (e.g. systemctl stop tlshd)\n", HS_GROUP_NAME, who);
 		return 1;
 	}
+	agent_prebuild(&ag.conf);
 	agent_log(AGENT_LOG_INFO, "listening: family \"%s\" id %u, group \"%s\" id %u, DONE peer "
 		  "ids %s, up to %u handshakes at once", HS_FAMILY_NAME, ag.fam.id, HS_GROUP_NAME,
 		  ag.fam.group, ag.fam.remote_auth ? "supported" : "not supported",
@@ -358,6 +361,7 @@ fg:
 	close(ag.mc);
 	agent_log(AGENT_LOG_INFO, "stopping (%u request%s still finishing on their own)",
 		  ag.children, ag.children == 1 ? "" : "s");
+	agent_prebuild_free();
 	agent_conf_free(&ag.conf);
 	close(ag.sfd);
 	return rc;

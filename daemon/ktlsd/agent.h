@@ -199,6 +199,15 @@ struct agent_req {
 int agent_run(struct agent_req *r);
 
 /*
+ * Build the x509 contexts of conf once (in the parent, at start-up and
+ * after SIGHUP); requests using conf then borrow them.  A context that
+ * cannot be built is simply absent: its requests build their own and
+ * report why they fail.
+ */
+void agent_prebuild(const struct agent_conf *conf);
+void agent_prebuild_free(void);
+
+/*
  * The child's whole job: ACCEPT one request and finish it with DONE.
  * Returns the exit status for the child (0 also when there was nothing
  * to accept).

@@ -315,6 +315,63 @@ fail_set:
 	return NULL;
 }
 
+/*
+ * x509 contexts built once per configuration in the parent (startup and
+ * SIGHUP) and inherited by every child: parsing the system trust store
+ * costs ~60 ms natively and seconds under emulation, which would
+ * otherwise come out of each request's handshake timeout.  Requests that
+ * carry their own certificate serials, and all PSK requests, still get a
+ * context of their own.
+ */
+enum { T_CLIENT_ANON, T_CLIENT_X509, T_SERVER_X509, T_N };
+static ktls_ctx *tmpl[T_N];
+static const struct agent_conf *tmpl_conf;
+
+void agent_prebuild_free(void)
+{
+	for (int i = 0; i < T_N; i++) {
+		ktls_ctx_free(tmpl[i]);
+		tmpl[i] = NULL;
+	}
+	tmpl_conf = NULL;
+}
+
+void agent_prebuild(const struct agent_conf *conf)
+{
+	static const struct { uint32_t type, auth; } t[T_N] = {
+		[T_CLIENT_ANON] = { HS_MSG_CLIENTHELLO, HS_AUTH_UNAUTH },
+		[T_CLIENT_X509] = { HS_MSG_CLIENTHELLO, HS_AUTH_X509 },
+		[T_SERVER_X509] = { HS_MSG_SERVERHELLO, HS_AUTH_X509 },
+	};
+
+	agent_prebuild_free();
+	for (int i = 0; i < T_N; i++) {
+		struct agent_req r;
+
+		memset(&r, 0, sizeof(r));
+		r.conf = conf;
+		r.a.msg_type = t[i].type;
+		r.a.auth_mode = t[i].auth;
+		tmpl[i] = make_ctx(&r);
+		if (!tmpl[i])
+			agent_log(AGENT_LOG_DEBUG, "%s %s requests will fail: %s",
+				  hs_msg_type_str(t[i].type), hs_auth_str(t[i].auth), r.why);
+	}
+	tmpl_conf = conf;
+}
+
+/* The prebuilt context for this request, or NULL. */
+static ktls_ctx *prebuilt(const struct agent_req *r)
+{
+	int server = r->a.msg_type == HS_MSG_SERVERHELLO;
+
+	if (r->conf != tmpl_conf || r->a.auth_mode == HS_AUTH_PSK || r->a.ncerts)
+		return NULL;
+	if (!server)
+		return tmpl[r->a.auth_mode == HS_AUTH_X509 ? T_CLIENT_X509 : T_CLIENT_ANON];
+	return r->a.auth_mode == HS_AUTH_X509 ? tmpl[T_SERVER_X509] : NULL;
+}
+
 /* The handshake on a non-blocking fd until done or the deadline. */
 static int drive(ktls_conn *c, long long deadline, int *timed_out)
 {
@@ -345,7 +402,7 @@ static const char *mode_str(int m)
 static int run(struct agent_req *r, long long *ms)
 {
 	int fd = r->a.sockfd, server = r->a.msg_type == HS_MSG_SERVERHELLO;
-	int flags, nodelay = 0, one = 1, timed_out = 0, status = EIO, proto = 0;
+	int flags, nodelay = 0, one = 1, timed_out = 0, status = EIO, proto = 0, borrowed;
 	socklen_t sl = sizeof(nodelay);
 	long long t0 = now_ms(), deadline;
 	char name[256] = "";
@@ -358,21 +415,24 @@ static int run(struct agent_req *r, long long *ms)
 		return EIO;
 	}
 	link_keyrings(r);
-	if (!(ctx = make_ctx(r)))
+	borrowed = (ctx = prebuilt(r)) != NULL;
+	if (!ctx && !(ctx = make_ctx(r)))
 		return EIO;
 	if (!server && r->a.auth_mode != HS_AUTH_PSK) {
 		if (r->a.peername[0])
 			snprintf(name, sizeof(name), "%s", r->a.peername);
 		else if (peer_host(fd, name, sizeof(name))) {
 			snprintf(r->why, sizeof(r->why), "no peername and no peer address to verify");
-			ktls_ctx_free(ctx);
+			if (!borrowed)
+				ktls_ctx_free(ctx);
 			return EIO;
 		}
 	}
 	c = server ? ktls_conn_accept(ctx, fd) : ktls_conn_connect(ctx, fd, name[0] ? name : NULL);
 	if (!c) {
 		snprintf(r->why, sizeof(r->why), "%s", ktls_ctx_error(ctx));
-		ktls_ctx_free(ctx);
+		if (!borrowed)
+			ktls_ctx_free(ctx);
 		return EIO;
 	}
 	/* The socket is the consumer's: change its flags only for the handshake. */
@@ -422,7 +482,8 @@ out:
 		fcntl(fd, F_SETFL, flags);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
 	ktls_conn_free(c);
-	ktls_ctx_free(ctx);
+	if (!borrowed)
+		ktls_ctx_free(ctx);
 	return status;
 }
 

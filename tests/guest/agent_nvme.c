@@ -450,12 +450,13 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	direct_io(dev, 1, sha_w);
 	direct_io(dev, 0, sha_r);
 	cr_assert_str_eq(sha_r, sha_w, "read-back differs");
-	/* The slow peer gives up: its request ends as a vanished peer. */
+	/*
+	 * The slow peer gives up: its request ends with ETIMEDOUT, as a
+	 * vanished peer or (on a loaded machine, where the I/O above took
+	 * longer than the kernel's 10 s) through the ACCEPT timeout.
+	 */
 	close(slow);
-	for (t0 = now_ms(); !log_has("peer closed the connection during the handshake -> status "
-				     "ETIMEDOUT") && now_ms() - t0 < 5000;)
-		usleep(50000);
-	cr_expect(log_has("peer closed the connection during the handshake -> status ETIMEDOUT"),
+	cr_expect(wait_log("-> status ETIMEDOUT", 12000),
 		  "the slow peer's request did not end with ETIMEDOUT");
 
 	/* 4. Agent killed, controller reset: reconnects fail until it is back. */
@@ -485,9 +486,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	/* SIGHUP: a good file is taken (debug logs each ACCEPT from now on). */
 	write_file(conf, "log_level = debug\nmax_handshakes = 8\n");
 	cr_assert_eq(kill(agent, SIGHUP), 0);
-	for (t0 = now_ms(); !log_has("configuration reloaded from") && now_ms() - t0 < 5000;)
-		usleep(50000);
-	cr_assert(log_has("configuration reloaded from"), "SIGHUP not honoured");
+	cr_assert(wait_log("configuration reloaded from", 15000), "SIGHUP not honoured");
 
 	/*
 	 * SHA-384: with a 48-byte R02 key beside the R01 one the host prefers
@@ -548,8 +547,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	/* SIGHUP with a broken file: the agent keeps its settings and runs on. */
 	write_file(conf, "log_level = debug\nkeyrings =\n");
 	cr_assert_eq(kill(agent, SIGHUP), 0);
-	for (t0 = now_ms(); !log_has("reload failed: keeping") && now_ms() - t0 < 5000;)
-		usleep(50000);
+	wait_log("reload failed: keeping", 15000);
 	cr_assert(log_has(":2: keyrings has no value"), "broken reload not reported");
 	cr_assert(log_has("reload failed: keeping the previous configuration"));
 

@@ -104,7 +104,8 @@ static void s_server(struct srv *s, int verify_client)
 	argv[argc] = NULL;
 	s->pid = tu_spawn(argv, &s->in, NULL);
 	cr_assert(s->pid > 0);
-	cr_assert_eq(tu_wait_port(s->port, 10000), 0);
+	/* openssl starts slowly under TCG on a loaded machine. */
+	cr_assert_eq(tu_wait_port(s->port, 30000), 0);
 }
 
 static void s_server_stop(struct srv *s)
@@ -152,10 +153,15 @@ Test(agent_x509, client_anon_with_the_system_store_refuses_our_test_ca)
 	struct srv s;
 
 	agent_conf_defaults(&c); /* no truststore: /etc/ssl/certs/ca-certificates.crt */
+	/* As the daemon does: the big store is parsed once, outside the
+	 * request's timeout (seconds under TCG on a loaded machine). */
+	agent_prebuild(&c);
+	cr_assert_not_null(tmpl[T_CLIENT_ANON]);
 	s_server(&s, 0);
 	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), EACCES);
 	cr_expect(strstr(r.why, "certificate verify failed"), "%s", r.why);
 	s_server_stop(&s);
+	agent_prebuild_free();
 }
 
 Test(agent_x509, client_x509_presents_the_configured_certificate)
@@ -332,7 +338,7 @@ Test(agent_x509, silent_peer_times_out_with_etimedout)
 	t0 = time(NULL);
 	cr_expect_eq(agent_run(&r), ETIMEDOUT);
 	cr_expect(strstr(r.why, "no handshake within 300 ms"), "%s", r.why);
-	cr_expect_leq(time(NULL) - t0, 2);
+	cr_expect_leq(time(NULL) - t0, 5, "the 300 ms timeout was not honoured");
 	/* The consumer's socket is blocking again afterwards. */
 	cr_expect_eq(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
 	close(fds[0]);
@@ -415,5 +421,42 @@ Test(agent_x509, crl_is_enforced)
 	c.crl = NULL;
 	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
 	s_server_stop(&s);
+	agent_conf_free(&c);
+}
+
+Test(agent_x509, prebuilt_contexts_are_borrowed_and_rebuilt)
+{
+	struct agent_conf c;
+	struct agent_req r;
+	struct srv s;
+	int st;
+	char *with[] = { "-CAfile", (char *)tu_cert("ca.pem"), "-cert", (char *)tu_cert("client.pem"),
+			 "-key", (char *)tu_cert("client.key") };
+
+	agent_conf_defaults(&c);
+	c.truststore = dupcert("ca.pem");
+	c.certificate = dupcert("server-ec.pem");
+	c.private_key = dupcert("server-ec.key");
+	agent_prebuild(&c);
+	cr_assert(tmpl[T_CLIENT_ANON] && tmpl[T_SERVER_X509] && tmpl[T_CLIENT_X509]);
+	s_server(&s, 0);
+	/* Twice on the same (now frozen) context. */
+	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
+	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
+	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "nfs.example.com", &s, &r), EACCES);
+	s_server_stop(&s);
+	serve_one(&c, HS_AUTH_X509, with, 6, &r, &st);
+	expect_success(st, &r);
+	cr_expect_eq(r.peerid, -1);
+	/* A trust store that cannot be read: nothing prebuilt, each request says why. */
+	free(c.truststore);
+	c.truststore = strdup("/nonexistent/ca.pem");
+	agent_prebuild(&c);
+	cr_expect_null(tmpl[T_CLIENT_ANON]);
+	s_server(&s, 0);
+	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), EIO);
+	cr_expect(strstr(r.why, "/nonexistent/ca.pem"), "%s", r.why);
+	s_server_stop(&s);
+	agent_prebuild_free();
 	agent_conf_free(&c);
 }
