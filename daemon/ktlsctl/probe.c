@@ -6,6 +6,12 @@
  * Text:  "key: yes" or "key: no (ERRNO: message)" / "key: no (reason)".
  * JSON:  {"key": {"ok": true}} or {"key": {"ok": false, "errno": "ENOENT",
  *        "reason": "..."}}; "kernel" and "tcp_available_ulp" are strings.
+ *
+ * Last, "nic_tls_offload": the interfaces whose device can do kTLS offload
+ * (hw bit of tls-hw-tx-offload / tls-hw-rx-offload, over ethtool netlink:
+ * nic_query(), the reader `ktlsctl nic` uses), "none", or why it could not
+ * tell.  JSON: {"ok": true, "interfaces": [{"name": "eth0", "tx": true,
+ * "rx": false}]} or {"ok": false, "reason": "..."}.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,6 +23,7 @@
 
 #include "commands.h"
 #include "ktls.h"
+#include "netlink.h"
 
 /* One reported item: yes/no, the errno behind a no, or a fixed reason. */
 struct item {
@@ -28,12 +35,47 @@ struct item {
 
 #define MAXITEMS 40
 
+/* An interface whose device could take kTLS keys, and which ways. */
+struct nic_cap {
+	char name[IF_NAMESIZE];
+	int tx, rx;
+};
+
+#define MAXNICS 64
+
 struct report {
 	struct item items[MAXITEMS];
 	int n;
 	char kernel[128];
 	char available_ulp[128];
+	int nic_ok;              /* the interfaces could be read */
+	char nic_err[160];
+	struct nic_cap nics[MAXNICS];
+	int nnics;
 };
+
+/* Which interfaces' devices can offload kTLS (hw: supported, on or not). */
+static void nic_caps(struct report *r)
+{
+	struct nic_info *v = NULL;
+	size_t n = 0;
+
+	if (nic_query(NULL, &v, &n, r->nic_err, sizeof(r->nic_err)) != 0)
+		return;
+	r->nic_ok = 1;
+	for (size_t i = 0; i < n && r->nnics < MAXNICS; i++) {
+		int tx = v[i].f[NIC_TLS_TX].hw || v[i].f[NIC_TLS_TX].active;
+		int rx = v[i].f[NIC_TLS_RX].hw || v[i].f[NIC_TLS_RX].active;
+
+		if (!tx && !rx)
+			continue;
+		snprintf(r->nics[r->nnics].name, sizeof(r->nics[0].name), "%s", v[i].ifname);
+		r->nics[r->nnics].tx = tx;
+		r->nics[r->nnics].rx = rx;
+		r->nnics++;
+	}
+	nic_list_free(v, n);
+}
 
 static void add(struct report *r, const char *key, int ok, int err, const char *reason)
 {
@@ -105,6 +147,7 @@ static void build(struct report *r, const struct ktls_probe *p)
 	add(r, "io_uring_recvmsg", p->uring_recvmsg, 0, "IORING_OP_RECVMSG not supported");
 	add(r, "io_uring_recvmsg_multishot", p->uring_recvmsg_multishot, 0,
 	    "multishot IORING_OP_RECVMSG not accepted");
+	nic_caps(r);
 }
 
 static const char *errname(int err)
@@ -128,6 +171,47 @@ static void print_text(const struct report *r)
 		else
 			printf("%s: no (%s)\n", it->key, it->reason ? it->reason : "unknown");
 	}
+	printf("nic_tls_offload: ");
+	if (!r->nic_ok)
+		printf("unknown (%s)", r->nic_err);
+	else if (!r->nnics)
+		printf("none");
+	for (int i = 0; i < r->nnics; i++)
+		printf("%s%s (%s%s%s)", i ? ", " : "", r->nics[i].name, r->nics[i].tx ? "tx" : "",
+		       r->nics[i].tx && r->nics[i].rx ? ", " : "", r->nics[i].rx ? "rx" : "");
+	printf("\n");
+}
+
+static json_object *nic_json(const struct report *r)
+{
+	json_object *o = json_object_new_object(), *a;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "ok", json_object_new_boolean(r->nic_ok));
+	if (!r->nic_ok) {
+		json_object_object_add(o, "reason", json_object_new_string(r->nic_err));
+		return o;
+	}
+	a = json_object_new_array();
+	if (!a) {
+		json_object_put(o);
+		return NULL;
+	}
+	json_object_object_add(o, "interfaces", a);
+	for (int i = 0; i < r->nnics; i++) {
+		json_object *e = json_object_new_object();
+
+		if (!e) {
+			json_object_put(o);
+			return NULL;
+		}
+		json_object_object_add(e, "name", json_object_new_string(r->nics[i].name));
+		json_object_object_add(e, "tx", json_object_new_boolean(r->nics[i].tx));
+		json_object_object_add(e, "rx", json_object_new_boolean(r->nics[i].rx));
+		json_object_array_add(a, e);
+	}
+	return o;
 }
 
 static int print_json(const struct report *r)
@@ -157,6 +241,15 @@ static int print_json(const struct report *r)
 					       json_object_new_string(it->reason ? it->reason : "unknown"));
 		}
 		json_object_object_add(root, it->key, o);
+	}
+	{
+		json_object *nic = nic_json(r);
+
+		if (!nic) {
+			json_object_put(root);
+			return -1;
+		}
+		json_object_object_add(root, "nic_tls_offload", nic);
 	}
 	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 	if (s)

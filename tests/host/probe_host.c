@@ -224,6 +224,8 @@ Test(probe_host, text_output_agrees)
 	line = strtok_r(NULL, "\n", &save);
 	cr_assert(line && !strncmp(line, "tcp_available_ulp: ", 19), "%s", line);
 	while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+		if (i == NKEYS && !strncmp(line, "nic_tls_offload: ", 17))
+			continue; /* the last line, checked by nic_tls_offload_line */
 		cr_assert_lt(i, NKEYS, "extra line: %s", line);
 		if (e[i].ok)
 			snprintf(want, sizeof(want), "%s: yes", e[i].key);
@@ -262,7 +264,7 @@ Test(probe_host, json_output_agrees)
 	cr_assert(root && json_object_is_type(root, json_type_object), "not a JSON object:\n%s", out);
 	ktls_probe(&p);
 	expected(&p, e);
-	cr_expect_eq(json_object_object_length(root), NKEYS + 2);
+	cr_expect_eq(json_object_object_length(root), NKEYS + 3); /* + nic_tls_offload */
 	cr_expect(json_object_object_get_ex(root, "kernel", &o) && json_object_is_type(o, json_type_string));
 	cr_expect(json_object_object_get_ex(root, "tcp_available_ulp", &o) &&
 		  json_object_is_type(o, json_type_string));
@@ -291,6 +293,35 @@ Test(probe_host, json_output_agrees)
 	cr_assert_eq(tu_run(cmd, py, sizeof(py)), 0, "python3 cannot parse the JSON");
 	snprintf(cmd, sizeof(cmd), "%s %s\n", p.ulp ? "True" : "False", p.io_uring ? "True" : "False");
 	cr_expect_str_eq(py, cmd);
+}
+
+/*
+ * No device here does kTLS offload (lo never does): the last line says
+ * "none", and the JSON lists no interface.  Oracle: lo is among the
+ * interfaces and the line names none of them.
+ */
+Test(probe_host, nic_tls_offload_line)
+{
+	int st;
+	char *out = run_ctl("probe", &st), *l;
+	json_object *root, *o, *v;
+
+	cr_assert_eq(st, 0);
+	l = strstr(out, "\nnic_tls_offload: ");
+	cr_assert(l, "no nic_tls_offload line:\n%s", out);
+	l += strlen("\nnic_tls_offload: ");
+	cr_expect(!strcmp(l, "none\n"), "want 'none' as the last line, got '%s'", l);
+
+	out = run_ctl("probe --json", &st);
+	cr_assert_eq(st, 0);
+	root = json_tokener_parse(out);
+	cr_assert(root && json_object_object_get_ex(root, "nic_tls_offload", &o), "%s", out);
+	cr_expect(json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v));
+	cr_assert(json_object_object_get_ex(o, "interfaces", &v) &&
+		  json_object_is_type(v, json_type_array));
+	cr_expect_eq(json_object_array_length(v), 0);
+	json_object_put(root);
+	cr_expect_eq(access("/sys/class/net/lo", F_OK), 0, "no lo to look at");
 }
 
 Test(probe_host, usage_and_exit_codes)
