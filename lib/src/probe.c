@@ -235,9 +235,11 @@ static void probe_ulp(struct ktls_probe *p, int *ulp_err)
 		why = "refused by the kernel";
 		break;
 	}
-	snprintf(p->ulp_reason, sizeof(p->ulp_reason),
-		 "TCP_ULP \"tls\" failed: %s - %s (tcp_available_ulp: %s)", strerror(err), why,
-		 avail[0] ? avail : "unreadable");
+	/* A long tcp_available_ulp list may be cut; the cause comes first. */
+	if (snprintf(p->ulp_reason, sizeof(p->ulp_reason),
+		     "TCP_ULP \"tls\" failed: %s - %s (tcp_available_ulp: %s)", strerror(err), why,
+		     avail[0] ? avail : "unreadable") >= (int)sizeof(p->ulp_reason))
+		p->ulp_reason[sizeof(p->ulp_reason) - 2] = '.';
 }
 
 /* ---- options after a key is installed -------------------------------------- */

@@ -67,6 +67,7 @@ static long long utime_ticks(pid_t pid)
 Test(ktlsd, tls_stat_per_connection)
 {
 	long long tx0 = tu_tls_stat("TlsTxSw"), rx0 = tu_tls_stat("TlsRxSw");
+	long long bad0 = tu_tls_stat("TlsDecryptError");
 	char cmd[1200], o[256];
 
 	cr_assert(tu_expect_ktls(), "guest suite: KTLS_TEST_EXPECT_KTLS=1 expected");
@@ -80,7 +81,8 @@ Test(ktlsd, tls_stat_per_connection)
 	 * in parallel may add their own, hence "at least" */
 	cr_expect_geq(tu_tls_stat("TlsTxSw") - tx0, 3, "TX offloads");
 	cr_expect_geq(tu_tls_stat("TlsRxSw") - rx0, 3, "RX offloads");
-	cr_expect_eq(tu_tls_stat("TlsDecryptError"), 0);
+	/* A delta: earlier suites in the same guest tamper with records on purpose. */
+	cr_expect_eq(tu_tls_stat("TlsDecryptError") - bad0, 0, "records failed to decrypt");
 }
 
 static double serve_cpu(const char *extra, const char *file)
