@@ -145,3 +145,26 @@ Test(offload_opts, defaults_off_and_software)
 	expect_diag_agrees(&r);
 	run_finish(&r);
 }
+
+/*
+ * The counter fallback (used when sock_diag hides ULP info) on a real
+ * install: TlsTxSw/TlsRxSw move around our own offload and, with no NIC
+ * able to take keys here, TlsTxDevice/TlsRxDevice cannot, so it says SW.
+ */
+Test(offload_opts, tls_stat_deltas_say_software)
+{
+	struct install_stat before, after;
+	struct run r;
+
+	kernel_stat_snap(&before);
+	cr_assert(before.tx_sw >= 0 && before.tx_dev >= 0, "tls_stat unreadable in the guest");
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	open_opts(&r, KTLS_SERVER, &r.peer.s, 0, 0);
+	kernel_stat_snap(&after);
+	cr_expect_geq(after.tx_sw - before.tx_sw, 1);
+	cr_expect_geq(after.rx_sw - before.rx_sw, 1);
+	cr_expect_eq(after.tx_dev, before.tx_dev);
+	cr_expect_eq(kernel_stat_mode(&before, &after, 0), KTLS_MODE_SW);
+	cr_expect_eq(kernel_stat_mode(&before, &after, 1), KTLS_MODE_SW);
+	run_finish(&r);
+}
