@@ -228,6 +228,27 @@ int tu_run(const char *cmd, char *out, size_t cap)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int tu_ktlsctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
+{
+	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
+	int fd = mkstemp(tmpl), rc;
+	ssize_t n;
+
+	err[0] = '\0';
+	if (fd < 0) {
+		/* Never let a broken temp dir read as a command's failure. */
+		perror("tu_ktlsctl: mkstemp");
+		abort();
+	}
+	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
+	rc = tu_run(cmd, out, ocap);
+	n = read(fd, err, ecap - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(tmpl);
+	return rc;
+}
+
 void tu_sha256_hex(const void *buf, size_t len, char out[65])
 {
 	unsigned char md[32];

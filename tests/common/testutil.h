@@ -48,6 +48,13 @@ int tu_wait(pid_t pid, int timeout_ms);
 /* Run a shell command, capture up to cap-1 bytes of stdout; exit status. */
 int tu_run(const char *cmd, char *out, size_t cap);
 
+/*
+ * Run build/ktlsctl with args (a shell fragment), stdout and stderr captured
+ * separately (each NUL-terminated).  Exit status, or -1 if it did not exit.
+ * Aborts (a crashed test) when no temporary file can be made.
+ */
+int tu_ktlsctl(const char *args, char *out, size_t ocap, char *err, size_t ecap);
+
 /* SHA-256 of a buffer as 64 hex digits. */
 void tu_sha256_hex(const void *buf, size_t len, char out[65]);
 

@@ -14,25 +14,6 @@
 
 #include "../common/testutil.h"
 
-/*
- * Run build/ktlsctl with args (a shell fragment); stdout and stderr are
- * captured separately.  Returns the exit status (-1 if it did not exit).
- */
-static int ctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
-{
-	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
-	int fd = mkstemp(tmpl);
-
-	cr_assert_geq(fd, 0);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
-	int rc = tu_run(cmd, out, ocap);
-	ssize_t n = read(fd, err, ecap - 1);
-	err[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return rc;
-}
-
 static json_object *get(json_object *o, const char *k)
 {
 	json_object *v;
@@ -54,7 +35,7 @@ Test(ctl_nic, veth_and_loopback_have_no_tls_offload_and_refuse_it)
 		 v0, v1, v0);
 	cr_assert_eq(tu_run(cmd, NULL, 0), 0, "cannot create a veth pair (veth.ko loaded?)");
 
-	cr_assert_eq(ctl("nic --json", before, sizeof(before), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("nic --json", before, sizeof(before), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(before);
 	cr_assert_not_null(o, "%s", before);
 	json_object *arr = get(o, "interfaces");
@@ -83,7 +64,7 @@ Test(ctl_nic, veth_and_loopback_have_no_tls_offload_and_refuse_it)
 	for (int k = 0; k < 3; k++) {
 		char args[64], msg[160];
 		snprintf(args, sizeof(args), "nic %s %s on", v0, which[k]);
-		cr_expect_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 1, "%s", args);
+		cr_expect_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 1, "%s", args);
 		if (k == 2 && !record_known)
 			snprintf(msg, sizeof(msg), "%s: cannot set %s on: this kernel has no such "
 				 "feature", v0, feats[k]);
@@ -93,12 +74,12 @@ Test(ctl_nic, veth_and_loopback_have_no_tls_offload_and_refuse_it)
 		cr_expect(strstr(err, msg), "%s: %s", args, err);
 	}
 	snprintf(cmd, sizeof(cmd), "nic %s tx on rx on", v1);
-	cr_expect_eq(ctl(cmd, out, sizeof(out), err, sizeof(err)), 1);
-	cr_assert_eq(ctl("nic --json", after, sizeof(after), err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(tu_ktlsctl(cmd, out, sizeof(out), err, sizeof(err)), 1);
+	cr_assert_eq(tu_ktlsctl("nic --json", after, sizeof(after), err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(before, after, "a refused change changed something");
 
 	snprintf(cmd, sizeof(cmd), "nic %s tx off rx off", v0);
-	cr_expect_eq(ctl(cmd, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(tu_ktlsctl(cmd, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect(strstr(out, "no change needed"), "%s", out);
 
 	snprintf(cmd, sizeof(cmd), "ip link del %s", v0);

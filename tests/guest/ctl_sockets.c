@@ -18,75 +18,12 @@
 #include <linux/tls.h>
 
 #include "../common/testutil.h"
+#include "../common/raw_ktls.h"
 #include "netlink.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
-
-/*
- * A loopback TCP pair with kTLS in both directions on both ends, keyed
- * with fixed test bytes (no handshake: this exercises the kernel's
- * bookkeeping, not TLS).  version: TLS_1_2_VERSION/TLS_1_3_VERSION;
- * cipher: TLS_CIPHER_AES_GCM_128 or _256.  ulp_only: set the ULP, no keys.
- */
-static void ktls_pair(int fds[2], int version, int cipher, int ulp_only)
-{
-	cr_assert_eq(tu_tcp_pair(fds), 0);
-	for (int i = 0; i < 2; i++)
-		cr_assert_eq(setsockopt(fds[i], SOL_TCP, TCP_ULP, "tls", sizeof("tls")), 0,
-			     "TCP_ULP tls: %s", strerror(errno));
-	if (ulp_only)
-		return;
-	for (int dir = 0; dir < 2; dir++) {
-		/* dir 0: client->server keyed 0x11, dir 1: server->client 0x22. */
-		unsigned char fill = dir ? 0x22 : 0x11;
-		int tx = dir ? fds[1] : fds[0], rx = dir ? fds[0] : fds[1];
-		if (cipher == TLS_CIPHER_AES_GCM_256) {
-			struct tls12_crypto_info_aes_gcm_256 ci;
-			memset(&ci, fill, sizeof(ci));
-			ci.info.version = (unsigned short)version;
-			ci.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-			memset(ci.rec_seq, 0, sizeof(ci.rec_seq));
-			cr_assert_eq(setsockopt(tx, SOL_TLS, TLS_TX, &ci, sizeof(ci)), 0, "%s", strerror(errno));
-			cr_assert_eq(setsockopt(rx, SOL_TLS, TLS_RX, &ci, sizeof(ci)), 0, "%s", strerror(errno));
-		} else {
-			struct tls12_crypto_info_aes_gcm_128 ci;
-			memset(&ci, fill, sizeof(ci));
-			ci.info.version = (unsigned short)version;
-			ci.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-			memset(ci.rec_seq, 0, sizeof(ci.rec_seq));
-			cr_assert_eq(setsockopt(tx, SOL_TLS, TLS_TX, &ci, sizeof(ci)), 0, "%s", strerror(errno));
-			cr_assert_eq(setsockopt(rx, SOL_TLS, TLS_RX, &ci, sizeof(ci)), 0, "%s", strerror(errno));
-		}
-	}
-	/* Records really flow both ways through the kernel. */
-	char buf[4];
-	cr_assert_eq(tu_write_full(fds[0], "ping", 4), 0);
-	cr_assert_eq(tu_read_full(fds[1], buf, 4), 0);
-	cr_assert(!memcmp(buf, "ping", 4));
-	cr_assert_eq(tu_write_full(fds[1], "pong", 4), 0);
-	cr_assert_eq(tu_read_full(fds[0], buf, 4), 0);
-	cr_assert(!memcmp(buf, "pong", 4));
-}
-/*
- * Run build/ktlsctl with args (a shell fragment); stdout and stderr are
- * captured separately.  Returns the exit status (-1 if it did not exit).
- */
-static int ctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
-{
-	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
-	int fd = mkstemp(tmpl);
-
-	cr_assert_geq(fd, 0);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
-	int rc = tu_run(cmd, out, ocap);
-	ssize_t n = read(fd, err, ecap - 1);
-	err[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return rc;
-}
 
 static int local_port(int fd)
 {
@@ -157,13 +94,13 @@ Test(ctl_sockets, ktls_pairs_listed_as_ss_shows_them)
 	int a[2], b[2], u[2];
 
 	cr_assert(tu_expect_ktls(), "guest suite run outside the rig (KTLS_TEST_EXPECT_KTLS != 1)");
-	ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256, 0);
-	ktls_pair(b, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, 0);
-	ktls_pair(u, 0, 0, 1);
+	raw_ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256, 0);
+	raw_ktls_pair(b, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, 0);
+	raw_ktls_pair(u, 0, 0, 1);
 
 	char args[64];
 	snprintf(args, sizeof(args), "sockets --json pid=%d", (int)getpid());
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out), *arr;
 	cr_assert_not_null(o, "%s", out);
 	cr_assert(json_object_object_get_ex(o, "sockets", &arr));
@@ -218,7 +155,7 @@ Test(ctl_sockets, ktls_pairs_listed_as_ss_shows_them)
 
 	/* The table has the same words in aligned columns. */
 	snprintf(args, sizeof(args), "sockets pid=%d", (int)getpid());
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect(!strncmp(out, "LOCAL", 5), "%s", out);
 	char row[64];
 	snprintf(row, sizeof(row), "127.0.0.1:%d", local_port(a[0]));
@@ -252,25 +189,25 @@ Test(ctl_sockets, filters_select_and_explain)
 	char args[96];
 
 	cr_assert(tu_expect_ktls());
-	ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 0);
+	raw_ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 0);
 	int p = local_port(a[0]);
 
 	snprintf(args, sizeof(args), "sockets --json sport=%d", p);
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out), *arr;
 	cr_assert(json_object_object_get_ex(o, "sockets", &arr));
 	cr_expect_eq(json_object_array_length(arr), 1, "%s", out);
 	json_object_put(o);
 
 	snprintf(args, sizeof(args), "sockets port=%d", p);
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	int rows = 0;
 	for (char *s = out; (s = strstr(s, "aes-gcm-128")); s++)
 		rows++;
 	cr_expect_eq(rows, 2, "both ends: %s", out);
 
 	snprintf(args, sizeof(args), "sockets port=%d conf=hw", p);
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(out, "");
 	cr_expect(strstr(err, "none matches the filter"), "%s", err);
 	close(a[0]);
@@ -285,7 +222,7 @@ Test(ctl_sockets, unprivileged_view_is_explained)
 	char cmd[512];
 
 	cr_assert(tu_expect_ktls());
-	ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256, 0);
+	raw_ktls_pair(a, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256, 0);
 	snprintf(cmd, sizeof(cmd),
 		 "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "
 		 "--bounding-set=-all %s sockets --json port=%d 2>&1", tu_build("ktlsctl"),

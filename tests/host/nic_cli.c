@@ -18,25 +18,6 @@
 #include "netlink.h"
 #include "../common/testutil.h"
 
-/*
- * Run build/ktlsctl with args (a shell fragment); stdout and stderr are
- * captured separately.  Returns the exit status (-1 if it did not exit).
- */
-static int ctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
-{
-	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
-	int fd = mkstemp(tmpl);
-
-	cr_assert_geq(fd, 0);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
-	int rc = tu_run(cmd, out, ocap);
-	ssize_t n = read(fd, err, ecap - 1);
-	err[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return rc;
-}
-
 static json_object *get(json_object *o, const char *key)
 {
 	json_object *v = NULL;
@@ -80,7 +61,7 @@ Test(nic_cli, lists_every_interface_without_tls_offload)
 {
 	static char out[65536], err[4096];
 
-	cr_assert_eq(ctl("nic --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("nic --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out);
 	cr_assert_not_null(o, "not JSON: %s", out);
 	json_object *arr = get(o, "interfaces");
@@ -95,7 +76,7 @@ Test(nic_cli, lists_every_interface_without_tls_offload)
 	json_object_put(o);
 
 	/* The table: a header, then three aligned rows per interface. */
-	cr_assert_eq(ctl("nic", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("nic", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect(!strncmp(out, "IFACE  FEATURE            SUPPORTED  WANTED  ACTIVE  CHANGE\n", 60),
 		  "%s", out);
 	cr_expect(strstr(out, "lo     tls-hw-tx-offload  no         off     off     fixed\n"), "%s",
@@ -107,7 +88,7 @@ Test(nic_cli, one_interface_and_unknown_interface)
 {
 	static char out[16384], err[4096];
 
-	cr_assert_eq(ctl("nic lo --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("nic lo --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out);
 	cr_assert_not_null(o);
 	cr_assert_eq(json_object_array_length(get(o, "interfaces")), 1);
@@ -117,7 +98,7 @@ Test(nic_cli, one_interface_and_unknown_interface)
 	expect_no_offload(lo);
 	json_object_put(o);
 
-	cr_expect_eq(ctl("nic nosuch0", out, sizeof(out), err, sizeof(err)), 1);
+	cr_expect_eq(tu_ktlsctl("nic nosuch0", out, sizeof(out), err, sizeof(err)), 1);
 	cr_expect(strstr(err, "no interface named 'nosuch0'"), "%s", err);
 	cr_expect_str_eq(out, "");
 }
@@ -127,11 +108,11 @@ Test(nic_cli, turning_offload_on_is_refused_and_nothing_changes)
 	static char before[16384], after[16384], out[4096], err[4096];
 	static const char *const which[] = { "tx", "rx", "record" };
 
-	cr_assert_eq(ctl("nic lo --json", before, sizeof(before), err, sizeof(err)), 0);
+	cr_assert_eq(tu_ktlsctl("nic lo --json", before, sizeof(before), err, sizeof(err)), 0);
 	for (int k = 0; k < NIC_NFEAT; k++) {
 		char args[64];
 		snprintf(args, sizeof(args), "nic lo %s on", which[k]);
-		cr_expect_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 1, "%s", args);
+		cr_expect_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 1, "%s", args);
 		char want[128];
 		snprintf(want, sizeof(want), "lo: cannot set %s on: the device does not support it",
 			 nic_feat_name[k]);
@@ -142,15 +123,15 @@ Test(nic_cli, turning_offload_on_is_refused_and_nothing_changes)
 			  args, err);
 	}
 	/* Several at once: refused as a whole. */
-	cr_expect_eq(ctl("nic lo tx off rx on", out, sizeof(out), err, sizeof(err)), 1);
+	cr_expect_eq(tu_ktlsctl("nic lo tx off rx on", out, sizeof(out), err, sizeof(err)), 1);
 	cr_expect(strstr(err, "tls-hw-rx-offload"), "%s", err);
-	cr_assert_eq(ctl("nic lo --json", after, sizeof(after), err, sizeof(err)), 0);
+	cr_assert_eq(tu_ktlsctl("nic lo --json", after, sizeof(after), err, sizeof(err)), 0);
 	cr_expect_str_eq(before, after);
 
 	/* Off on a device that lacks it: already so. */
-	cr_expect_eq(ctl("nic lo tx off rx off", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(tu_ktlsctl("nic lo tx off rx off", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect(strstr(out, "lo: no change needed"), "%s", out);
-	cr_expect_eq(ctl("nic lo tx off --json", out, sizeof(out), err, sizeof(err)), 0);
+	cr_expect_eq(tu_ktlsctl("nic lo tx off --json", out, sizeof(out), err, sizeof(err)), 0);
 	json_object *o = json_tokener_parse(out);
 	cr_assert_not_null(o, "%s", out);
 	cr_expect(!json_object_get_boolean(get(o, "changed")));
@@ -161,12 +142,12 @@ Test(nic_cli, usage_errors)
 {
 	static char out[4096], err[4096];
 
-	cr_expect_eq(ctl("nic lo tx maybe", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("nic lo tx maybe", out, sizeof(out), err, sizeof(err)), 2);
 	cr_expect(strstr(err, "'tx' takes on or off"), "%s", err);
-	cr_expect_eq(ctl("nic tx on", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("nic tx on", out, sizeof(out), err, sizeof(err)), 2);
 	cr_expect(strstr(err, "name the interface"), "%s", err);
-	cr_expect_eq(ctl("nic lo eth0", out, sizeof(out), err, sizeof(err)), 2);
-	cr_expect_eq(ctl("nic --bogus", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("nic lo eth0", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("nic --bogus", out, sizeof(out), err, sizeof(err)), 2);
 }
 
 Test(nic_cli, reading_needs_no_privilege)
@@ -175,10 +156,10 @@ Test(nic_cli, reading_needs_no_privilege)
 
 	if (geteuid() != 0) {
 		/* Already unprivileged: the plain run is the check. */
-		cr_assert_eq(ctl("nic lo", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(tu_ktlsctl("nic lo", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 		return;
 	}
-	cr_assert_eq(ctl("nic lo", out, sizeof(out), err, sizeof(err)), 0);
+	cr_assert_eq(tu_ktlsctl("nic lo", out, sizeof(out), err, sizeof(err)), 0);
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
 		 "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all %s nic lo",

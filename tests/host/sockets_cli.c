@@ -22,25 +22,6 @@
 #include "netlink.h"
 #include "../common/testutil.h"
 
-/*
- * Run build/ktlsctl with args (a shell fragment); stdout and stderr are
- * captured separately.  Returns the exit status (-1 if it did not exit).
- */
-static int ctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
-{
-	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
-	int fd = mkstemp(tmpl);
-
-	cr_assert_geq(fd, 0);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
-	int rc = tu_run(cmd, out, ocap);
-	ssize_t n = read(fd, err, ecap - 1);
-	err[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return rc;
-}
-
 static int kernel_has_tls_ulp(void)
 {
 	char buf[256] = "";
@@ -74,13 +55,13 @@ Test(sockets_cli, host_without_ktls_is_empty_and_says_why)
 		cr_expect(r == -1 && errno == ENOENT, "TCP_ULP tls: %d %s", r, strerror(errno));
 	}
 
-	cr_assert_eq(ctl("sockets", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("sockets", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(out, "");
 	char line[256];
 	snprintf(line, sizeof(line), "%s\n", expected_reason());
 	cr_expect_str_eq(err, line);
 
-	cr_assert_eq(ctl("sockets --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl("sockets --json", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out), *v;
 	cr_assert_not_null(o, "%s", out);
 	cr_assert(json_object_object_get_ex(o, "sockets", &v));
@@ -137,12 +118,12 @@ Test(sockets_cli, filters)
 {
 	static char out[4096], err[1024];
 
-	cr_expect_eq(ctl("sockets port=443 conf=hw", out, sizeof(out), err, sizeof(err)), 0);
+	cr_expect_eq(tu_ktlsctl("sockets port=443 conf=hw", out, sizeof(out), err, sizeof(err)), 0);
 	cr_expect_str_eq(out, "");
-	cr_expect_eq(ctl("sockets port=99999", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("sockets port=99999", out, sizeof(out), err, sizeof(err)), 2);
 	cr_expect(strstr(err, "bad filter 'port=99999'"), "%s", err);
-	cr_expect_eq(ctl("sockets conf=fast", out, sizeof(out), err, sizeof(err)), 2);
-	cr_expect_eq(ctl("sockets bogus", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("sockets conf=fast", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("sockets bogus", out, sizeof(out), err, sizeof(err)), 2);
 }
 
 Test(sockets_cli, lookup_of_one_socket)

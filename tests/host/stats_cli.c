@@ -18,25 +18,6 @@
 #include "netlink.h"
 #include "../common/testutil.h"
 
-/*
- * Run build/ktlsctl with args (a shell fragment); stdout and stderr are
- * captured separately.  Returns the exit status (-1 if it did not exit).
- */
-static int ctl(const char *args, char *out, size_t ocap, char *err, size_t ecap)
-{
-	char tmpl[] = "/tmp/ktlsctl-test-XXXXXX", cmd[1024];
-	int fd = mkstemp(tmpl);
-
-	cr_assert_geq(fd, 0);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>%s", tu_build("ktlsctl"), args, tmpl);
-	int rc = tu_run(cmd, out, ocap);
-	ssize_t n = read(fd, err, ecap - 1);
-	err[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(tmpl);
-	return rc;
-}
-
 static long long jget(json_object *o, const char *a, const char *b)
 {
 	json_object *x, *y;
@@ -59,14 +40,14 @@ static void write_file(const char *path, const char *text)
 Test(stats_cli, running_kernel)
 {
 	static char out[16384], err[1024];
-	int rc = ctl("stats", out, sizeof(out), err, sizeof(err));
+	int rc = tu_ktlsctl("stats", out, sizeof(out), err, sizeof(err));
 
 	if (access("/proc/net/tls_stat", F_OK) != 0) {
 		cr_assert(!tu_expect_ktls(), "kTLS expected but /proc/net/tls_stat is absent");
 		cr_expect_eq(rc, 1);
 		cr_expect_str_eq(out, "");
 		cr_expect_str_eq(err, "ktlsctl stats: kernel has no kTLS: /proc/net/tls_stat absent\n");
-		cr_expect_eq(ctl("stats --json", out, sizeof(out), err, sizeof(err)), 1);
+		cr_expect_eq(tu_ktlsctl("stats --json", out, sizeof(out), err, sizeof(err)), 1);
 		cr_expect_str_eq(out, "");
 		return;
 	}
@@ -92,7 +73,7 @@ Test(stats_cli, every_counter_of_the_file)
 			 "TlsTxSw                         \t7\n"
 			 "TlsBrandNewCounter              \t18446744073709551615\n");
 	snprintf(args, sizeof(args), "stats --file %s --json", path);
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	json_object *o = json_tokener_parse(out);
 	cr_assert_not_null(o, "%s", out);
 	cr_expect_eq(jget(o, "counters", "TlsCurrTxSw"), 2);
@@ -103,12 +84,12 @@ Test(stats_cli, every_counter_of_the_file)
 	json_object_put(o);
 
 	snprintf(args, sizeof(args), "stats --file %s", path);
-	cr_assert_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
 	cr_expect(strstr(out, "COUNTER                            VALUE\n"), "%s", out);
 	cr_expect(strstr(out, "TlsBrandNewCounter  18446744073709551615\n"), "%s", out);
 
 	write_file(path, "garbage here\n");
-	cr_expect_eq(ctl(args, out, sizeof(out), err, sizeof(err)), 1);
+	cr_expect_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 1);
 	cr_expect(strstr(err, "not 'Name value'"), "%s", err);
 	unlink(path);
 	rmdir(dir);
@@ -162,10 +143,10 @@ Test(stats_cli, usage_errors)
 {
 	static char out[1024], err[1024];
 
-	cr_expect_eq(ctl("stats --count 2", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("stats --count 2", out, sizeof(out), err, sizeof(err)), 2);
 	cr_expect(strstr(err, "--count needs --watch"), "%s", err);
-	cr_expect_eq(ctl("stats --watch 0", out, sizeof(out), err, sizeof(err)), 2);
-	cr_expect_eq(ctl("stats --watch x", out, sizeof(out), err, sizeof(err)), 2);
-	cr_expect_eq(ctl("stats --watch 1 --count 0", out, sizeof(out), err, sizeof(err)), 2);
-	cr_expect_eq(ctl("stats extra", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("stats --watch 0", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("stats --watch x", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("stats --watch 1 --count 0", out, sizeof(out), err, sizeof(err)), 2);
+	cr_expect_eq(tu_ktlsctl("stats extra", out, sizeof(out), err, sizeof(err)), 2);
 }
