@@ -136,7 +136,7 @@ vmtest-all: all tests $(BUILD)/tests/certs/.done
 	$(Q)BUILD=$(BUILD) tests/vm/suite 6.1 6.12 latest
 
 asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT="-O2 -g -fno-omit-frame-pointer" \
+	$(Q)LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory BUILD=build/asan OPT="-O2 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
 # --- bench ---------------------------------------------------------------
