@@ -23,13 +23,6 @@
 #include "internal.h"
 #include "policy.h"
 
-#define FROZEN_CHECK(ctx, what)                                                          \
-	do {                                                                             \
-		if (atomic_load(&(ctx)->frozen))                                         \
-			return ctx_seterr(ctx, "context in use: %s cannot change after " \
-					       "a connection was made", what);           \
-	} while (0)
-
 /* Every public entry: no stale reason, no stale OpenSSL errors. */
 static int enter(const struct ktls_ctx *ctx)
 {
@@ -39,6 +32,16 @@ static int enter(const struct ktls_ctx *ctx)
 	}
 	ctx_clearerr(ctx);
 	ERR_clear_error();
+	return 0;
+}
+
+int ctx_mutable(const struct ktls_ctx *ctx, const char *what)
+{
+	if (enter(ctx))
+		return -1;
+	if (atomic_load(&ctx->frozen))
+		return ctx_seterr(ctx, "context in use: %s cannot change after a connection was "
+				       "made", what);
 	return 0;
 }
 
@@ -287,9 +290,8 @@ KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const
 	char err[KTLS_ERRLEN];
 	int ret = -1;
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the certificate chain"))
 		return -1;
-	FROZEN_CHECK(ctx, "the certificate chain");
 	if (!certfile)
 		return ctx_seterr(ctx, "load_cert_chain: certfile is NULL");
 	sk = read_chain(ctx, certfile);
@@ -554,9 +556,8 @@ KTLS_API int ktls_ctx_set_ciphers(ktls_ctx *ctx, const char *list)
 {
 	char names[1024], err[KTLS_ERRLEN];
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the TLS 1.2 cipher list"))
 		return -1;
-	FROZEN_CHECK(ctx, "the TLS 1.2 cipher list");
 	if (policy_narrow_tls12(list, names, sizeof(names), err, sizeof(err)))
 		return ctx_seterr(ctx, "%s", err);
 	if (!SSL_CTX_set_cipher_list(ctx->ssl, names))
@@ -568,9 +569,8 @@ KTLS_API int ktls_ctx_set_ciphersuites(ktls_ctx *ctx, const char *list)
 {
 	char names[256], err[KTLS_ERRLEN];
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the TLS 1.3 ciphersuites"))
 		return -1;
-	FROZEN_CHECK(ctx, "the TLS 1.3 ciphersuites");
 	if (policy_narrow_tls13(list, names, sizeof(names), err, sizeof(err)))
 		return ctx_seterr(ctx, "%s", err);
 	if (!SSL_CTX_set_ciphersuites(ctx->ssl, names))
@@ -595,9 +595,8 @@ KTLS_API int ktls_ctx_set_min_version(ktls_ctx *ctx, int version)
 {
 	int max;
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the minimum version"))
 		return -1;
-	FROZEN_CHECK(ctx, "the minimum version");
 	if (check_version(ctx, version, "minimum"))
 		return -1;
 	max = SSL_CTX_get_max_proto_version(ctx->ssl);
@@ -613,9 +612,8 @@ KTLS_API int ktls_ctx_set_max_version(ktls_ctx *ctx, int version)
 {
 	int min;
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the maximum version"))
 		return -1;
-	FROZEN_CHECK(ctx, "the maximum version");
 	if (check_version(ctx, version, "maximum"))
 		return -1;
 	min = SSL_CTX_get_min_proto_version(ctx->ssl);
@@ -631,9 +629,8 @@ KTLS_API int ktls_ctx_set_max_version(ktls_ctx *ctx, int version)
 
 KTLS_API int ktls_ctx_set_verify(ktls_ctx *ctx, int mode)
 {
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the verify mode"))
 		return -1;
-	FROZEN_CHECK(ctx, "the verify mode");
 	if (mode != KTLS_VERIFY_NONE && mode != KTLS_VERIFY_OPTIONAL &&
 	    mode != KTLS_VERIFY_REQUIRED)
 		return ctx_seterr(ctx, "unknown verify mode %d", mode);
@@ -647,9 +644,8 @@ KTLS_API int ktls_ctx_set_verify(ktls_ctx *ctx, int mode)
 
 KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
 {
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "check_hostname"))
 		return -1;
-	FROZEN_CHECK(ctx, "check_hostname");
 	on = !!on;
 	if (ctx->role != KTLS_CLIENT) {
 		if (!on)
@@ -671,18 +667,16 @@ KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
  */
 KTLS_API int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on)
 {
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "zerocopy_sendfile"))
 		return -1;
-	FROZEN_CHECK(ctx, "zerocopy_sendfile");
 	ctx->zc_sendfile = !!on;
 	return 0;
 }
 
 KTLS_API int ktls_ctx_set_rx_no_pad(ktls_ctx *ctx, int on)
 {
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "rx_no_pad"))
 		return -1;
-	FROZEN_CHECK(ctx, "rx_no_pad");
 	ctx->rx_no_pad = !!on;
 	return 0;
 }
@@ -695,9 +689,8 @@ KTLS_API int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile)
 	EVP_PKEY *dh;
 	BIO *b;
 
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "the DH parameters"))
 		return -1;
-	FROZEN_CHECK(ctx, "the DH parameters");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_seterr(ctx, "DH parameters apply to server contexts only");
 	if (!pemfile)
@@ -727,9 +720,8 @@ KTLS_API int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile)
 
 KTLS_API int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n)
 {
-	if (enter(ctx))
+	if (ctx_mutable(ctx, "num_tickets"))
 		return -1;
-	FROZEN_CHECK(ctx, "num_tickets");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_seterr(ctx, "num_tickets applies to server contexts only");
 	if (!SSL_CTX_set_num_tickets(ctx->ssl, n))

@@ -64,6 +64,13 @@ struct ktls_ctx {
 	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
 };
 
+/*
+ * The start of every context setter: clears the last error and refuses a
+ * frozen context ("context in use: <what> cannot change after a connection
+ * was made").  0, or -1 with the reason set (errno EINVAL for NULL).
+ */
+int ctx_mutable(const struct ktls_ctx *ctx, const char *what);
+
 void ctx_ref(struct ktls_ctx *ctx);
 void ctx_unref(struct ktls_ctx *ctx);
 

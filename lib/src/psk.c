@@ -161,15 +161,8 @@ KTLS_API int ktls_ctx_set_psk(ktls_ctx *ctx, const void *identity, size_t idlen,
 	struct psk_client *pc;
 	const char *suite;
 
-	if (!ctx) {
-		errno = EINVAL;
+	if (ctx_mutable(ctx, "the PSK"))
 		return -1;
-	}
-	ctx_clearerr(ctx);
-	ERR_clear_error();
-	if (atomic_load(&ctx->frozen))
-		return ctx_seterr(ctx, "context in use: the PSK cannot change after a "
-				       "connection was made");
 	if (ctx->role != KTLS_CLIENT)
 		return ctx_seterr(ctx, "psk: ktls_ctx_set_psk is for client contexts "
 				       "(a server uses ktls_ctx_set_psk_lookup)");
@@ -309,15 +302,8 @@ KTLS_API int ktls_ctx_set_psk_lookup(ktls_ctx *ctx, ktls_psk_lookup_fn fn, void 
 {
 	struct psk_server *ps;
 
-	if (!ctx) {
-		errno = EINVAL;
+	if (ctx_mutable(ctx, "the PSK lookup"))
 		return -1;
-	}
-	ctx_clearerr(ctx);
-	ERR_clear_error();
-	if (atomic_load(&ctx->frozen))
-		return ctx_seterr(ctx, "context in use: the PSK lookup cannot change after a "
-				       "connection was made");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_seterr(ctx, "psk: ktls_ctx_set_psk_lookup is for server contexts "
 				       "(a client uses ktls_ctx_set_psk)");
@@ -408,14 +394,8 @@ KTLS_API int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode)
 	X509_VERIFY_PARAM *p;
 	unsigned long all = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
 
-	if (!ctx) {
-		errno = EINVAL;
+	if (ctx_mutable(ctx, "CRL checking"))
 		return -1;
-	}
-	ctx_clearerr(ctx);
-	if (atomic_load(&ctx->frozen))
-		return ctx_seterr(ctx, "context in use: CRL checking cannot change after a "
-				       "connection was made");
 	if (mode < KTLS_CRL_NONE || mode > KTLS_CRL_CHAIN)
 		return ctx_seterr(ctx, "crl check: mode %d is not KTLS_CRL_NONE, _LEAF or _CHAIN",
 				  mode);
