@@ -64,6 +64,43 @@ enum { KTLS_MODE_USER, KTLS_MODE_SW, KTLS_MODE_HW };
 /* Non-blocking handshakes, reads and writes return these. */
 enum { KTLS_WANT_READ = -2, KTLS_WANT_WRITE = -3 };
 
+/*
+ * Why the last call on an object failed, for programs that act on the
+ * cause: the agent maps these to the status NVMe/NFS see, ktlsd counts
+ * failures by them.  The text from ktls_ctx_error() / ktls_conn_error()
+ * says more and may be reworded; these values and their meanings are
+ * stable.  Each failing call sets exactly one.
+ */
+enum ktls_error {
+	KTLS_ERR_NONE = 0,     /* the last call succeeded */
+	KTLS_ERR_INVALID,      /* bad argument, wrong role, frozen context, call out of order */
+	KTLS_ERR_POLICY,       /* refused by the policy: a weak key, a version or suite outside
+				* it, a peer that offered only what the policy forbids */
+	KTLS_ERR_FILE,         /* a certificate, key, trust anchor or parameter file could not
+				* be read or parsed */
+	KTLS_ERR_PEER_CLOSED,  /* the peer closed or reset the connection without close_notify */
+	KTLS_ERR_PEER_ALERT,   /* the peer sent a fatal alert: ktls_conn_peer_alert() */
+	KTLS_ERR_VERIFY,       /* the peer's certificate did not verify (chain, dates,
+				* revocation, none sent when one is required) */
+	KTLS_ERR_HOSTNAME,     /* the certificate verified but is not for the expected name */
+	KTLS_ERR_PSK_UNKNOWN,  /* no PSK identity in common: our lookup knew none the client
+				* offered, or the peer answered unknown_psk_identity */
+	KTLS_ERR_PSK_MISMATCH, /* the identity is known but its binder does not verify: the
+				* peer holds a different key */
+	KTLS_ERR_PROTOCOL,     /* the peer broke the protocol: not TLS, a malformed or
+				* unexpected message, a record that fails to decrypt, overflow */
+	KTLS_ERR_TIMEOUT,      /* SO_RCVTIMEO / SO_SNDTIMEO expired on a blocking socket */
+	KTLS_ERR_KERNEL,       /* the kernel refused a kTLS operation the connection needed
+				* (a rekey, the second half of an install) */
+	KTLS_ERR_KEY_LIMIT,    /* an AES-GCM key reached its record limit and could not be
+				* rotated: the connection was closed with close_notify */
+	KTLS_ERR_CLOSED,       /* the connection is finished: close_notify sent or received, or
+				* an earlier fatal error (whose code this repeats instead) */
+	KTLS_ERR_RESOURCE,     /* out of memory or another system resource */
+	KTLS_ERR_SYSTEM,       /* another system call failed; the text names it and errno */
+	KTLS_ERR_INTERNAL,     /* OpenSSL or libktls failed in a way none of the above names */
+};
+
 /* Protocol versions as they appear on the wire. */
 #define KTLS_TLS1_2 0x0303
 #define KTLS_TLS1_3 0x0304
@@ -103,6 +140,14 @@ void ktls_ctx_free(ktls_ctx *ctx);
 
 /* ktls_ctx_error - the reason the last call on ctx failed ("" if none). */
 const char *ktls_ctx_error(const ktls_ctx *ctx);
+
+/*
+ * ktls_ctx_error_code - KTLS_ERR_* of the last failed call on ctx in this
+ * thread, KTLS_ERR_NONE if it succeeded.  Kept per context (and per thread
+ * within it, as a frozen context may be shared): an error on one context
+ * never shows on another.
+ */
+int ktls_ctx_error_code(const ktls_ctx *ctx);
 
 /* ktls_ctx_role - KTLS_CLIENT or KTLS_SERVER. */
 int ktls_ctx_role(const ktls_ctx *ctx);
@@ -402,6 +447,15 @@ int ktls_conn_fd(const ktls_conn *conn);
 /* ktls_conn_error - the reason the last call on conn failed ("" if none). */
 const char *ktls_conn_error(const ktls_conn *conn);
 
+/* ktls_conn_error_code - KTLS_ERR_* of the last failed call on conn. */
+int ktls_conn_error_code(const ktls_conn *conn);
+
+/*
+ * ktls_conn_peer_alert - the description (0-255, RFC 8446 6) of the fatal
+ * alert the peer sent, or -1 when it sent none.
+ */
+int ktls_conn_peer_alert(const ktls_conn *conn);
+
 /* ktls_conn_free - release the connection; never closes its fd.  NULL ok. */
 void ktls_conn_free(ktls_conn *conn);
 
@@ -442,6 +496,15 @@ int ktls_probe(struct ktls_probe *out);
 
 /* Name of a KTLS_PROBE_* cipher, e.g. "AES-128-GCM". */
 const char *ktls_probe_cipher_name(int cipher);
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Stable lower-case labels for logs and metrics; "?" for unknown values. */
+const char *ktls_error_name(int code);     /* "peer-closed", "verify", ... */
+const char *ktls_mode_name(int mode);      /* "user", "sw", "hw" */
+const char *ktls_version_name(int version); /* "TLSv1.2", "TLSv1.3" */
 
 #ifdef __cplusplus
 }

@@ -81,10 +81,22 @@ static struct conn_impl *impl(struct ktls_conn *c)
 	return (struct conn_impl *)c;
 }
 
+int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->err_code = code;
+	va_start(ap, fmt);
+	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 int conn_seterr(struct ktls_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
+	c->err_code = KTLS_ERR_INTERNAL;
 	va_start(ap, fmt);
 	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
@@ -435,6 +447,7 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 		ctx_seterr(ctx, "out of memory");
 		return NULL;
 	}
+	ci->c.peer_alert = -1;
 	if (server_name && !(ci->name = strdup(server_name))) {
 		free(ci);
 		ctx_seterr(ctx, "out of memory");
@@ -599,6 +612,16 @@ KTLS_API int ktls_conn_info(const ktls_conn *c, struct ktls_info *out)
 KTLS_API int ktls_conn_fd(const ktls_conn *c)
 {
 	return c ? c->fd : -1;
+}
+
+KTLS_API int ktls_conn_error_code(const ktls_conn *c)
+{
+	return c && c->err[0] ? c->err_code : KTLS_ERR_NONE;
+}
+
+KTLS_API int ktls_conn_peer_alert(const ktls_conn *c)
+{
+	return c ? c->peer_alert : -1;
 }
 
 KTLS_API const char *ktls_conn_error(const ktls_conn *c)

@@ -181,6 +181,11 @@ KTLS_API void ktls_ctx_free(ktls_ctx *ctx)
 		ctx_unref(ctx);
 }
 
+KTLS_API int ktls_ctx_error_code(const ktls_ctx *ctx)
+{
+	return ctx_geterr_code(ctx);
+}
+
 KTLS_API const char *ktls_ctx_error(const ktls_ctx *ctx)
 {
 	return ctx_geterr(ctx);

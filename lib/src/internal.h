@@ -34,6 +34,9 @@
  * A connection belongs to one thread at a time and keeps its own buffer.
  */
 int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...) KTLS_PRINTF(2, 3);
+/* ctx_seterr with its KTLS_ERR_* code (ctx_seterr says KTLS_ERR_INTERNAL). */
+int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
+int ctx_geterr_code(const struct ktls_ctx *ctx);
 const char *ctx_geterr(const struct ktls_ctx *ctx);
 void ctx_clearerr(const struct ktls_ctx *ctx);
 
@@ -111,11 +114,15 @@ struct ktls_conn {
 	struct conn_keys *keys;
 	char fallback[KTLS_ERRLEN];   /* why a direction stayed in userspace */
 	char err[KTLS_ERRLEN];
+	int err_code;                 /* KTLS_ERR_* of err */
+	int peer_alert;               /* fatal alert received, -1 none */
 	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
 };
 
-/* Set conn->err; returns -1. */
+/* Set conn->err (code KTLS_ERR_INTERNAL); returns -1. */
 int conn_seterr(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
+/* Set conn->err and its KTLS_ERR_* code; returns -1. */
+int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
 
 /*
  * kernel.c: I/O on a direction that kTLS owns.  Same return conventions as
