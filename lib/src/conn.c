@@ -37,6 +37,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "internal.h"
+#include "proto.h"
 
 #define STAGE_MAX (16 * 1024)  /* one TLS record of plaintext */
 #define SF_CHUNK (64 * 1024)   /* sendfile fallback: pread size */
@@ -172,14 +173,9 @@ static long peek_cb(BIO *b, int oper, const char *argp, size_t len, int argi, lo
 
 static const char *version_name(int v)
 {
-	switch (v) {
-	case 0x0300: return "SSL 3.0";
-	case 0x0301: return "TLS 1.0";
-	case 0x0302: return "TLS 1.1";
-	case 0x0303: return "TLS 1.2";
-	case 0x0304: return "TLS 1.3";
-	default: return "an unknown version";
-	}
+	const char *name = proto_version_name(v);
+
+	return name ? name : "an unknown version";
 }
 
 /*
@@ -241,23 +237,15 @@ static void sslerr_take(struct sslerr *e)
 	}
 }
 
-/* OpenSSL 3.0 calls the TLS 1.3-era alerts "unknown"; name those too. */
+/* The alert's name, or "unknown alert N" written into buf. */
 static const char *alert_name(int desc, char *buf, size_t len)
 {
-	const char *n = SSL_alert_desc_string_long(desc);
+	const char *n = proto_alert_name(desc);
 
-	if (n && strcmp(n, "unknown") != 0)
+	if (n)
 		return n;
-	switch (desc) {
-	case 86: return "inappropriate fallback";
-	case 109: return "missing extension";
-	case 115: return "unknown PSK identity";
-	case 116: return "certificate required";
-	case 120: return "no application protocol";
-	default:
-		snprintf(buf, len, "unknown alert %d", desc);
-		return buf;
-	}
+	snprintf(buf, len, "unknown alert %d", desc);
+	return buf;
 }
 
 /* The verification failure, worded like Python's ssl module. */

@@ -39,19 +39,8 @@
 #include "keys.h"
 #include "kernel.h"
 #include "netlink.h"
+#include "proto.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
-enum { REC_CCS = 20, REC_ALERT = 21, REC_HANDSHAKE = 22, REC_DATA = 23 };
-enum { AL_CLOSE_NOTIFY = 0, AL_UNEXPECTED_MESSAGE = 10, AL_BAD_RECORD_MAC = 20,
-       AL_RECORD_OVERFLOW = 22, AL_PROTOCOL_VERSION = 70, AL_INTERNAL_ERROR = 80,
-       AL_USER_CANCELED = 90, AL_NO_RENEGOTIATION = 100 };
-#define MAX_PLAINTEXT 16384
 
 /* ---- seams ------------------------------------------------------------------ */
 
@@ -82,11 +71,6 @@ struct kernel_ops kernel_ops = {
 	sys_setsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
 };
 uint64_t kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
-
-static const char *vname(int version)
-{
-	return version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2";
-}
 
 /* ---- control records ---------------------------------------------------------- */
 
@@ -122,12 +106,13 @@ static ssize_t send_ctrl(int fd, unsigned char type, const void *data, size_t le
 /* Upper bound of the records one send of n bytes makes. */
 static uint64_t records_for(size_t n)
 {
-	return n / MAX_PLAINTEXT + 1;
+	return n / REC_MAX_PLAINTEXT + 1;
 }
 
 int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 {
 	unsigned char a[2] = { (unsigned char)level, (unsigned char)desc };
+	const char *name = proto_alert_name(desc);
 	ssize_t n;
 
 	n = send_ctrl(c->fd, REC_ALERT, a, sizeof(a), 0);
@@ -139,7 +124,7 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return KTLS_WANT_WRITE;
 	return conn_seterr(c, "sending alert %s through kTLS failed: %s",
-			   SSL_alert_desc_string_long(desc), n < 0 ? strerror(errno) : "short write");
+			   name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
 }
 
 void kernel_forward_alert(struct conn_keys *k, int level, int desc)
@@ -269,7 +254,7 @@ static int tx_update(struct ktls_conn *c, struct conn_keys *k, int request)
 					n < 0 ? strerror(errno) : "short write");
 		goto out;
 	}
-	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &info, (socklen_t)k->p.info_len)) {
+	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &info, (socklen_t)k->p.cipher->info_len)) {
 		r = tx_fail(c, k, "key update: KeyUpdate sent but the kernel refused the new TX "
 			    "key: %s", strerror(errno));
 		goto out;
@@ -303,7 +288,7 @@ static int tx_prepare(struct ktls_conn *c, struct conn_keys *k, size_t *len)
 		if (r != 0)
 			return tx_fail(c, k, "peer asked for a KeyUpdate we cannot give: %s", c->err);
 	}
-	if (!k->p.is_gcm)
+	if (!k->p.cipher->record_limit)
 		return 0;
 	if (k->tx_records + 1 >= limit) {
 		if (k->p.version == TLS1_3_VERSION) {
@@ -312,7 +297,7 @@ static int tx_prepare(struct ktls_conn *c, struct conn_keys *k, size_t *len)
 				return r;
 		}
 		/* No rekey: close cleanly rather than wear the key out. */
-		kernel_send_alert(c, 1, AL_CLOSE_NOTIFY);
+		kernel_send_alert(c, ALERT_WARNING, AD_CLOSE_NOTIFY);
 		c->we_closed = 1;
 		return tx_fail(c, k, "AES-GCM key reached its limit of %llu records and %s; the "
 			       "connection was closed with close_notify",
@@ -322,7 +307,7 @@ static int tx_prepare(struct ktls_conn *c, struct conn_keys *k, size_t *len)
 	}
 	left = limit - 1 - k->tx_records; /* records this send may still make */
 	if (records_for(*len) > left)
-		*len = (size_t)((left - 1) * MAX_PLAINTEXT + (MAX_PLAINTEXT - 1));
+		*len = (size_t)((left - 1) * REC_MAX_PLAINTEXT + (REC_MAX_PLAINTEXT - 1));
 	return 0;
 }
 
@@ -410,7 +395,7 @@ static int rx_fail(struct ktls_conn *c, struct conn_keys *k, int alert, const ch
 	va_end(ap);
 	k->rx_dead = 1;
 	if (alert >= 0 && k->tx_kernel && !k->tx_dead && !c->we_closed) {
-		kernel_forward_alert(k, 2, alert);
+		kernel_forward_alert(k, ALERT_FATAL, alert);
 		c->we_closed = 1; /* a fatal alert ends our side too */
 	}
 	return conn_seterr(c, "%s", k->rx_err);
@@ -426,17 +411,17 @@ static int rx_update(struct ktls_conn *c, struct conn_keys *k, int requested)
 	memcpy(next, k->rx_secret, k->secret_len);
 	if (keys_next_secret(k->p.md, next, k->secret_len) ||
 	    keys_info_tls13(&k->p, next, k->secret_len, 0, &info)) {
-		r = rx_fail(c, k, AL_INTERNAL_ERROR, "peer sent KeyUpdate; deriving the next key failed");
+		r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate; deriving the next key failed");
 		goto out;
 	}
-	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &info, (socklen_t)k->p.info_len)) {
+	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &info, (socklen_t)k->p.cipher->info_len)) {
 		e = errno;
 		if (e == EBUSY) {
 			k->rekey_ok = 0;
-			r = rx_fail(c, k, AL_INTERNAL_ERROR, "peer sent KeyUpdate but this kernel "
+			r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate but this kernel "
 				    "cannot rekey kTLS (needs Linux >= 6.14)");
 		} else {
-			r = rx_fail(c, k, AL_INTERNAL_ERROR, "peer sent KeyUpdate; the kernel refused "
+			r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate; the kernel refused "
 				    "the new RX key: %s", strerror(e));
 		}
 		goto out;
@@ -468,7 +453,7 @@ static int rx_handshake(struct ktls_conn *c, struct conn_keys *k)
 		int tls13 = k->p.version == TLS1_3_VERSION;
 
 		if (mlen + 4 > KEYS_HS_MAX)
-			return rx_fail(c, k, AL_UNEXPECTED_MESSAGE, "post-handshake message of %zu "
+			return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "post-handshake message of %zu "
 				       "bytes is too large", mlen);
 		if (k->hs_len < mlen + 4)
 			return 0; /* the rest comes in the next record */
@@ -476,17 +461,17 @@ static int rx_handshake(struct ktls_conn *c, struct conn_keys *k)
 			/* Session tickets: this library does not resume; consumed quietly. */
 		} else if (tls13 && h[0] == SSL3_MT_KEY_UPDATE) {
 			if (mlen != 1 || h[4] > 1)
-				return rx_fail(c, k, 50 /* decode_error */, "malformed KeyUpdate");
+				return rx_fail(c, k, AD_DECODE_ERROR, "malformed KeyUpdate");
 			if (k->hs_len != 5)
-				return rx_fail(c, k, AL_UNEXPECTED_MESSAGE,
+				return rx_fail(c, k, AD_UNEXPECTED_MESSAGE,
 					       "KeyUpdate was not the last message of its record");
 			k->hs_len = 0;
 			return rx_update(c, k, h[4]);
 		} else if (!tls13 && h[0] == SSL3_MT_HELLO_REQUEST && !k->server) {
 			/* No renegotiation (policy): say so, keep the connection. */
-			kernel_forward_alert(k, 1, AL_NO_RENEGOTIATION);
+			kernel_forward_alert(k, ALERT_WARNING, AD_NO_RENEGOTIATION);
 		} else {
-			return rx_fail(c, k, AL_UNEXPECTED_MESSAGE, "unexpected post-handshake "
+			return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "unexpected post-handshake "
 				       "message (handshake type %d)", h[0]);
 		}
 		memmove(k->hs, k->hs + mlen + 4, k->hs_len - mlen - 4);
@@ -503,7 +488,7 @@ static int hs_append(struct conn_keys *k, const void *p, size_t n)
 
 		while (cap < k->hs_len + n)
 			cap *= 2;
-		if (cap > KEYS_HS_MAX + MAX_PLAINTEXT)
+		if (cap > KEYS_HS_MAX + REC_MAX_PLAINTEXT)
 			return -1;
 		nb = malloc(cap);
 		if (!nb)
@@ -521,26 +506,22 @@ static int hs_append(struct conn_keys *k, const void *p, size_t n)
 	return 0;
 }
 
-static const char *alert_name(int desc)
-{
-	const char *s = SSL_alert_desc_string_long(desc);
-	return s && strcmp(s, "unknown") ? s : "unknown alert";
-}
-
 static int rx_alert(struct ktls_conn *c, struct conn_keys *k)
 {
 	int level = k->alert[0], desc = k->alert[1];
+	const char *name = proto_alert_name(desc);
 
 	k->alert_len = 0;
-	if (desc == AL_CLOSE_NOTIFY) {
+	if (desc == AD_CLOSE_NOTIFY) {
 		c->peer_closed = 1;
 		return 0;
 	}
-	if (desc == AL_USER_CANCELED)
+	if (desc == AD_USER_CANCELED)
 		return 1; /* a close_notify follows */
-	if (level == 1 && k->p.version == TLS1_2_VERSION)
+	if (level == ALERT_WARNING && k->p.version == TLS1_2_VERSION)
 		return 1; /* TLS 1.2 warnings (e.g. no_renegotiation) do not end it */
-	return rx_fail(c, k, -1, "peer sent alert %s (%d, level %d)", alert_name(desc), desc, level);
+	return rx_fail(c, k, -1, "peer sent alert %s (%d, level %d)", name ? name : "unknown alert",
+		       desc, level);
 }
 
 /* One recvmsg with the record-type cmsg: bytes, type in *type (0 = none). */
@@ -579,11 +560,11 @@ static int rx_errno(struct ktls_conn *c, struct conn_keys *k, int e)
 #endif
 		return KTLS_WANT_READ;
 	case EBADMSG:
-		return rx_fail(c, k, AL_BAD_RECORD_MAC, "record failed to decrypt (bad_record_mac)");
+		return rx_fail(c, k, AD_BAD_RECORD_MAC, "record failed to decrypt (bad_record_mac)");
 	case EMSGSIZE:
-		return rx_fail(c, k, AL_RECORD_OVERFLOW, "record too large or malformed (record_overflow)");
+		return rx_fail(c, k, AD_RECORD_OVERFLOW, "record too large or malformed (record_overflow)");
 	case EINVAL:
-		return rx_fail(c, k, AL_PROTOCOL_VERSION, "record has a wrong version or type "
+		return rx_fail(c, k, AD_PROTOCOL_VERSION, "record has a wrong version or type "
 			       "(protocol_version)");
 	case EKEYEXPIRED:
 		return rx_fail(c, k, -1, "kernel paused RX for a KeyUpdate that was not handled");
@@ -616,7 +597,7 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 			return rx_fail(c, k, -1, "peer closed the connection without close_notify");
 		if (type == 0 || type == REC_DATA) {
 			if (k->hs_len || k->alert_len)
-				return rx_fail(c, k, AL_UNEXPECTED_MESSAGE, "application data inside "
+				return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "application data inside "
 					       "a fragmented handshake message or alert");
 			if (n == 0)
 				continue; /* empty data record */
@@ -626,7 +607,7 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 			size_t take = (size_t)n < 2 - k->alert_len ? (size_t)n : 2 - k->alert_len;
 
 			if ((size_t)n > take)
-				return rx_fail(c, k, 50, "alert record of %zd bytes", n + k->alert_len);
+				return rx_fail(c, k, AD_DECODE_ERROR, "alert record of %zd bytes", n + k->alert_len);
 			memcpy(k->alert + k->alert_len, buf, take);
 			k->alert_len += take;
 			if (k->alert_len < 2)
@@ -638,14 +619,14 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 		}
 		if (type == REC_HANDSHAKE) {
 			if (hs_append(k, buf, (size_t)n))
-				return rx_fail(c, k, AL_INTERNAL_ERROR, "post-handshake message too "
+				return rx_fail(c, k, AD_INTERNAL_ERROR, "post-handshake message too "
 					       "large or out of memory");
 			secure_zero(buf, (size_t)n);
 			if (rx_handshake(c, k))
 				return -1;
 			continue;
 		}
-		return rx_fail(c, k, AL_UNEXPECTED_MESSAGE, "unexpected record type %d after the "
+		return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "unexpected record type %d after the "
 			       "handshake", type);
 	}
 }
@@ -865,9 +846,9 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		ulp_reason(c, errno);
 		goto out;
 	}
-	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, (socklen_t)p.info_len)) {
+	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, (socklen_t)p.cipher->info_len)) {
 		e = errno;
-		fallback(c, "kernel refused TLS_TX for %s %s: %s%s", vname(p.version), p.name,
+		fallback(c, "kernel refused TLS_TX for %s %s: %s%s", proto_version_name(p.version), p.cipher->name,
 			 strerror(e), key_hint(e, 0));
 		goto out;
 	}
@@ -883,10 +864,10 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	if (!rx_ok) {
 		fallback(c, "RX stays in userspace: OpenSSL already holds %zu byte(s) of the peer's "
 			 "records; TX is in the kernel", pending);
-	} else if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, (socklen_t)p.info_len)) {
+	} else if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, (socklen_t)p.cipher->info_len)) {
 		e = errno;
 		fallback(c, "RX stays in userspace: kernel refused TLS_RX for %s %s: %s%s; TX is in "
-			 "the kernel", vname(p.version), p.name, strerror(e), key_hint(e, 1));
+			 "the kernel", proto_version_name(p.version), p.cipher->name, strerror(e), key_hint(e, 1));
 	} else {
 		c->rx = KTLS_MODE_SW;
 		k->rx_kernel = 1;

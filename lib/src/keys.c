@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -235,10 +236,23 @@ void keys_conn_free(struct conn_keys *k)
 
 /* ---- derivation ----------------------------------------------------------- */
 
+/* "AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305", from the table. */
+static void carried_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < KTLS_PROBE_NCIPHERS && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s",
+				      i == 0 ? "" : i + 1 == KTLS_PROBE_NCIPHERS ? " and " : ", ",
+				      proto_ciphers[i].name);
+}
+
 int keys_params(SSL *ssl, struct key_params *p, char *err, size_t errlen)
 {
 	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
 	int version = SSL_version(ssl);
+	char carried[128];
 
 	memset(p, 0, sizeof(*p));
 	if (!c)
@@ -247,36 +261,12 @@ int keys_params(SSL *ssl, struct key_params *p, char *err, size_t errlen)
 		return buf_seterr(err, errlen, "%s cannot be offloaded (kTLS carries TLS 1.2 and 1.3)",
 				  SSL_get_version(ssl));
 	p->version = version;
-	p->cipher_nid = SSL_CIPHER_get_cipher_nid(c);
+	p->cipher = proto_cipher_by_nid(SSL_CIPHER_get_cipher_nid(c));
 	p->md = SSL_CIPHER_get_handshake_digest(c);
-	switch (p->cipher_nid) {
-	case NID_aes_128_gcm:
-		p->tls_cipher = TLS_CIPHER_AES_GCM_128;
-		p->name = "AES-128-GCM";
-		p->key_len = 16;
-		p->fixed_iv_len = version == TLS1_3_VERSION ? 12 : 4;
-		p->info_len = sizeof(struct tls12_crypto_info_aes_gcm_128);
-		p->is_gcm = 1;
-		break;
-	case NID_aes_256_gcm:
-		p->tls_cipher = TLS_CIPHER_AES_GCM_256;
-		p->name = "AES-256-GCM";
-		p->key_len = 32;
-		p->fixed_iv_len = version == TLS1_3_VERSION ? 12 : 4;
-		p->info_len = sizeof(struct tls12_crypto_info_aes_gcm_256);
-		p->is_gcm = 1;
-		break;
-	case NID_chacha20_poly1305:
-		p->tls_cipher = TLS_CIPHER_CHACHA20_POLY1305;
-		p->name = "ChaCha20-Poly1305";
-		p->key_len = 32;
-		p->fixed_iv_len = 12;
-		p->info_len = sizeof(struct tls12_crypto_info_chacha20_poly1305);
-		break;
-	default:
-		return buf_seterr(err, errlen,
-				  "cipher %s cannot be offloaded (kTLS here carries AES-128-GCM, "
-				  "AES-256-GCM and ChaCha20-Poly1305)", SSL_CIPHER_get_name(c));
+	if (!p->cipher) {
+		carried_list(carried, sizeof(carried));
+		return buf_seterr(err, errlen, "cipher %s cannot be offloaded (kTLS here carries %s)",
+				  SSL_CIPHER_get_name(c), carried);
 	}
 	if (!p->md)
 		return buf_seterr(err, errlen, "cipher %s has no known hash", SSL_CIPHER_get_name(c));
@@ -374,70 +364,62 @@ out:
 	return ret;
 }
 
-/* Place key, 12-byte nonce base and sequence into the cipher's struct. */
-static void fill_info(const struct key_params *p, int version, const unsigned char *key,
-		      const unsigned char *salt4, const unsigned char *iv, size_t iv_len,
-		      uint64_t seq, union tls_crypto *out)
+/*
+ * Place the key, the salt, the iv and the sequence into the cipher's
+ * struct, where its table row says they go.
+ */
+static void fill_info(const struct proto_cipher *pc, int version, const unsigned char *key,
+		      const unsigned char *salt, const unsigned char *iv, uint64_t seq,
+		      union tls_crypto *out)
 {
+	unsigned char *base = (unsigned char *)out;
+
 	memset(out, 0, sizeof(*out));
 	out->info.version = (unsigned short)version;
-	out->info.cipher_type = (unsigned short)p->tls_cipher;
-	switch (p->tls_cipher) {
-	case TLS_CIPHER_AES_GCM_128:
-		memcpy(out->g128.key, key, sizeof(out->g128.key));
-		memcpy(out->g128.salt, salt4, 4);
-		memcpy(out->g128.iv, iv, iv_len);
-		keys_put_seq(out->g128.rec_seq, seq);
-		break;
-	case TLS_CIPHER_AES_GCM_256:
-		memcpy(out->g256.key, key, sizeof(out->g256.key));
-		memcpy(out->g256.salt, salt4, 4);
-		memcpy(out->g256.iv, iv, iv_len);
-		keys_put_seq(out->g256.rec_seq, seq);
-		break;
-	default:
-		memcpy(out->chacha.key, key, sizeof(out->chacha.key));
-		memcpy(out->chacha.iv, iv, iv_len);
-		keys_put_seq(out->chacha.rec_seq, seq);
-		break;
-	}
+	out->info.cipher_type = (unsigned short)pc->tls_cipher;
+	memcpy(base + pc->key_off, key, pc->key_len);
+	if (pc->salt_len)
+		memcpy(base + pc->salt_off, salt, pc->salt_len);
+	memcpy(base + pc->iv_off, iv, pc->iv_len);
+	keys_put_seq(base + pc->rec_seq_off, seq);
 }
 
 int keys_info_tls13(const struct key_params *p, const unsigned char *secret, size_t secret_len,
 		    uint64_t seq, union tls_crypto *out)
 {
-	unsigned char key[32], iv[12];
+	const struct proto_cipher *pc = p->cipher;
+	unsigned char key[32], nonce[12];
 	int r = -1;
 
-	if (!secret_len)
+	if (!secret_len || pc->key_len > sizeof(key) || pc->salt_len + pc->iv_len != sizeof(nonce))
 		return -1;
-	if (keys_hkdf_expand_label(p->md, secret, secret_len, "key", NULL, 0, key, p->key_len) ||
-	    keys_hkdf_expand_label(p->md, secret, secret_len, "iv", NULL, 0, iv, sizeof(iv)))
+	if (keys_hkdf_expand_label(p->md, secret, secret_len, "key", NULL, 0, key, pc->key_len) ||
+	    keys_hkdf_expand_label(p->md, secret, secret_len, "iv", NULL, 0, nonce, sizeof(nonce)))
 		goto out;
-	/* GCM: salt = iv[0..4], iv = iv[4..12]; ChaCha20: the whole 12 bytes. */
-	if (p->tls_cipher == TLS_CIPHER_CHACHA20_POLY1305)
-		fill_info(p, TLS_1_3_VERSION, key, NULL, iv, 12, seq, out);
-	else
-		fill_info(p, TLS_1_3_VERSION, key, iv, iv + 4, 8, seq, out);
+	/* The 12-byte nonce base splits into salt and iv (GCM: 4 + 8, ChaCha20: 0 + 12). */
+	fill_info(pc, TLS_1_3_VERSION, key, nonce, nonce + pc->salt_len, seq, out);
 	r = 0;
 out:
 	secure_zero(key, sizeof(key));
-	secure_zero(iv, sizeof(iv));
+	secure_zero(nonce, sizeof(nonce));
 	return r;
 }
 
 int keys_info_tls12(SSL *ssl, const struct key_params *p, int tx, uint64_t seq,
 		    union tls_crypto *out)
 {
+	const struct proto_cipher *pc = p->cipher;
 	unsigned char ms[SSL_MAX_MASTER_KEY_LENGTH], seed[2 * SSL3_RANDOM_SIZE];
 	unsigned char block[2 * 32 + 2 * 12], nonce[8];
 	const unsigned char *key, *iv;
-	size_t mslen, blen = 2 * p->key_len + 2 * p->fixed_iv_len;
+	/* Explicit-nonce ciphers take only the salt from the key block. */
+	size_t fixed_iv_len = pc->explicit_nonce ? pc->salt_len : pc->salt_len + pc->iv_len;
+	size_t mslen, blen = 2 * pc->key_len + 2 * fixed_iv_len;
 	SSL_SESSION *sess = SSL_get_session(ssl);
 	int client_dir = tx ? !SSL_is_server(ssl) : SSL_is_server(ssl);
 	int r = -1;
 
-	if (!sess)
+	if (!sess || blen > sizeof(block) || (pc->explicit_nonce && pc->iv_len != sizeof(nonce)))
 		return -1;
 	mslen = SSL_SESSION_get_master_key(sess, ms, sizeof(ms));
 	/* key expansion seed is server_random + client_random (RFC 5246 6.3). */
@@ -447,14 +429,14 @@ int keys_info_tls12(SSL *ssl, const struct key_params *p, int tx, uint64_t seq,
 	if (keys_tls12_prf(p->md, ms, mslen, "key expansion", seed, sizeof(seed), block, blen))
 		goto out;
 	/* client_write_key | server_write_key | client_write_IV | server_write_IV (AEAD: no MAC keys) */
-	key = block + (client_dir ? 0 : p->key_len);
-	iv = block + 2 * p->key_len + (client_dir ? 0 : p->fixed_iv_len);
-	if (p->tls_cipher == TLS_CIPHER_CHACHA20_POLY1305) {
-		fill_info(p, TLS_1_2_VERSION, key, NULL, iv, 12, seq, out);
-	} else {
-		/* GCM explicit nonce: the sequence number, unique under this key. */
+	key = block + (client_dir ? 0 : pc->key_len);
+	iv = block + 2 * pc->key_len + (client_dir ? 0 : fixed_iv_len);
+	if (pc->explicit_nonce) {
+		/* The explicit nonce: the sequence number, unique under this key. */
 		keys_put_seq(nonce, seq);
-		fill_info(p, TLS_1_2_VERSION, key, iv, nonce, 8, seq, out);
+		fill_info(pc, TLS_1_2_VERSION, key, iv, nonce, seq, out);
+	} else {
+		fill_info(pc, TLS_1_2_VERSION, key, iv, iv + pc->salt_len, seq, out);
 	}
 	r = 0;
 out:

@@ -21,26 +21,13 @@
 #include <openssl/evp.h>
 
 #include "internal.h"
-
-/* One kTLS crypto_info, whichever cipher. */
-union tls_crypto {
-	struct tls_crypto_info info;
-	struct tls12_crypto_info_aes_gcm_128 g128;
-	struct tls12_crypto_info_aes_gcm_256 g256;
-	struct tls12_crypto_info_chacha20_poly1305 chacha;
-};
+#include "proto.h"
 
 /* What the negotiated suite needs, from keys_params(). */
 struct key_params {
-	int version;          /* TLS1_2_VERSION / TLS1_3_VERSION */
-	int cipher_nid;       /* NID_aes_128_gcm, NID_aes_256_gcm, NID_chacha20_poly1305 */
-	int tls_cipher;       /* TLS_CIPHER_* */
-	const char *name;     /* "AES-128-GCM" ... */
-	const EVP_MD *md;     /* HKDF / PRF hash */
-	size_t key_len;       /* 16 or 32 */
-	size_t fixed_iv_len;  /* TLS 1.2: 4 (GCM) or 12 (ChaCha); TLS 1.3: 12 */
-	size_t info_len;      /* sizeof the crypto_info struct */
-	int is_gcm;           /* AES-GCM: per-key record limit applies */
+	int version;                      /* TLS1_2_VERSION / TLS1_3_VERSION */
+	const struct proto_cipher *cipher;
+	const EVP_MD *md;                 /* HKDF / PRF hash */
 };
 
 #define KEYS_MAX_SECRET 64  /* EVP_MAX_MD_SIZE */

@@ -29,26 +29,7 @@
 #include <netlink/netlink.h>
 
 #include "internal.h"
-
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
-static const char *const cipher_names[KTLS_PROBE_NCIPHERS] = {
-	[KTLS_PROBE_AES_128_GCM] = "AES-128-GCM",
-	[KTLS_PROBE_AES_256_GCM] = "AES-256-GCM",
-	[KTLS_PROBE_CHACHA20_POLY1305] = "ChaCha20-Poly1305",
-};
-
-KTLS_API const char *ktls_probe_cipher_name(int cipher)
-{
-	if (cipher < 0 || cipher >= KTLS_PROBE_NCIPHERS)
-		return "unknown";
-	return cipher_names[cipher];
-}
+#include "proto.h"
 
 /* ---- a throwaway loopback TCP pair -------------------------------------- */
 
@@ -111,32 +92,16 @@ static int ulp_pair(int fds[2])
 
 /* ---- dummy crypto_info per cipher ---------------------------------------- */
 
-union crypto_info {
-	struct tls_crypto_info base;
-	struct tls12_crypto_info_aes_gcm_128 aes128;
-	struct tls12_crypto_info_aes_gcm_256 aes256;
-	struct tls12_crypto_info_chacha20_poly1305 chacha;
-};
-
 /* Fill ci for (version, cipher); returns the exact optlen the kernel wants. */
-static socklen_t crypto_info(union crypto_info *ci, int version, int cipher)
+static socklen_t crypto_info(union tls_crypto *ci, int version, int cipher)
 {
+	const struct proto_cipher *pc = &proto_ciphers[cipher];
+
 	memset(ci, 0x5a, sizeof(*ci)); /* constant, non-secret key bytes */
-	ci->base.version = version;
-	switch (cipher) {
-	case KTLS_PROBE_AES_128_GCM:
-		ci->base.cipher_type = TLS_CIPHER_AES_GCM_128;
-		memset(ci->aes128.rec_seq, 0, sizeof(ci->aes128.rec_seq));
-		return sizeof(ci->aes128);
-	case KTLS_PROBE_AES_256_GCM:
-		ci->base.cipher_type = TLS_CIPHER_AES_GCM_256;
-		memset(ci->aes256.rec_seq, 0, sizeof(ci->aes256.rec_seq));
-		return sizeof(ci->aes256);
-	default:
-		ci->base.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-		memset(ci->chacha.rec_seq, 0, sizeof(ci->chacha.rec_seq));
-		return sizeof(ci->chacha);
-	}
+	ci->info.version = (unsigned short)version;
+	ci->info.cipher_type = (unsigned short)pc->tls_cipher;
+	memset((unsigned char *)ci + pc->rec_seq_off, 0, pc->rec_seq_len);
+	return (socklen_t)pc->info_len;
 }
 
 static void set_result(struct ktls_probe_result *r, int err)
@@ -148,7 +113,7 @@ static void set_result(struct ktls_probe_result *r, int err)
 /* setsockopt(SOL_TLS, dir) of a dummy key: 0 or an errno. */
 static int install(int fd, int dir, int version, int cipher)
 {
-	union crypto_info ci;
+	union tls_crypto ci;
 	socklen_t len = crypto_info(&ci, version, cipher);
 
 	return setsockopt(fd, SOL_TLS, dir, &ci, len) < 0 ? errno : 0;

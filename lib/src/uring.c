@@ -32,11 +32,8 @@
 #include "internal.h"
 #include "kernel.h"
 #include "keys.h"
+#include "proto.h"
 #include "ktls_uring.h"
-
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
 
 #define URING_PIPE_WANT (256 * 1024) /* 16 records per splice pair */
 #define URING_BURST (1024 * 1024)     /* userspace bytes per ring turn */
@@ -159,7 +156,7 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
 /* Records one send of n bytes may make (as kernel.c counts them). */
 static uint64_t records_for(size_t n)
 {
-	return n / 16384 + 1;
+	return n / REC_MAX_PLAINTEXT + 1;
 }
 
 /* Must the next n bytes go through libktls's own TX checks instead? */
@@ -171,7 +168,7 @@ static int needs_libktls(const struct ktls_uring_xfer *x, size_t n)
 		return 0;
 	if (k->update_owed || k->tx_dead)
 		return 1;
-	return k->p.is_gcm && k->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
+	return k->p.cipher->record_limit && k->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
 }
 
 /* Queue the next step of the splice path; nothing may be in flight. */

@@ -69,8 +69,8 @@ Test(keys_derive, rfc8448_write_key_and_iv)
 /* The server's application secret as the kernel gets it, at sequence 2. */
 Test(keys_derive, rfc8448_crypto_info_layout)
 {
-	struct key_params p = { .version = TLS1_3_VERSION, .tls_cipher = TLS_CIPHER_AES_GCM_128,
-				.md = EVP_sha256(), .key_len = 16, .fixed_iv_len = 12 };
+	struct key_params p = { .version = TLS1_3_VERSION,
+				.cipher = proto_cipher_by_tls(TLS_CIPHER_AES_GCM_128), .md = EVP_sha256() };
 	unsigned char secret[32], key[16], iv[12];
 	const unsigned char seq2[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
 	union tls_crypto ci;
@@ -87,8 +87,7 @@ Test(keys_derive, rfc8448_crypto_info_layout)
 	cr_expect_arr_eq(ci.g128.rec_seq, seq2, 8);
 
 	/* ChaCha20-Poly1305 takes the whole 12-byte iv and no salt. */
-	p.tls_cipher = TLS_CIPHER_CHACHA20_POLY1305;
-	p.key_len = 32;
+	p.cipher = proto_cipher_by_tls(TLS_CIPHER_CHACHA20_POLY1305);
 	cr_assert_eq(keys_info_tls13(&p, secret, 32, 0, &ci), 0);
 	cr_expect_arr_eq(ci.chacha.iv, iv, 12);
 }
@@ -256,7 +255,7 @@ static void tls12_case(const char *suite, const char *md, size_t klen, size_t iv
 	make_pair(TLS1_2_VERSION, suite, &cc, &sc, &c, &s);
 	cr_assert_eq(pump(c, s, SSL_do_handshake), 0);
 	cr_assert_eq(keys_params(c, &p, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(p.tls_cipher, cipher);
+	cr_expect_eq(p.cipher->tls_cipher, cipher);
 	cr_assert_eq(SSL_SESSION_get_master_key(SSL_get_session(c), ms, 48), 48);
 	SSL_get_server_random(c, seed, 32);
 	SSL_get_client_random(c, seed + 32, 32);
