@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 
@@ -52,6 +53,31 @@ const char *ssl_reason(char *buf, size_t len);
 
 /* Overwrite secrets in a way the compiler cannot elide. */
 void secure_zero(void *p, size_t n);
+
+/* ---- loopback.c: a throwaway TCP pair ------------------------------------ */
+
+/*
+ * A connected AF_INET pair on 127.0.0.1.  fds[0] is the connecting end;
+ * it is ESTABLISHED (what the tls ULP needs) once this returns.  0 or an
+ * errno.  loopback_close closes both ends.
+ */
+int loopback_pair(int fds[2]);
+void loopback_close(int fds[2]);
+
+/* ---- probe.c: what the running kernel offers ------------------------------ */
+
+typedef int (*probe_setsockopt_fn)(int fd, int level, int opt, const void *val, socklen_t len);
+
+/* How far probe_rekey got: the step whose errno it returned. */
+enum probe_rekey_step { PROBE_REKEY_PAIR, PROBE_REKEY_ULP, PROBE_REKEY_KEY, PROBE_REKEY_AGAIN };
+
+/*
+ * Can this kernel rekey kTLS (6.14): does a TLS 1.3 socket take a second
+ * TLS_TX of the same KTLS_PROBE_* cipher?  Older kernels answer EBUSY.
+ * Tried on a throwaway loopback pair through set (setsockopt, or the
+ * kernel_ops seam).  0 yes, else the errno of the failing *step.
+ */
+int probe_rekey(int cipher, probe_setsockopt_fn set, enum probe_rekey_step *step);
 
 /* ---- ctx.c: contexts and policy ---------------------------------------- */
 

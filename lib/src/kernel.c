@@ -142,60 +142,34 @@ static atomic_int rekey_cache = -1; /* real kernel only */
 
 int kernel_probe_rekey(char *err, size_t errlen)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	struct tls12_crypto_info_aes_gcm_128 info;
-	int real = kernel_ops.setsockopt == sys_setsockopt;
-	int ls = -1, cs = -1, as = -1, ret = -1;
+	int real = kernel_ops.setsockopt == kernel_ops_default.setsockopt;
+	enum probe_rekey_step step;
+	int ret, e;
 
 	if (real && (ret = atomic_load(&rekey_cache)) >= 0) {
 		if (!ret)
 			buf_seterr(err, errlen, "a second TLS_TX was refused (EBUSY)");
 		return ret;
 	}
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1) ||
-	    getsockname(ls, (struct sockaddr *)&a, &alen))
-		goto sys;
-	cs = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cs < 0 || connect(cs, (struct sockaddr *)&a, sizeof(a)))
-		goto sys;
-	as = accept(ls, NULL, NULL);
-	if (as < 0)
-		goto sys;
-	if (kernel_ops.setsockopt(cs, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
-		ret = 0;
-		buf_seterr(err, errlen, "TCP_ULP \"tls\" failed: %s", strerror(errno));
-		goto out;
+	e = probe_rekey(KTLS_PROBE_AES_128_GCM, kernel_ops.setsockopt, &step);
+	switch (step) {
+	case PROBE_REKEY_PAIR:
+		buf_seterr(err, errlen, "loopback test socket: %s", strerror(e));
+		return -1;
+	case PROBE_REKEY_ULP:
+		buf_seterr(err, errlen, "TCP_ULP \"tls\" failed: %s", strerror(e));
+		return 0;
+	case PROBE_REKEY_KEY:
+		buf_seterr(err, errlen, "TLS_TX failed: %s", strerror(e));
+		return 0;
+	default:
+		break;
 	}
-	memset(&info, 0, sizeof(info));
-	info.info.version = TLS_1_3_VERSION;
-	info.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-	if (kernel_ops.setsockopt(cs, SOL_TLS, TLS_TX, &info, sizeof(info))) {
-		ret = 0;
-		buf_seterr(err, errlen, "TLS_TX failed: %s", strerror(errno));
-		goto out;
-	}
-	info.key[0] = 1;
-	if (kernel_ops.setsockopt(cs, SOL_TLS, TLS_TX, &info, sizeof(info))) {
-		ret = 0;
-		buf_seterr(err, errlen, "a second TLS_TX was refused: %s", strerror(errno));
-	} else {
-		ret = 1;
-	}
+	if (e)
+		buf_seterr(err, errlen, "a second TLS_TX was refused: %s", strerror(e));
+	ret = !e;
 	if (real)
 		atomic_store(&rekey_cache, ret);
-	goto out;
-sys:
-	buf_seterr(err, errlen, "loopback test socket: %s", strerror(errno));
-out:
-	if (as >= 0)
-		close(as);
-	if (cs >= 0)
-		close(cs);
-	if (ls >= 0)
-		close(ls);
 	return ret;
 }
 

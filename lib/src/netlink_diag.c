@@ -371,33 +371,18 @@ int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen)
  */
 static int ulp_info_visible(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1, r = -1;
 	struct tls_sock t;
 	char err[128];
+	int fds[2], r = -1;
 
-	if (l < 0)
+	if (loopback_pair(fds))
 		return -1;
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
-		goto out;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
-		goto out;
-	s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (s < 0 || setsockopt(c, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
-		goto out;
-	r = diag_query_fd(c, &t, err, sizeof(err));
-	if (r > 0)
-		r = 1;
-out:
-	if (s >= 0)
-		close(s);
-	if (c >= 0)
-		close(c);
-	close(l);
+	if (setsockopt(fds[0], SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) {
+		r = diag_query_fd(fds[0], &t, err, sizeof(err));
+		if (r > 0)
+			r = 1;
+	}
+	loopback_close(fds);
 	return r;
 }
 

@@ -31,60 +31,18 @@
 #include "internal.h"
 #include "proto.h"
 
-/* ---- a throwaway loopback TCP pair -------------------------------------- */
-
-/*
- * Connected AF_INET pair on 127.0.0.1.  fds[0] is the connecting end; the
- * ULP needs an ESTABLISHED socket, which it is once connect() returns.
- * Returns 0 or an errno.
- */
-static int tcp_pair(int fds[2])
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int l, c = -1, s = -1, err;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0)
-		return errno;
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &alen) < 0)
-		goto fail;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
-		goto fail;
-	s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (s < 0)
-		goto fail;
-	close(l);
-	fds[0] = c;
-	fds[1] = s;
-	return 0;
-fail:
-	err = errno ? errno : EIO;
-	if (c >= 0)
-		close(c);
-	close(l);
-	return err;
-}
-
-static void close_pair(int fds[2])
-{
-	close(fds[0]);
-	close(fds[1]);
-}
+/* ---- throwaway sockets ---------------------------------------------------- */
 
 /* A pair whose fds[0] already has the tls ULP.  0 or an errno. */
 static int ulp_pair(int fds[2])
 {
-	int err = tcp_pair(fds);
+	int err = loopback_pair(fds);
 
 	if (err)
 		return err;
 	if (setsockopt(fds[0], SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
 		err = errno;
-		close_pair(fds);
+		loopback_close(fds);
 		return err;
 	}
 	return 0;
@@ -130,7 +88,7 @@ static int try_install(int dir, int version, int cipher)
 	if (err)
 		return err;
 	err = install(fds[0], dir, version, cipher);
-	close_pair(fds);
+	loopback_close(fds);
 	return err;
 }
 
@@ -165,7 +123,7 @@ static void probe_ulp(struct ktls_probe *p, int *ulp_err)
 {
 	char avail[128];
 	const char *why;
-	int fds[2], err = tcp_pair(fds);
+	int fds[2], err = loopback_pair(fds);
 
 	if (err) {
 		*ulp_err = err;
@@ -174,13 +132,13 @@ static void probe_ulp(struct ktls_probe *p, int *ulp_err)
 		return;
 	}
 	if (setsockopt(fds[0], SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) {
-		close_pair(fds);
+		loopback_close(fds);
 		p->ulp = 1;
 		*ulp_err = 0;
 		return;
 	}
 	err = errno;
-	close_pair(fds);
+	loopback_close(fds);
 	*ulp_err = err;
 
 	read_available_ulp(avail, sizeof(avail));
@@ -219,7 +177,7 @@ static int probe_zerocopy_tx(int version, int cipher)
 	err = install(fds[0], TLS_TX, version, cipher);
 	if (!err && setsockopt(fds[0], SOL_TLS, TLS_TX_ZEROCOPY_RO, &one, sizeof(one)) < 0)
 		err = errno;
-	close_pair(fds);
+	loopback_close(fds);
 	return err;
 }
 
@@ -234,24 +192,32 @@ static int probe_rx_no_pad(int cipher)
 	err = install(fds[0], TLS_RX, TLS_1_3_VERSION, cipher);
 	if (!err && setsockopt(fds[0], SOL_TLS, TLS_RX_EXPECT_NO_PAD, &one, sizeof(one)) < 0)
 		err = errno;
-	close_pair(fds);
+	loopback_close(fds);
 	return err;
 }
 
-/*
- * Rekey (6.14): a second TLS_TX with the same version and cipher on a
- * TLS 1.3 socket.  Older kernels answer EBUSY ("crypto info already set").
- */
-static int probe_rekey(int cipher)
+int probe_rekey(int cipher, probe_setsockopt_fn set, enum probe_rekey_step *step)
 {
-	int fds[2], err = ulp_pair(fds);
+	union tls_crypto ci;
+	socklen_t len = crypto_info(&ci, TLS_1_3_VERSION, cipher);
+	int fds[2], err = loopback_pair(fds);
 
+	*step = PROBE_REKEY_PAIR;
 	if (err)
 		return err;
-	err = install(fds[0], TLS_TX, TLS_1_3_VERSION, cipher);
-	if (!err)
-		err = install(fds[0], TLS_TX, TLS_1_3_VERSION, cipher);
-	close_pair(fds);
+	*step = PROBE_REKEY_ULP;
+	if (set(fds[0], SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+		goto out;
+	*step = PROBE_REKEY_KEY;
+	if (set(fds[0], SOL_TLS, TLS_TX, &ci, len) < 0)
+		goto out;
+	*step = PROBE_REKEY_AGAIN;
+	if (set(fds[0], SOL_TLS, TLS_TX, &ci, len) < 0)
+		goto out;
+	errno = 0;
+out:
+	err = errno;
+	loopback_close(fds);
 	return err;
 }
 
@@ -426,7 +392,8 @@ KTLS_API int ktls_probe(struct ktls_probe *out)
 	} else {
 		set_result(&out->zerocopy_tx, probe_zerocopy_tx(TLS_1_3_VERSION, c13));
 		set_result(&out->rx_no_pad, probe_rx_no_pad(c13));
-		set_result(&out->rekey, probe_rekey(c13));
+		enum probe_rekey_step step;
+		set_result(&out->rekey, probe_rekey(c13, setsockopt, &step));
 	}
 
 	out->tls_stat = access("/proc/net/tls_stat", R_OK) == 0;
