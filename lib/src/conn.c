@@ -527,6 +527,7 @@ KTLS_API void ktls_conn_free(ktls_conn *c)
 	/* SSL_set_fd made a BIO_NOCLOSE socket BIO: the fd stays open. */
 	if (c->keys)
 		keys_conn_free(c->keys);
+	kernel_state_free(c->kernel);
 	SSL_free(c->ssl);
 	ctx_unref(c->ctx);
 	if (ci->stage) {

@@ -138,6 +138,7 @@ struct ktls_conn {
 	int peer_closed;              /* close_notify received */
 	int we_closed;                /* close_notify sent */
 	struct conn_keys *keys;
+	struct kernel_state *kernel;  /* once TX went to the kernel (kernel.h) */
 	char fallback[KTLS_ERRLEN];   /* why a direction stayed in userspace */
 	char err[KTLS_ERRLEN];
 	int err_code;                 /* KTLS_ERR_* of err */
@@ -151,7 +152,7 @@ int conn_seterr(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
 int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
 
 /*
- * kernel.c: I/O on a direction that kTLS owns.  Same return conventions as
+ * kernel_io.c: I/O on a direction that kTLS owns.  Same return conventions as
  * the public calls (bytes, 0 = close_notify, KTLS_WANT_*, -1 with conn->err
  * set).  kernel_read consumes post-handshake handshake records (tickets,
  * KeyUpdate) itself.
@@ -160,5 +161,8 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len);
 ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len);
 ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count);
 int kernel_send_alert(struct ktls_conn *c, int level, int desc);
+/* kernel_install.c: the after-offload state, zeroized.  NULL is fine. */
+struct kernel_state;
+void kernel_state_free(struct kernel_state *ks);
 
 #endif /* KTLS_INTERNAL_H */

@@ -1,11 +1,13 @@
 /*
- * kernel.h - the seams between kernel.c and the kernel, for tests.
+ * kernel.h - the kernel side of libktls: what kernel_install.c (keys into
+ * kTLS, HW/SW placement, fallback reasons) and kernel_io.c (record I/O on
+ * what the kernel owns) share, and the seams tests use.
  *
  * Every call that touches kTLS state (setsockopt of TCP_ULP/TLS_TX/TLS_RX,
- * sendmsg, recvmsg, sendfile) goes through kernel_ops, so a test can replace
- * them: make TLS_RX fail with ENOPROTOOPT after TLS_TX succeeded, capture
- * the crypto_info, or emulate kTLS in userspace on a host without it.
- * Tests must restore kernel_ops_default when they are done.
+ * sendmsg, recvmsg, sendfile) goes through kernel_ops (kernel_ops.c), so a
+ * test can replace them: make TLS_RX fail with ENOPROTOOPT after TLS_TX
+ * succeeded, capture the crypto_info, or emulate kTLS in userspace on a
+ * host without it.  Tests must restore kernel_ops_default when done.
  */
 #ifndef KTLS_KERNEL_H
 #define KTLS_KERNEL_H
@@ -14,7 +16,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-struct conn_keys;
+#include "keys.h"
 
 struct kernel_ops {
 	int (*setsockopt)(int fd, int level, int opt, const void *val, socklen_t len);
@@ -23,7 +25,7 @@ struct kernel_ops {
 	ssize_t (*sendfile)(int out_fd, int in_fd, off_t *offset, size_t count);
 };
 
-extern struct kernel_ops kernel_ops;               /* what kernel.c calls */
+extern struct kernel_ops kernel_ops;               /* what the kernel side calls */
 extern const struct kernel_ops kernel_ops_default; /* the real syscalls */
 
 /*
@@ -38,14 +40,61 @@ extern const struct kernel_ops kernel_ops_default; /* the real syscalls */
 extern uint64_t kernel_gcm_record_limit;
 
 /*
+ * A connection's state once its keys went to the kernel (c->kernel, made
+ * by kernel_install.c when TLS_TX was accepted; NULL before and without).
+ * keys.c no longer tracks anything after that point.
+ */
+struct kernel_state {
+	int fd;
+	int server;                       /* SSL_is_server */
+	struct key_params p;
+	/* TLS 1.3: the secrets of the keys the kernel holds (for KeyUpdate). */
+	unsigned char tx_secret[KEYS_MAX_SECRET], rx_secret[KEYS_MAX_SECRET];
+	size_t secret_len;
+	uint64_t tx_records;              /* records sent under the kernel TX key */
+	int rx_kernel;                    /* RX in the kernel too (TX always is) */
+	int update_owed;                  /* peer asked for our KeyUpdate; send before more data */
+	int rekey_ok;                     /* -1 unknown, 0 no, 1 kernel accepted a rekey */
+	/* kernel_read: control-record reassembly */
+	unsigned char *hs;
+	size_t hs_len, hs_cap;
+	unsigned char alert[2];
+	size_t alert_len;
+	/* A fatal error on a direction stays: its text and KTLS_ERR_* code. */
+	int rx_dead, rx_code;
+	char rx_err[KTLS_ERRLEN];
+	int tx_dead, tx_code;
+	char tx_err[KTLS_ERRLEN];
+};
+
+/*
+ * Account one send of n bytes under the kernel TX key (an upper bound of
+ * the records it made: n / 16 KiB + 1, which errs safe; a control record
+ * counts 1).  The only writer of tx_records besides a key change; the
+ * uring path calls it too.  ks may be NULL (TX not in the kernel).
+ */
+void kernel_tx_account(struct kernel_state *ks, size_t n);
+
+/*
+ * Must the next n bytes go through kernel_write/kernel_sendfile (which
+ * answer an owed KeyUpdate, rekey near the AES-GCM limit, report a dead
+ * TX) rather than a raw splice?  0 when ks is NULL (TX not in the kernel).
+ */
+int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n);
+
+/*
+ * kernel_io.c, TX in kernel + RX in OpenSSL: what OpenSSL wrote into its
+ * sink (keys.h, sink_msg) redone through the kernel: alerts now, a
+ * KeyUpdate the peer asked for before our next data.  arg is the state.
+ */
+void kernel_sink_msg(void *arg, int write_p, int content_type, const unsigned char *p, size_t len);
+
+/*
  * Can this kernel rekey kTLS (a second TLS_TX on a TLS 1.3 socket)?  Tried
  * on a throwaway loopback pair through kernel_ops.  1 yes, 0 no (why in
  * err), -1 could not tell.
  */
 int kernel_probe_rekey(char *err, size_t errlen);
-
-/* keys.c, TX in kernel + RX in OpenSSL: send an alert OpenSSL produced. */
-void kernel_forward_alert(struct conn_keys *k, int level, int desc);
 
 /*
  * Software or NIC (ktls.h, ktls_conn_info).  kernel_conf_mode maps a

@@ -19,7 +19,6 @@
 #include <openssl/ssl.h>
 
 #include "keys.h"
-#include "kernel.h"
 
 static int ssl_idx = -1, ctx_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
@@ -165,18 +164,10 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
 			*ctr += 1;
 		return;
 	}
-	if (!k->offloaded || !k->sink_wbio)
-		return;
-	/*
-	 * TX in the kernel, RX in OpenSSL: OpenSSL writes into a sink.  What it
-	 * meant to send is redone through the kernel: its alerts now, a
-	 * KeyUpdate the peer asked for before our next data (kernel.c).
-	 */
-	if (content_type == SSL3_RT_HANDSHAKE && !write_p && len >= 5 && p[0] == SSL3_MT_KEY_UPDATE &&
-	    p[4] == SSL_KEY_UPDATE_REQUESTED)
-		k->update_owed = 1;
-	if (content_type == SSL3_RT_ALERT && write_p && len >= 2)
-		kernel_forward_alert(k, p[0], p[1]);
+	/* After offload: TX in the kernel, RX in OpenSSL (keys.h, sink_msg). */
+	if (k->offloaded && k->sink_msg && (content_type == SSL3_RT_ALERT ||
+					    content_type == SSL3_RT_HANDSHAKE))
+		k->sink_msg(k->sink_arg, write_p, content_type, p, len);
 }
 
 int keys_ctx_init(SSL_CTX *ssl_ctx)
@@ -210,8 +201,6 @@ struct conn_keys *keys_conn_new(SSL *ssl)
 		return NULL;
 	k->ssl = ssl;
 	k->server = SSL_is_server(ssl);
-	k->fd = -1;
-	k->rekey_ok = -1;
 	if (!SSL_set_ex_data(ssl, ssl_idx, k)) {
 		free(k);
 		return NULL;
@@ -226,10 +215,6 @@ void keys_conn_free(struct conn_keys *k)
 		return;
 	if (k->ssl)
 		SSL_set_ex_data(k->ssl, ssl_idx, NULL);
-	if (k->hs) {
-		secure_zero(k->hs, k->hs_cap);
-		free(k->hs);
-	}
 	secure_zero(k, sizeof(*k));
 	free(k);
 }

@@ -1,6 +1,7 @@
 /*
- * keys.h - what keys.c shares with kernel.c: the per-connection key state
- * and the derivations that turn OpenSSL's secrets into kTLS crypto_info.
+ * keys.h - what keys.c offers the kernel side: the per-connection captured
+ * secrets and record counts, and the derivations that turn them into kTLS
+ * crypto_info.  keys.c never calls the kernel side.
  *
  * Sources of truth (OpenSSL 3.0 has no getter for traffic keys or record
  * sequence numbers):
@@ -42,27 +43,16 @@ struct conn_keys {
 	/* Records seen by OpenSSL since the last key change, per direction. */
 	uint64_t seq_tx, seq_rx;
 
-	/* ---- after offload (kernel.c) ---- */
-	int offloaded;                    /* keylog/msg callbacks stop tracking keys */
-	int fd;
-	struct key_params p;
-	/* TLS 1.3: the secrets of the keys the kernel holds (for KeyUpdate). */
-	unsigned char tx_secret[KEYS_MAX_SECRET], rx_secret[KEYS_MAX_SECRET];
-	size_t secret_len;
-	uint64_t tx_records;              /* records sent under the kernel TX key */
-	int tx_kernel, rx_kernel;
-	int sink_wbio;                    /* TX in kernel, RX in OpenSSL: OpenSSL's writes go nowhere */
-	int update_owed;                  /* peer asked for our KeyUpdate; send before more data */
-	int rekey_ok;                     /* -1 unknown, 0 no, 1 kernel accepted a rekey */
-	/* kernel_read: control-record reassembly */
-	unsigned char *hs;
-	size_t hs_len, hs_cap;
-	unsigned char alert[2];
-	size_t alert_len;
-	int rx_dead;                      /* a fatal read error happened: stays */
-	char rx_err[KTLS_ERRLEN];
-	int tx_dead;
-	char tx_err[KTLS_ERRLEN];
+	int offloaded;                    /* keys went to the kernel (or never will): capture stops */
+	/*
+	 * Set by the kernel side when TX went to the kernel and RX stayed in
+	 * OpenSSL, whose writes then go to a sink: every message OpenSSL meant
+	 * to send, and every handshake message it received, is passed on so
+	 * the kernel side can redo what matters (kernel.h, kernel_sink_msg).
+	 */
+	void (*sink_msg)(void *arg, int write_p, int content_type, const unsigned char *p,
+			 size_t len);
+	void *sink_arg;
 };
 
 /* The conn_keys attached to ssl, or NULL. */

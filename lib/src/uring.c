@@ -31,7 +31,6 @@
 
 #include "internal.h"
 #include "kernel.h"
-#include "keys.h"
 #include "proto.h"
 #include "ktls_uring.h"
 
@@ -153,24 +152,6 @@ static int queue_out(struct ktls_uring_xfer *x, struct io_uring *ring, size_t n)
 
 static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
 
-/* Records one send of n bytes may make (as kernel.c counts them). */
-static uint64_t records_for(size_t n)
-{
-	return n / REC_MAX_PLAINTEXT + 1;
-}
-
-/* Must the next n bytes go through libktls's own TX checks instead? */
-static int needs_libktls(const struct ktls_uring_xfer *x, size_t n)
-{
-	const struct conn_keys *k = x->conn->keys;
-
-	if (!k)
-		return 0;
-	if (k->update_owed || k->tx_dead)
-		return 1;
-	return k->p.cipher->record_limit && k->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
-}
-
 /* Queue the next step of the splice path; nothing may be in flight. */
 static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
@@ -187,7 +168,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return 0;
 	}
 	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
-	if (needs_libktls(x, n)) {
+	if (kernel_tx_needs_checks(x->conn->kernel, n)) {
 		x->pumping = 1;
 		return user_pump(x, ring);
 	}
@@ -312,8 +293,7 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		if (res > 0) {
 			x->pipe_fill -= (size_t)res < x->pipe_fill ? (size_t)res : x->pipe_fill;
 			x->sent += (uint64_t)res;
-			if (x->conn->keys)
-				x->conn->keys->tx_records += records_for((size_t)res);
+			kernel_tx_account(x->conn->kernel, (size_t)res);
 		} else if (res == -EAGAIN) {
 			if (x->inflight == 0 && !x->failed)
 				return queue_user(x, ring, POLLOUT);

@@ -1,18 +1,11 @@
 /*
- * kernel.c - installing keys into kTLS, and record I/O on what the kernel
- * owns.
+ * kernel_io.c - record I/O on the directions kTLS owns: data, control
+ * records (alerts, post-handshake messages), TLS 1.3 KeyUpdate both ways,
+ * and the AES-GCM record limit.
  *
- * Order of installation: TCP_ULP "tls", then TLS_TX, then TLS_RX.
- *   - ULP or TX refused: nothing is keyed, and a ULP without keys passes
- *     reads and writes straight to TCP, so OpenSSL carries on in userspace.
- *   - TX installed, RX refused (an old kernel without TLS_RX, a cipher the
- *     kernel cannot decrypt, or OpenSSL already holding bytes of the peer's
- *     next records): the socket cannot go back, but reads still reach TCP
- *     untouched, so OpenSSL keeps decrypting RX.  OpenSSL must then never
- *     write: its write BIO is replaced by a sink, alerts it produces are
- *     re-sent through the kernel, and a KeyUpdate the peer asks for is
- *     answered by us through the kernel (keys.c watches for both).
- *   - RX is never in the kernel without TX.
+ * TX in the kernel, RX in OpenSSL (kernel_install.c): OpenSSL writes into
+ * a sink; alerts it produces are re-sent through the kernel and a KeyUpdate
+ * the peer asks for is answered by us (kernel_sink_msg).
  *
  * TLS 1.3 KeyUpdate with kernel RX: the kernel hands the KeyUpdate up as a
  * handshake record and (>= 6.14) pauses RX until a new TLS_RX key is set;
@@ -20,57 +13,18 @@
  * connection with a reason.  Our own KeyUpdate is sent as a handshake
  * record under the old key, then TLS_TX is set again (tls.rst).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "keys.h"
 #include "kernel.h"
-#include "netlink.h"
 #include "proto.h"
-
-
-/* ---- seams ------------------------------------------------------------------ */
-
-static int sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
-{
-	return setsockopt(fd, level, opt, val, len);
-}
-
-static ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-	return sendmsg(fd, msg, flags);
-}
-
-static ssize_t sys_recvmsg(int fd, struct msghdr *msg, int flags)
-{
-	return recvmsg(fd, msg, flags);
-}
-
-static ssize_t sys_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
-{
-	return sendfile(out_fd, in_fd, offset, count);
-}
-
-const struct kernel_ops kernel_ops_default = {
-	sys_setsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
-};
-struct kernel_ops kernel_ops = {
-	sys_setsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
-};
-uint64_t kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
 
 /* ---- control records ---------------------------------------------------------- */
 
@@ -109,6 +63,23 @@ static uint64_t records_for(size_t n)
 	return n / REC_MAX_PLAINTEXT + 1;
 }
 
+void kernel_tx_account(struct kernel_state *ks, size_t n)
+{
+	if (ks)
+		ks->tx_records += records_for(n);
+}
+
+int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n)
+{
+	if (!ks)
+		return 0;
+	if (ks->update_owed || ks->tx_dead)
+		return 1;
+	/* Margin: kernel_write must still find room for its KeyUpdate or close_notify. */
+	return ks->p.cipher->record_limit &&
+	       ks->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
+}
+
 int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 {
 	unsigned char a[2] = { (unsigned char)level, (unsigned char)desc };
@@ -117,8 +88,7 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 
 	n = send_ctrl(c->fd, REC_ALERT, a, sizeof(a), 0);
 	if (n == (ssize_t)sizeof(a)) {
-		if (c->keys)
-			c->keys->tx_records++;
+		kernel_tx_account(c->kernel, sizeof(a));
 		return 0;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -127,13 +97,24 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 			   name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
 }
 
-void kernel_forward_alert(struct conn_keys *k, int level, int desc)
+/* An alert not asked for by the caller: best effort, the connection is failing or closing. */
+static void forward_alert(struct kernel_state *k, int level, int desc)
 {
 	unsigned char a[2] = { (unsigned char)level, (unsigned char)desc };
 
-	/* Best effort: the connection is failing or closing anyway. */
-	if (k->fd >= 0 && send_ctrl(k->fd, REC_ALERT, a, sizeof(a), MSG_DONTWAIT) == 2)
-		k->tx_records++;
+	if (send_ctrl(k->fd, REC_ALERT, a, sizeof(a), MSG_DONTWAIT) == 2)
+		kernel_tx_account(k, sizeof(a));
+}
+
+void kernel_sink_msg(void *arg, int write_p, int content_type, const unsigned char *p, size_t len)
+{
+	struct kernel_state *k = arg;
+
+	if (content_type == SSL3_RT_HANDSHAKE && !write_p && len >= 5 && p[0] == SSL3_MT_KEY_UPDATE &&
+	    p[4] == SSL_KEY_UPDATE_REQUESTED)
+		k->update_owed = 1;
+	if (content_type == SSL3_RT_ALERT && write_p && len >= 2)
+		forward_alert(k, p[0], p[1]);
 }
 
 /* ---- rekey -------------------------------------------------------------------- */
@@ -173,9 +154,9 @@ int kernel_probe_rekey(char *err, size_t errlen)
 	return ret;
 }
 
-static int tx_fail(struct ktls_conn *c, struct conn_keys *k, const char *fmt, ...)
+static int tx_fail(struct ktls_conn *c, struct kernel_state *k, const char *fmt, ...)
 	KTLS_PRINTF(3, 4);
-static int tx_fail(struct ktls_conn *c, struct conn_keys *k, const char *fmt, ...)
+static int tx_fail(struct ktls_conn *c, struct kernel_state *k, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -192,7 +173,7 @@ static int tx_fail(struct ktls_conn *c, struct conn_keys *k, const char *fmt, ..
  * the kernel cannot rekey (connection still usable), after it when the
  * kernel refused the new key (TX is then dead).
  */
-static int tx_update(struct ktls_conn *c, struct conn_keys *k, int request)
+static int tx_update(struct ktls_conn *c, struct kernel_state *k, int request)
 {
 	unsigned char msg[5] = { SSL3_MT_KEY_UPDATE, 0, 0, 1, request ? 1 : 0 };
 	unsigned char next[KEYS_MAX_SECRET];
@@ -248,7 +229,7 @@ out:
  * AES-GCM key under its record limit.  *len is capped so this send stays
  * under it.  0, KTLS_WANT_WRITE or -1.
  */
-static int tx_prepare(struct ktls_conn *c, struct conn_keys *k, size_t *len)
+static int tx_prepare(struct ktls_conn *c, struct kernel_state *k, size_t *len)
 {
 	uint64_t limit = kernel_gcm_record_limit, left;
 	int r;
@@ -296,7 +277,7 @@ static int tx_errno(struct ktls_conn *c, int e, const char *what)
 
 ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
 {
-	struct conn_keys *k = c->keys;
+	struct kernel_state *k = c->kernel;
 	const unsigned char *p = buf;
 	size_t done = 0;
 
@@ -322,7 +303,7 @@ ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
 				continue;
 			return done ? (ssize_t)done : tx_errno(c, e, "write");
 		}
-		k->tx_records += records_for((size_t)n);
+		kernel_tx_account(k, (size_t)n);
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
@@ -330,7 +311,7 @@ ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
 
 ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count)
 {
-	struct conn_keys *k = c->keys;
+	struct kernel_state *k = c->kernel;
 	size_t done = 0;
 
 	while (done < count) {
@@ -349,7 +330,7 @@ ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t co
 		}
 		if (n == 0)
 			break; /* end of file */
-		k->tx_records += records_for((size_t)n);
+		kernel_tx_account(k, (size_t)n);
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
@@ -358,9 +339,9 @@ ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t co
 /* ---- kTLS reads ------------------------------------------------------------------ */
 
 /* A fatal read error: remembered, reported, and the alert sent if we can. */
-static int rx_fail(struct ktls_conn *c, struct conn_keys *k, int alert, const char *fmt, ...)
+static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int alert, const char *fmt, ...)
 	KTLS_PRINTF(4, 5);
-static int rx_fail(struct ktls_conn *c, struct conn_keys *k, int alert, const char *fmt, ...)
+static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int alert, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -368,15 +349,15 @@ static int rx_fail(struct ktls_conn *c, struct conn_keys *k, int alert, const ch
 	buf_vseterr(k->rx_err, sizeof(k->rx_err), fmt, ap);
 	va_end(ap);
 	k->rx_dead = 1;
-	if (alert >= 0 && k->tx_kernel && !k->tx_dead && !c->we_closed) {
-		kernel_forward_alert(k, ALERT_FATAL, alert);
+	if (alert >= 0 && !k->tx_dead && !c->we_closed) {
+		forward_alert(k, ALERT_FATAL, alert);
 		c->we_closed = 1; /* a fatal alert ends our side too */
 	}
 	return conn_seterr(c, "%s", k->rx_err);
 }
 
 /* The peer's KeyUpdate: next RX secret, new TLS_RX key; answer if asked. */
-static int rx_update(struct ktls_conn *c, struct conn_keys *k, int requested)
+static int rx_update(struct ktls_conn *c, struct kernel_state *k, int requested)
 {
 	unsigned char next[KEYS_MAX_SECRET];
 	union tls_crypto info;
@@ -419,7 +400,7 @@ out:
 }
 
 /* Handle the complete handshake messages in k->hs.  0 or -1. */
-static int rx_handshake(struct ktls_conn *c, struct conn_keys *k)
+static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 {
 	while (k->hs_len >= 4) {
 		unsigned char *h = k->hs;
@@ -443,7 +424,7 @@ static int rx_handshake(struct ktls_conn *c, struct conn_keys *k)
 			return rx_update(c, k, h[4]);
 		} else if (!tls13 && h[0] == SSL3_MT_HELLO_REQUEST && !k->server) {
 			/* No renegotiation (policy): say so, keep the connection. */
-			kernel_forward_alert(k, ALERT_WARNING, AD_NO_RENEGOTIATION);
+			forward_alert(k, ALERT_WARNING, AD_NO_RENEGOTIATION);
 		} else {
 			return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "unexpected post-handshake "
 				       "message (handshake type %d)", h[0]);
@@ -454,7 +435,7 @@ static int rx_handshake(struct ktls_conn *c, struct conn_keys *k)
 	return 0;
 }
 
-static int hs_append(struct conn_keys *k, const void *p, size_t n)
+static int hs_append(struct kernel_state *k, const void *p, size_t n)
 {
 	if (k->hs_len + n > k->hs_cap) {
 		size_t cap = k->hs_cap ? k->hs_cap : 1024;
@@ -480,7 +461,7 @@ static int hs_append(struct conn_keys *k, const void *p, size_t n)
 	return 0;
 }
 
-static int rx_alert(struct ktls_conn *c, struct conn_keys *k)
+static int rx_alert(struct ktls_conn *c, struct kernel_state *k)
 {
 	int level = k->alert[0], desc = k->alert[1];
 	const char *name = proto_alert_name(desc);
@@ -525,7 +506,7 @@ static ssize_t recv_record(int fd, void *buf, size_t len, unsigned char *type)
 	return n;
 }
 
-static int rx_errno(struct ktls_conn *c, struct conn_keys *k, int e)
+static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 {
 	switch (e) {
 	case EAGAIN:
@@ -551,7 +532,7 @@ static int rx_errno(struct ktls_conn *c, struct conn_keys *k, int e)
 
 ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 {
-	struct conn_keys *k = c->keys;
+	struct kernel_state *k = c->kernel;
 
 	if (k->rx_dead)
 		return conn_seterr(c, "%s", k->rx_err);
@@ -605,313 +586,6 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 	}
 }
 
-/* ---- offload ---------------------------------------------------------------------- */
-
-static void fallback(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
-static void fallback(struct ktls_conn *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->fallback, sizeof(c->fallback), fmt, ap);
-	va_end(ap);
-}
-
-static void ulp_reason(struct ktls_conn *c, int e)
-{
-	switch (e) {
-	case ENOENT:
-		fallback(c, "kernel has no kTLS: TCP_ULP \"tls\" failed: %s (CONFIG_TLS missing or "
-			 "module not loaded)", strerror(e));
-		break;
-	case ENOPROTOOPT:
-		fallback(c, "kernel has no kTLS: TCP_ULP is unknown (%s; Linux < 4.13)", strerror(e));
-		break;
-	case ENOTCONN:
-		fallback(c, "TCP_ULP \"tls\" failed: %s (kTLS needs an established TCP connection)",
-			 strerror(e));
-		break;
-	case EEXIST:
-		fallback(c, "TCP_ULP \"tls\" failed: %s (a ULP is already attached, e.g. by "
-			 "OpenSSL's own kTLS)", strerror(e));
-		break;
-	case ENOTSOCK:
-	case EOPNOTSUPP:
-		fallback(c, "TCP_ULP \"tls\" failed: %s (kTLS needs a TCP socket)", strerror(e));
-		break;
-	default:
-		fallback(c, "TCP_ULP \"tls\" failed: %s", strerror(e));
-	}
-}
-
-/* Why the kernel refused a TLS_TX/TLS_RX key. */
-static const char *key_hint(int e, int rx)
-{
-	switch (e) {
-	case ENOPROTOOPT:
-		return rx ? " (kernel has no TLS_RX: Linux < 4.17)" : " (kernel has no TLS_TX)";
-	case EINVAL:
-		return " (kernel does not know this version/cipher)";
-	case ENOENT:
-		return " (cipher not in the kernel crypto API: module not loaded?)";
-	case EBUSY:
-		return " (a key is already installed)";
-	default:
-		return "";
-	}
-}
-
-/* Checks that need no socket call; a reason in c->fallback when not. */
-static int offload_possible(struct ktls_conn *c, struct conn_keys *k, struct key_params *p)
-{
-	SSL *ssl = c->ssl;
-	SSL_SESSION *sess = SSL_get_session(ssl);
-	char why[KTLS_ERRLEN];
-
-	if (keys_params(ssl, p, why, sizeof(why))) {
-		fallback(c, "%s", why);
-		return 0;
-	}
-	if (SSL_get_current_compression(ssl)) {
-		fallback(c, "TLS compression negotiated: kTLS cannot decompress");
-		return 0;
-	}
-	if (sess && SSL_SESSION_get_max_fragment_length(sess) != TLSEXT_max_fragment_length_DISABLED) {
-		fallback(c, "max_fragment_length negotiated (%d bytes): kTLS always sends "
-			 "records of up to 16 KiB", 256 << SSL_SESSION_get_max_fragment_length(sess));
-		return 0;
-	}
-	if (BIO_get_ktls_send(SSL_get_wbio(ssl)) || BIO_get_ktls_recv(SSL_get_rbio(ssl))) {
-		fallback(c, "OpenSSL's own kTLS is active on this socket (SSL_OP_ENABLE_KTLS)");
-		return 0;
-	}
-	if (SSL_want_write(ssl) || BIO_wpending(SSL_get_wbio(ssl)) > 0) {
-		fallback(c, "OpenSSL still holds an unsent record; kTLS TX would reorder it");
-		return 0;
-	}
-	if (p->version == TLS1_3_VERSION && (!k->client_len || k->client_len != k->server_len ||
-					     k->client_len != (size_t)EVP_MD_get_size(p->md))) {
-		fallback(c, "TLS 1.3 traffic secrets were not captured (keylog callback replaced?)");
-		return 0;
-	}
-	return 1;
-}
-
-/* ---- software or NIC: asked of the kernel, never guessed (ktls.h) ------------- */
-
-int kernel_conf_mode(int conf)
-{
-	switch (conf) {
-	case TLS_CONF_HW:
-	case TLS_CONF_HW_RECORD:
-		return KTLS_MODE_HW;
-	case TLS_CONF_SW:
-		return KTLS_MODE_SW;
-	default:
-		return -1; /* not reported, or no key (base) */
-	}
-}
-
-int kernel_stat_mode(const struct install_stat *before, const struct install_stat *after, int rx)
-{
-	long long d0 = rx ? before->rx_dev : before->tx_dev, d1 = rx ? after->rx_dev : after->tx_dev;
-	long long s0 = rx ? before->rx_sw : before->tx_sw, s1 = rx ? after->rx_sw : after->tx_sw;
-
-	if (d0 < 0 || d1 < 0 || s0 < 0 || s1 < 0)
-		return KTLS_MODE_SW;   /* unreadable: the NIC cannot be shown */
-	if (d1 == d0)
-		return KTLS_MODE_SW;   /* our install bumped one of them: not Device */
-	if (s1 == s0)
-		return KTLS_MODE_HW;   /* Device moved and Sw did not: ours was the NIC */
-	return KTLS_MODE_SW;           /* both moved (a concurrent install): cannot tell */
-}
-
-void kernel_stat_snap(struct install_stat *s)
-{
-	static const struct {
-		const char *name;
-		size_t off;
-	} want[] = {
-		{ "TlsTxDevice", offsetof(struct install_stat, tx_dev) },
-		{ "TlsTxSw", offsetof(struct install_stat, tx_sw) },
-		{ "TlsRxDevice", offsetof(struct install_stat, rx_dev) },
-		{ "TlsRxSw", offsetof(struct install_stat, rx_sw) },
-	};
-	struct tls_counter *v = NULL;
-	size_t n = 0;
-	char err[128];
-
-	s->tx_dev = s->tx_sw = s->rx_dev = s->rx_sw = -1;
-	if (tlsstat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)))
-		return;
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
-			if (!strcmp(v[i].name, want[j].name))
-				*(long long *)((char *)s + want[j].off) = (long long)v[i].value;
-	free(v);
-}
-
-/* After the install: where did each kernel-owned direction land? */
-static void place_directions(struct ktls_conn *c, const struct install_stat *before)
-{
-	struct tls_sock ts;
-	struct install_stat after;
-	char err[128];
-	int tx = -1, rx = -1;
-
-	memset(&ts, 0, sizeof(ts));
-	if (diag_query_fd(c->fd, &ts, err, sizeof(err)) == 1) {
-		tx = kernel_conf_mode(ts.txconf);
-		rx = kernel_conf_mode(ts.rxconf);
-	}
-	if ((c->tx != KTLS_MODE_USER && tx < 0) || (c->rx != KTLS_MODE_USER && rx < 0)) {
-		kernel_stat_snap(&after);
-		if (tx < 0)
-			tx = kernel_stat_mode(before, &after, 0);
-		if (rx < 0)
-			rx = kernel_stat_mode(before, &after, 1);
-	}
-	if (c->tx != KTLS_MODE_USER)
-		c->tx = tx;
-	if (c->rx != KTLS_MODE_USER)
-		c->rx = rx;
-}
-
-static int offload(struct ktls_conn *c, struct conn_keys *k)
-{
-	struct install_stat before;
-	struct key_params p;
-	union tls_crypto tx, rx;
-	BIO *sink = NULL;
-	const unsigned char *txs = NULL, *rxs = NULL;
-	size_t pending;
-	int rx_ok, e, ret = 0;
-
-	if (!offload_possible(c, k, &p))
-		return 0;
-	if (p.version == TLS1_3_VERSION) {
-		txs = k->server ? k->server_secret : k->client_secret;
-		rxs = k->server ? k->client_secret : k->server_secret;
-		if (keys_info_tls13(&p, txs, k->client_len, k->seq_tx, &tx) ||
-		    keys_info_tls13(&p, rxs, k->client_len, k->seq_rx, &rx)) {
-			fallback(c, "deriving the TLS 1.3 traffic keys failed");
-			goto out;
-		}
-	} else if (keys_info_tls12(c->ssl, &p, 1, k->seq_tx, &tx) ||
-		   keys_info_tls12(c->ssl, &p, 0, k->seq_rx, &rx)) {
-		fallback(c, "deriving the TLS 1.2 key block failed");
-		goto out;
-	}
-	/*
-	 * RX may move to the kernel only if OpenSSL holds nothing of the peer's
-	 * (read_ahead is off, so it stopped right after Finished).
-	 */
-	pending = (size_t)SSL_pending(c->ssl);
-	rx_ok = !SSL_has_pending(c->ssl);
-	/* Allocated first: once TX is in the kernel this must not fail. */
-	sink = BIO_new(BIO_s_null());
-	if (!sink) {
-		fallback(c, "out of memory");
-		goto out;
-	}
-
-	kernel_stat_snap(&before);
-	if (kernel_ops.setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
-		ulp_reason(c, errno);
-		goto out;
-	}
-	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, (socklen_t)p.cipher->info_len)) {
-		e = errno;
-		fallback(c, "kernel refused TLS_TX for %s %s: %s%s", proto_version_name(p.version), p.cipher->name,
-			 strerror(e), key_hint(e, 0));
-		goto out;
-	}
-	c->tx = KTLS_MODE_SW;
-	k->tx_kernel = 1;
-	k->tx_records = k->seq_tx;
-	if (c->ctx->zc_sendfile) {
-		int one = 1; /* the kernel wants exactly an int */
-		/* Refused (Linux < 5.19) only means it stays off. */
-		c->zc_tx = !kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, &one,
-						  sizeof(one));
-	}
-	if (!rx_ok) {
-		fallback(c, "RX stays in userspace: OpenSSL already holds %zu byte(s) of the peer's "
-			 "records; TX is in the kernel", pending);
-	} else if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, (socklen_t)p.cipher->info_len)) {
-		e = errno;
-		fallback(c, "RX stays in userspace: kernel refused TLS_RX for %s %s: %s%s; TX is in "
-			 "the kernel", proto_version_name(p.version), p.cipher->name, strerror(e), key_hint(e, 1));
-	} else {
-		c->rx = KTLS_MODE_SW;
-		k->rx_kernel = 1;
-		c->fallback[0] = '\0';
-		if (c->ctx->rx_no_pad && p.version == TLS1_3_VERSION) {
-			unsigned one = 1;
-			/* TLS 1.3 only; refused (Linux < 6.0) means it stays off. */
-			c->rx_no_pad = !kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX_EXPECT_NO_PAD,
-							      &one, sizeof(one));
-		}
-	}
-	place_directions(c, &before);
-	/*
-	 * Zero-copy acts on device TX only: software kTLS accepts the flag and
-	 * ignores it, and sock_diag (so ss) shows it only with TX on the NIC.
-	 */
-	if (c->tx != KTLS_MODE_HW)
-		c->zc_tx = 0;
-	if (!k->rx_kernel) {
-		/*
-		 * TX in the kernel, RX in OpenSSL: OpenSSL must never write to
-		 * the socket again (its records would be wrapped as data).
-		 */
-		BIO *w = SSL_get_wbio(c->ssl);
-		if (w != SSL_get_rbio(c->ssl))
-			BIO_set_close(w, BIO_NOCLOSE);
-		SSL_set0_wbio(c->ssl, sink);
-		sink = NULL;
-		k->sink_wbio = 1;
-	}
-	k->p = p;
-	k->fd = c->fd;
-	if (p.version == TLS1_3_VERSION) {
-		/* Kept for KeyUpdate only; zeroized with the connection. */
-		k->secret_len = k->client_len;
-		memcpy(k->tx_secret, txs, k->secret_len);
-		if (k->rx_kernel)
-			memcpy(k->rx_secret, rxs, k->secret_len);
-	}
-out:
-	/* Tried once: from here on the callbacks stop keeping secrets. */
-	k->offloaded = 1;
-	BIO_free(sink);
-	secure_zero(&tx, sizeof(tx));
-	secure_zero(&rx, sizeof(rx));
-	secure_zero(k->client_secret, sizeof(k->client_secret));
-	secure_zero(k->server_secret, sizeof(k->server_secret));
-	k->client_len = k->server_len = 0;
-	return ret;
-}
-
-KTLS_API int ktls_conn_offload(ktls_conn *c)
-{
-	if (!c) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (!c->handshake_done)
-		return conn_seterr(c, "offload: handshake not complete");
-	if (c->offload_tried)
-		return 0;
-	c->offload_tried = 1;
-	if (!c->keys) {
-		fallback(c, "no key tracking on this connection");
-		return 0;
-	}
-	c->fallback[0] = '\0';
-	return offload(c, c->keys);
-}
-
 KTLS_API int ktls_conn_key_update(ktls_conn *c, int request_peer)
 {
 	int r;
@@ -946,6 +620,7 @@ KTLS_API int ktls_conn_key_update(ktls_conn *c, int request_peer)
 		}
 		return 0;
 	}
-	r = tx_update(c, c->keys, request_peer);
+	r = tx_update(c, c->kernel, request_peer);
 	return r == 0 ? 0 : r;
 }
+
