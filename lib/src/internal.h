@@ -2,12 +2,26 @@
  * internal.h - what the files of libktls share.  Never installed.
  *
  * File map (one concern each):
- *   error.c   per-object error strings (thread-safe for shared contexts)
- *   ctx.c     contexts and the enforced policy
- *   conn.c    connections: handshake, userspace I/O, dispatch to kTLS I/O
- *   keys.c    traffic-secret capture, record counting, key derivation
- *   kernel.c  installing keys into kTLS and kTLS record I/O (mockable seams)
- *   probe.c   what the running kernel offers
+ *   error.c            per-object error strings and codes, public namers
+ *   ctx.c              contexts and the enforced policy
+ *   policy.c           what the strict policy allows (suites, groups, keys)
+ *   psk.c              TLS 1.3 external pre-shared keys
+ *   conn.c             connections: handshake, userspace I/O, dispatch to kTLS I/O
+ *   keys.c             traffic-secret capture, record counting, key derivation
+ *   proto.c            TLS facts: the cipher table, alert and version names
+ *   kernel_install.c   keys into kTLS, HW or SW placement, fallback reasons
+ *   kernel_io.c        record I/O on what kTLS owns: data, alerts, KeyUpdate
+ *   kernel_ops.c       the syscalls behind the kernel_ops seam (kernel.h)
+ *   uring.c            the io_uring bulk path (ktls_uring.h)
+ *   probe.c            what the running kernel offers
+ *   loopback.c         a throwaway loopback TCP pair for asking the kernel
+ *   netlink.c          netlink plumbing the control-plane readers share
+ *   netlink_diag.c     sock_diag: which sockets carry kTLS, and how
+ *   netlink_tlsstat.c  /proc/net/tls_stat
+ *   netlink_ethtool.c  NIC TLS offload features over ethtool netlink
+ *
+ * Headers: internal.h (this), keys.h (keys.c for the kernel side), kernel.h
+ * (the kernel side and its test seams), proto.h, policy.h, netlink.h.
  */
 #ifndef KTLS_INTERNAL_H
 #define KTLS_INTERNAL_H
@@ -126,7 +140,7 @@ struct conn_keys;
 struct conn_keys *keys_conn_new(SSL *ssl);
 void keys_conn_free(struct conn_keys *k);
 
-/* ---- conn.c / kernel.c: connections ------------------------------------- */
+/* ---- conn.c / kernel_*.c: connections ----------------------------------- */
 
 struct ktls_conn {
 	struct ktls_ctx *ctx;
