@@ -261,7 +261,8 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	}
 	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, (socklen_t)p.cipher->info_len)) {
 		e = errno;
-		fallback(c, "kernel refused TLS_TX for %s %s: %s%s", proto_version_name(p.version), p.cipher->name,
+		fallback(c, "kernel refused TLS_TX for %s %s: %s%s",
+			 proto_version_name(p.version), p.cipher->name,
 			 strerror(e), key_hint(e, 0));
 		goto out;
 	}
@@ -344,7 +345,7 @@ KTLS_API int ktls_conn_offload(ktls_conn *c)
 		return -1;
 	}
 	if (!c->handshake_done)
-		return conn_seterr(c, "offload: handshake not complete");
+		return conn_fail(c, KTLS_ERR_INVALID, "offload: handshake not complete");
 	if (c->offload_tried)
 		return 0;
 	c->offload_tried = 1;

@@ -14,6 +14,7 @@
  * record under the old key, then TLS_TX is set again (tls.rst).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,35 @@ int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n)
 	       ks->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
 }
 
+/* The KTLS_ERR_* of a failed send or receive not handled otherwise. */
+static int errno_code(int e)
+{
+	switch (e) {
+	case EPIPE:
+	case ECONNRESET:
+		return KTLS_ERR_PEER_CLOSED;
+	case ENOMEM:
+	case ENOBUFS:
+		return KTLS_ERR_RESOURCE;
+	default:
+		return KTLS_ERR_SYSTEM;
+	}
+}
+
+/*
+ * EAGAIN: want on a non-blocking socket; on a blocking one only
+ * SO_RCVTIMEO/SO_SNDTIMEO expiring gives it, which is a timeout.
+ */
+static int would_block(struct ktls_conn *c, int want, const char *what)
+{
+	int fl = fcntl(c->fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_NONBLOCK))
+		return want;
+	return conn_fail(c, KTLS_ERR_TIMEOUT, "%s through kTLS timed out (%s)", what,
+			 want == KTLS_WANT_READ ? "SO_RCVTIMEO" : "SO_SNDTIMEO");
+}
+
 int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 {
 	unsigned char a[2] = { (unsigned char)level, (unsigned char)desc };
@@ -92,9 +122,10 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 		return 0;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return KTLS_WANT_WRITE;
-	return conn_seterr(c, "sending alert %s through kTLS failed: %s",
-			   name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
+		return would_block(c, KTLS_WANT_WRITE, "sending an alert");
+	return conn_fail(c, n < 0 ? errno_code(errno) : KTLS_ERR_SYSTEM,
+			 "sending alert %s through kTLS failed: %s",
+			 name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
 }
 
 /* An alert not asked for by the caller: best effort, the connection is failing or closing. */
@@ -154,9 +185,10 @@ int kernel_probe_rekey(char *err, size_t errlen)
 	return ret;
 }
 
-static int tx_fail(struct ktls_conn *c, struct kernel_state *k, const char *fmt, ...)
-	KTLS_PRINTF(3, 4);
-static int tx_fail(struct ktls_conn *c, struct kernel_state *k, const char *fmt, ...)
+/* A fatal TX error: remembered with its KTLS_ERR_* code, and reported. */
+static int tx_fail(struct ktls_conn *c, struct kernel_state *k, int code, const char *fmt, ...)
+	KTLS_PRINTF(4, 5);
+static int tx_fail(struct ktls_conn *c, struct kernel_state *k, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -164,7 +196,8 @@ static int tx_fail(struct ktls_conn *c, struct kernel_state *k, const char *fmt,
 	buf_vseterr(k->tx_err, sizeof(k->tx_err), fmt, ap);
 	va_end(ap);
 	k->tx_dead = 1;
-	return conn_seterr(c, "%s", k->tx_err);
+	k->tx_code = code;
+	return conn_fail(c, code, "%s", k->tx_err);
 }
 
 /*
@@ -183,21 +216,21 @@ static int tx_update(struct ktls_conn *c, struct kernel_state *k, int request)
 	int r = -1;
 
 	if (k->p.version != TLS1_3_VERSION)
-		return conn_seterr(c, "key update: TLS 1.2 has no KeyUpdate");
+		return conn_fail(c, KTLS_ERR_INVALID, "key update: TLS 1.2 has no KeyUpdate");
 	if (k->rekey_ok != 1) {
 		int ok = kernel_probe_rekey(why, sizeof(why));
 		if (ok == 0)
-			return conn_seterr(c, "key update: this kernel cannot rekey kTLS (needs "
-					   "Linux >= 6.14): %s", why);
+			return conn_fail(c, KTLS_ERR_KERNEL, "key update: this kernel cannot rekey "
+					 "kTLS (needs Linux >= 6.14): %s", why);
 		if (ok < 0)
-			return conn_seterr(c, "key update: cannot tell whether the kernel can "
-					   "rekey kTLS: %s", why);
+			return conn_fail(c, KTLS_ERR_SYSTEM, "key update: cannot tell whether the "
+					 "kernel can rekey kTLS: %s", why);
 		k->rekey_ok = 1;
 	}
 	memcpy(next, k->tx_secret, k->secret_len);
 	if (keys_next_secret(k->p.md, next, k->secret_len) ||
 	    keys_info_tls13(&k->p, next, k->secret_len, 0, &info)) {
-		r = conn_seterr(c, "key update: deriving the next traffic key failed");
+		r = conn_fail(c, KTLS_ERR_INTERNAL, "key update: deriving the next traffic key failed");
 		goto out;
 	}
 	n = send_ctrl(c->fd, REC_HANDSHAKE, msg, sizeof(msg), 0);
@@ -205,12 +238,13 @@ static int tx_update(struct ktls_conn *c, struct kernel_state *k, int request)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			r = KTLS_WANT_WRITE;
 		else
-			r = conn_seterr(c, "key update: sending KeyUpdate failed: %s",
-					n < 0 ? strerror(errno) : "short write");
+			r = conn_fail(c, n < 0 ? errno_code(errno) : KTLS_ERR_SYSTEM,
+				      "key update: sending KeyUpdate failed: %s",
+				      n < 0 ? strerror(errno) : "short write");
 		goto out;
 	}
 	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_TX, &info, (socklen_t)k->p.cipher->info_len)) {
-		r = tx_fail(c, k, "key update: KeyUpdate sent but the kernel refused the new TX "
+		r = tx_fail(c, k, KTLS_ERR_KERNEL, "key update: KeyUpdate sent but the kernel refused the new TX "
 			    "key: %s", strerror(errno));
 		goto out;
 	}
@@ -235,13 +269,14 @@ static int tx_prepare(struct ktls_conn *c, struct kernel_state *k, size_t *len)
 	int r;
 
 	if (k->tx_dead)
-		return conn_seterr(c, "%s", k->tx_err);
+		return conn_fail(c, k->tx_code, "%s", k->tx_err);
 	if (k->update_owed) {
 		r = tx_update(c, k, 0);
 		if (r == KTLS_WANT_WRITE)
 			return r;
 		if (r != 0)
-			return tx_fail(c, k, "peer asked for a KeyUpdate we cannot give: %s", c->err);
+			return tx_fail(c, k, c->err_code, "peer asked for a KeyUpdate we cannot give: %s",
+				       c->err);
 	}
 	if (!k->p.cipher->record_limit)
 		return 0;
@@ -254,7 +289,8 @@ static int tx_prepare(struct ktls_conn *c, struct kernel_state *k, size_t *len)
 		/* No rekey: close cleanly rather than wear the key out. */
 		kernel_send_alert(c, ALERT_WARNING, AD_CLOSE_NOTIFY);
 		c->we_closed = 1;
-		return tx_fail(c, k, "AES-GCM key reached its limit of %llu records and %s; the "
+		return tx_fail(c, k, KTLS_ERR_KEY_LIMIT,
+			       "AES-GCM key reached its limit of %llu records and %s; the "
 			       "connection was closed with close_notify",
 			       (unsigned long long)limit,
 			       k->p.version == TLS1_2_VERSION ? "TLS 1.2 cannot rekey"
@@ -269,10 +305,11 @@ static int tx_prepare(struct ktls_conn *c, struct kernel_state *k, size_t *len)
 static int tx_errno(struct ktls_conn *c, int e, const char *what)
 {
 	if (e == EAGAIN || e == EWOULDBLOCK)
-		return KTLS_WANT_WRITE;
+		return would_block(c, KTLS_WANT_WRITE, what);
 	if (e == EPIPE || e == ECONNRESET)
-		return conn_seterr(c, "%s: peer closed the connection (%s)", what, strerror(e));
-	return conn_seterr(c, "%s through kTLS failed: %s", what, strerror(e));
+		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "%s: peer closed the connection (%s)", what,
+				 strerror(e));
+	return conn_fail(c, errno_code(e), "%s through kTLS failed: %s", what, strerror(e));
 }
 
 ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
@@ -338,10 +375,14 @@ ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t co
 
 /* ---- kTLS reads ------------------------------------------------------------------ */
 
-/* A fatal read error: remembered, reported, and the alert sent if we can. */
-static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int alert, const char *fmt, ...)
-	KTLS_PRINTF(4, 5);
-static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int alert, const char *fmt, ...)
+/*
+ * A fatal read error: remembered with its KTLS_ERR_* code, reported, and
+ * the alert (-1 none) sent if we can.
+ */
+static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int code, int alert,
+		   const char *fmt, ...) KTLS_PRINTF(5, 6);
+static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int code, int alert,
+		   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -349,11 +390,12 @@ static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int alert, const
 	buf_vseterr(k->rx_err, sizeof(k->rx_err), fmt, ap);
 	va_end(ap);
 	k->rx_dead = 1;
+	k->rx_code = code;
 	if (alert >= 0 && !k->tx_dead && !c->we_closed) {
 		forward_alert(k, ALERT_FATAL, alert);
 		c->we_closed = 1; /* a fatal alert ends our side too */
 	}
-	return conn_seterr(c, "%s", k->rx_err);
+	return conn_fail(c, code, "%s", k->rx_err);
 }
 
 /* The peer's KeyUpdate: next RX secret, new TLS_RX key; answer if asked. */
@@ -366,17 +408,18 @@ static int rx_update(struct ktls_conn *c, struct kernel_state *k, int requested)
 	memcpy(next, k->rx_secret, k->secret_len);
 	if (keys_next_secret(k->p.md, next, k->secret_len) ||
 	    keys_info_tls13(&k->p, next, k->secret_len, 0, &info)) {
-		r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate; deriving the next key failed");
+		r = rx_fail(c, k, KTLS_ERR_INTERNAL, AD_INTERNAL_ERROR,
+			    "peer sent KeyUpdate; deriving the next key failed");
 		goto out;
 	}
 	if (kernel_ops.setsockopt(c->fd, SOL_TLS, TLS_RX, &info, (socklen_t)k->p.cipher->info_len)) {
 		e = errno;
 		if (e == EBUSY) {
 			k->rekey_ok = 0;
-			r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate but this kernel "
+			r = rx_fail(c, k, KTLS_ERR_KERNEL, AD_INTERNAL_ERROR, "peer sent KeyUpdate but this kernel "
 				    "cannot rekey kTLS (needs Linux >= 6.14)");
 		} else {
-			r = rx_fail(c, k, AD_INTERNAL_ERROR, "peer sent KeyUpdate; the kernel refused "
+			r = rx_fail(c, k, KTLS_ERR_KERNEL, AD_INTERNAL_ERROR, "peer sent KeyUpdate; the kernel refused "
 				    "the new RX key: %s", strerror(e));
 		}
 		goto out;
@@ -390,7 +433,7 @@ static int rx_update(struct ktls_conn *c, struct kernel_state *k, int requested)
 		if (r == KTLS_WANT_WRITE) {
 			r = 0;
 		} else if (r != 0) {
-			r = rx_fail(c, k, -1, "peer asked for a KeyUpdate: %s", c->err);
+			r = rx_fail(c, k, c->err_code, -1, "peer asked for a KeyUpdate: %s", c->err);
 		}
 	}
 out:
@@ -408,7 +451,7 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 		int tls13 = k->p.version == TLS1_3_VERSION;
 
 		if (mlen + 4 > KEYS_HS_MAX)
-			return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "post-handshake message of %zu "
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "post-handshake message of %zu "
 				       "bytes is too large", mlen);
 		if (k->hs_len < mlen + 4)
 			return 0; /* the rest comes in the next record */
@@ -416,9 +459,9 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 			/* Session tickets: this library does not resume; consumed quietly. */
 		} else if (tls13 && h[0] == SSL3_MT_KEY_UPDATE) {
 			if (mlen != 1 || h[4] > 1)
-				return rx_fail(c, k, AD_DECODE_ERROR, "malformed KeyUpdate");
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR, "malformed KeyUpdate");
 			if (k->hs_len != 5)
-				return rx_fail(c, k, AD_UNEXPECTED_MESSAGE,
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE,
 					       "KeyUpdate was not the last message of its record");
 			k->hs_len = 0;
 			return rx_update(c, k, h[4]);
@@ -426,7 +469,7 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 			/* No renegotiation (policy): say so, keep the connection. */
 			forward_alert(k, ALERT_WARNING, AD_NO_RENEGOTIATION);
 		} else {
-			return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "unexpected post-handshake "
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "unexpected post-handshake "
 				       "message (handshake type %d)", h[0]);
 		}
 		memmove(k->hs, k->hs + mlen + 4, k->hs_len - mlen - 4);
@@ -435,6 +478,7 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 	return 0;
 }
 
+/* Append to the reassembly buffer: 0, or the KTLS_ERR_* of why not. */
 static int hs_append(struct kernel_state *k, const void *p, size_t n)
 {
 	if (k->hs_len + n > k->hs_cap) {
@@ -444,10 +488,10 @@ static int hs_append(struct kernel_state *k, const void *p, size_t n)
 		while (cap < k->hs_len + n)
 			cap *= 2;
 		if (cap > KEYS_HS_MAX + REC_MAX_PLAINTEXT)
-			return -1;
+			return KTLS_ERR_PROTOCOL;
 		nb = malloc(cap);
 		if (!nb)
-			return -1;
+			return KTLS_ERR_RESOURCE;
 		if (k->hs) {
 			memcpy(nb, k->hs, k->hs_len);
 			secure_zero(k->hs, k->hs_cap);
@@ -475,7 +519,10 @@ static int rx_alert(struct ktls_conn *c, struct kernel_state *k)
 		return 1; /* a close_notify follows */
 	if (level == ALERT_WARNING && k->p.version == TLS1_2_VERSION)
 		return 1; /* TLS 1.2 warnings (e.g. no_renegotiation) do not end it */
-	return rx_fail(c, k, -1, "peer sent alert %s (%d, level %d)", name ? name : "unknown alert",
+	/* The code says who refused; the number is kept for ktls_conn_peer_alert. */
+	c->peer_alert = desc;
+	return rx_fail(c, k, desc == AD_UNKNOWN_PSK_IDENTITY ? KTLS_ERR_PSK_UNKNOWN : KTLS_ERR_PEER_ALERT,
+		       -1, "peer sent alert %s (%d, level %d)", name ? name : "unknown alert",
 		       desc, level);
 }
 
@@ -513,20 +560,23 @@ static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 #if EWOULDBLOCK != EAGAIN
 	case EWOULDBLOCK:
 #endif
-		return KTLS_WANT_READ;
+		return would_block(c, KTLS_WANT_READ, "read");
 	case EBADMSG:
-		return rx_fail(c, k, AD_BAD_RECORD_MAC, "record failed to decrypt (bad_record_mac)");
+		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_BAD_RECORD_MAC,
+			       "record failed to decrypt (bad_record_mac)");
 	case EMSGSIZE:
-		return rx_fail(c, k, AD_RECORD_OVERFLOW, "record too large or malformed (record_overflow)");
+		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_RECORD_OVERFLOW,
+			       "record too large or malformed (record_overflow)");
 	case EINVAL:
-		return rx_fail(c, k, AD_PROTOCOL_VERSION, "record has a wrong version or type "
-			       "(protocol_version)");
+		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_PROTOCOL_VERSION,
+			       "record has a wrong version or type (protocol_version)");
 	case EKEYEXPIRED:
-		return rx_fail(c, k, -1, "kernel paused RX for a KeyUpdate that was not handled");
+		return rx_fail(c, k, KTLS_ERR_INTERNAL, -1,
+			       "kernel paused RX for a KeyUpdate that was not handled");
 	case ECONNRESET:
-		return rx_fail(c, k, -1, "peer reset the connection");
+		return rx_fail(c, k, KTLS_ERR_PEER_CLOSED, -1, "peer reset the connection");
 	default:
-		return rx_fail(c, k, -1, "read through kTLS failed: %s", strerror(e));
+		return rx_fail(c, k, errno_code(e), -1, "read through kTLS failed: %s", strerror(e));
 	}
 }
 
@@ -535,7 +585,7 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 	struct kernel_state *k = c->kernel;
 
 	if (k->rx_dead)
-		return conn_seterr(c, "%s", k->rx_err);
+		return conn_fail(c, k->rx_code, "%s", k->rx_err);
 	if (c->peer_closed || len == 0)
 		return 0;
 	for (;;) {
@@ -549,10 +599,11 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 			return rx_errno(c, k, errno);
 		}
 		if (n == 0 && type == 0)
-			return rx_fail(c, k, -1, "peer closed the connection without close_notify");
+			return rx_fail(c, k, KTLS_ERR_PEER_CLOSED, -1,
+				       "peer closed the connection without close_notify");
 		if (type == 0 || type == REC_DATA) {
 			if (k->hs_len || k->alert_len)
-				return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "application data inside "
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "application data inside "
 					       "a fragmented handshake message or alert");
 			if (n == 0)
 				continue; /* empty data record */
@@ -562,7 +613,8 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 			size_t take = (size_t)n < 2 - k->alert_len ? (size_t)n : 2 - k->alert_len;
 
 			if ((size_t)n > take)
-				return rx_fail(c, k, AD_DECODE_ERROR, "alert record of %zd bytes", n + k->alert_len);
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR,
+					       "alert record of %zd bytes", n + k->alert_len);
 			memcpy(k->alert + k->alert_len, buf, take);
 			k->alert_len += take;
 			if (k->alert_len < 2)
@@ -573,15 +625,17 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 			continue;
 		}
 		if (type == REC_HANDSHAKE) {
-			if (hs_append(k, buf, (size_t)n))
-				return rx_fail(c, k, AD_INTERNAL_ERROR, "post-handshake message too "
+			r = hs_append(k, buf, (size_t)n);
+			if (r)
+				return rx_fail(c, k, r, AD_INTERNAL_ERROR, "post-handshake message too "
 					       "large or out of memory");
 			secure_zero(buf, (size_t)n);
 			if (rx_handshake(c, k))
 				return -1;
 			continue;
 		}
-		return rx_fail(c, k, AD_UNEXPECTED_MESSAGE, "unexpected record type %d after the "
+		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE,
+			       "unexpected record type %d after the "
 			       "handshake", type);
 	}
 }
@@ -595,18 +649,19 @@ KTLS_API int ktls_conn_key_update(ktls_conn *c, int request_peer)
 		return -1;
 	}
 	if (!c->handshake_done)
-		return conn_seterr(c, "key update: handshake not complete");
+		return conn_fail(c, KTLS_ERR_INVALID, "key update: handshake not complete");
 	if (SSL_version(c->ssl) != TLS1_3_VERSION)
-		return conn_seterr(c, "key update: KeyUpdate exists only in TLS 1.3 (this "
-				   "connection is %s)", SSL_get_version(c->ssl));
+		return conn_fail(c, KTLS_ERR_INVALID, "key update: KeyUpdate exists only in TLS 1.3 "
+				 "(this connection is %s)", SSL_get_version(c->ssl));
 	if (c->we_closed)
-		return conn_seterr(c, "key update: connection already shut down");
+		return conn_fail(c, KTLS_ERR_CLOSED, "key update: connection already shut down");
 	if (c->tx == KTLS_MODE_USER) {
 		ERR_clear_error();
 		if (!SSL_key_update(c->ssl, request_peer ? SSL_KEY_UPDATE_REQUESTED
 							 : SSL_KEY_UPDATE_NOT_REQUESTED)) {
 			char why[128];
-			return conn_seterr(c, "key update: %s", ssl_reason(why, sizeof(why)));
+			return conn_fail(c, KTLS_ERR_INTERNAL, "key update: %s",
+					 ssl_reason(why, sizeof(why)));
 		}
 		/* Sent now if the socket takes it, else with the next write. */
 		r = SSL_do_handshake(c->ssl);
@@ -614,7 +669,8 @@ KTLS_API int ktls_conn_key_update(ktls_conn *c, int request_peer)
 			int e = SSL_get_error(c->ssl, r);
 			if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) {
 				char why[128];
-				return conn_seterr(c, "key update: %s", ssl_reason(why, sizeof(why)));
+				return conn_fail(c, KTLS_ERR_INTERNAL, "key update: %s",
+					 ssl_reason(why, sizeof(why)));
 			}
 			ERR_clear_error();
 		}
