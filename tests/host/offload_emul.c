@@ -8,7 +8,8 @@
  * peer accepts proves our TX key/iv/salt/sequence, and every peer record
  * we read proves RX.  Covers all 6 suites in both roles, 0/2/5 tickets,
  * KeyUpdate both ways (with and without kernel rekey), the AES-GCM record
- * limit, tampered records, sendfile and truncation.
+ * limit, tampered records, received alerts, timeouts, sendfile and
+ * truncation, with the KTLS_ERR_* code of each failure.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -171,6 +172,7 @@ Test(offload_emul, peer_key_update_without_rekey)
 	cr_expect_eq(echo_check(r.us.c, 128 * 1024, 16384, why, sizeof(why)), -1);
 	cr_expect(strstr(why, "peer sent KeyUpdate but this kernel cannot rekey kTLS (needs Linux "
 			      ">= 6.14)"), "%s", why);
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_KERNEL);
 	shutdown(r.fds[0], SHUT_RDWR);
 	peer_join(&r.peer);
 	ours_close(&r.us);
@@ -210,6 +212,7 @@ Test(offload_emul, our_key_update_without_rekey_keeps_connection)
 	cr_expect_eq(ktls_conn_key_update(r.us.c, 0), -1);
 	cr_expect(strstr(ktls_conn_error(r.us.c), "this kernel cannot rekey kTLS (needs Linux >= 6.14)"),
 		  "%s", ktls_conn_error(r.us.c));
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_KERNEL);
 	cr_expect_eq(emu.keyupdates_tx, 0);
 	run_finish(&r);
 	emu_off();
@@ -224,6 +227,7 @@ Test(offload_emul, key_update_refused_on_tls12)
 	run_go(&r, KTLS_CLIENT, NULL);
 	cr_expect_eq(ktls_conn_key_update(r.us.c, 0), -1);
 	cr_expect(strstr(ktls_conn_error(r.us.c), "only in TLS 1.3"), "%s", ktls_conn_error(r.us.c));
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_INVALID);
 	run_finish(&r);
 	emu_off();
 }
@@ -273,6 +277,7 @@ Test(offload_emul, gcm_record_limit_closes_tls12)
 	cr_expect_eq(echo_check(r.us.c, 256 * 1024, 16384, why, sizeof(why)), -1);
 	cr_expect(strstr(why, "AES-GCM key reached its limit of 8 records and TLS 1.2 cannot rekey"),
 		  "%s", why);
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_KEY_LIMIT);
 	/* The peer saw our close_notify and answered with its own. */
 	cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)) >= 0, 1, "%s", ktls_conn_error(r.us.c));
 	peer_join(&r.peer);
@@ -300,8 +305,10 @@ Test(offload_emul, tampered_record_bad_record_mac)
 		emu.corrupt_next_rx = 1;
 		cr_expect_eq(echo_check(r.us.c, 16 * 1024, 16384, why, sizeof(why)), -1);
 		cr_expect(strstr(why, "record failed to decrypt (bad_record_mac)"), "%s", why);
+		cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PROTOCOL);
 		cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)), -1, "sticky");
 		cr_expect_str_eq(ktls_conn_error(r.us.c), "record failed to decrypt (bad_record_mac)");
+		cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PROTOCOL, "the code stays too");
 		shutdown(r.fds[0], SHUT_WR);
 		peer_join(&r.peer);
 		cr_expect_str_not_empty(r.peer.err);
@@ -326,6 +333,85 @@ Test(offload_emul, truncation_is_an_error)
 	n = ktls_conn_read(r.us.c, b, sizeof(b));
 	cr_expect_eq(n, -1);
 	cr_expect_str_eq(ktls_conn_error(r.us.c), "peer closed the connection without close_notify");
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PEER_CLOSED);
+	shutdown(r.fds[0], SHUT_RDWR);
+	peer_join(&r.peer);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
+}
+
+/* What a stubbed recvmsg hands up: one alert record, as kTLS delivers it. */
+static unsigned char stub_alert[2];
+
+static ssize_t alert_recvmsg(int fd, struct msghdr *m, int flags)
+{
+	struct cmsghdr *cm = CMSG_FIRSTHDR(m);
+
+	memcpy(m->msg_iov[0].iov_base, stub_alert, sizeof(stub_alert));
+	cm->cmsg_level = SOL_TLS;
+	cm->cmsg_type = TLS_GET_RECORD_TYPE;
+	cm->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+	*CMSG_DATA(cm) = 21; /* alert */
+	return sizeof(stub_alert);
+}
+
+/* A fatal alert from the peer: its code, its number, its name. */
+Test(offload_emul, received_alert_has_code_and_number)
+{
+	static const struct {
+		int desc, code;
+		const char *text;
+	} cases[] = {
+		{ 40, KTLS_ERR_PEER_ALERT, "peer sent alert handshake failure (40, level 2)" },
+		{ 115, KTLS_ERR_PSK_UNKNOWN, "peer sent alert unknown PSK identity (115, level 2)" },
+		{ 120, KTLS_ERR_PEER_ALERT, "peer sent alert no application protocol (120, level 2)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ssize_t (*emu_recv)(int, struct msghdr *, int);
+		struct run r;
+		unsigned char b[64];
+
+		emu_on(1);
+		run_start(&r, KTLS_CLIENT, &suites[0], NULL);
+		run_go(&r, KTLS_CLIENT, NULL);
+		expect_offloaded(&r);
+		stub_alert[0] = 2;
+		stub_alert[1] = (unsigned char)cases[i].desc;
+		emu_recv = kernel_ops.recvmsg;
+		kernel_ops.recvmsg = alert_recvmsg;
+		cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)), -1);
+		kernel_ops.recvmsg = emu_recv;
+		cr_expect_str_eq(ktls_conn_error(r.us.c), cases[i].text);
+		cr_expect_eq(ktls_conn_error_code(r.us.c), cases[i].code, "%s",
+			     ktls_error_name(ktls_conn_error_code(r.us.c)));
+		cr_expect_eq(ktls_conn_peer_alert(r.us.c), cases[i].desc);
+		shutdown(r.fds[0], SHUT_RDWR);
+		peer_join(&r.peer);
+		ours_close(&r.us);
+		close(r.fds[0]);
+		close(r.fds[1]);
+		emu_off();
+	}
+}
+
+/* SO_RCVTIMEO on a blocking socket: a timeout, not a KTLS_WANT_READ. */
+Test(offload_emul, receive_timeout_on_blocking_socket)
+{
+	struct timeval tv = { .tv_usec = 100 * 1000 };
+	struct run r;
+	unsigned char b[64];
+
+	emu_on(1);
+	run_start(&r, KTLS_CLIENT, &suites[0], NULL);
+	run_go(&r, KTLS_CLIENT, NULL);
+	expect_offloaded(&r);
+	cr_assert_eq(setsockopt(r.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)), -1);
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_TIMEOUT, "%s", ktls_conn_error(r.us.c));
+	cr_expect_str_eq(ktls_conn_error(r.us.c), "read through kTLS timed out (SO_RCVTIMEO)");
 	shutdown(r.fds[0], SHUT_RDWR);
 	peer_join(&r.peer);
 	ours_close(&r.us);
