@@ -258,6 +258,19 @@ int keys_params(SSL *ssl, struct key_params *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Run OpenSSL's KDF name with params into out.  0 or -1. */
+static int kdf_derive(const char *name, const OSSL_PARAM *params, unsigned char *out,
+		      size_t out_len)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, name, NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	int ret = kctx && EVP_KDF_derive(kctx, out, out_len, params) == 1 ? 0 : -1;
+
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ret;
+}
+
 int keys_hkdf_expand_label(const EVP_MD *md, const unsigned char *secret, size_t secret_len,
 			   const char *label, const unsigned char *ctx, size_t ctx_len,
 			   unsigned char *out, size_t out_len)
@@ -265,9 +278,7 @@ int keys_hkdf_expand_label(const EVP_MD *md, const unsigned char *secret, size_t
 	/* struct { uint16 length; opaque label<7..255>; opaque context<0..255>; } */
 	unsigned char info[2 + 1 + 255 + 1 + 255];
 	size_t llen = strlen(label), n = 0;
-	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ret = -1;
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
 	OSSL_PARAM params[5], *pp = params;
 
 	if (6 + llen > 255 || ctx_len > 255 || out_len > 0xffff)
@@ -284,21 +295,12 @@ int keys_hkdf_expand_label(const EVP_MD *md, const unsigned char *secret, size_t
 		memcpy(info + n, ctx, ctx_len);
 	n += ctx_len;
 
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	if (!kctx)
-		goto out;
 	*pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
 	*pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(md), 0);
 	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, secret_len);
 	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
 	*pp = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, out_len, params) == 1)
-		ret = 0;
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return ret;
+	return kdf_derive("HKDF", params, out, out_len);
 }
 
 int keys_next_secret(const EVP_MD *md, unsigned char *secret, size_t len)
@@ -321,29 +323,19 @@ int keys_tls12_prf(const EVP_MD *md, const unsigned char *secret, size_t secret_
 {
 	size_t llen = strlen(label);
 	unsigned char *ls;
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[4], *pp = params;
-	int ret = -1;
+	int ret;
 
 	ls = malloc(llen + seed_len);
 	if (!ls)
 		return -1;
 	memcpy(ls, label, llen);
 	memcpy(ls + llen, seed, seed_len);
-	kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
-	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	if (!kctx)
-		goto out;
 	*pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(md), 0);
 	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)secret, secret_len);
 	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, ls, llen + seed_len);
 	*pp = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, out_len, params) == 1)
-		ret = 0;
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
+	ret = kdf_derive("TLS1-PRF", params, out, out_len);
 	secure_zero(ls, llen + seed_len);
 	free(ls);
 	return ret;
