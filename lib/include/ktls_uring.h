@@ -173,6 +173,17 @@ int ktls_uring_xfer_mode(const ktls_uring_xfer *x);
  */
 const char *ktls_uring_xfer_error(const ktls_uring_xfer *x);
 
+/*
+ * ktls_uring_xfer_error_code - the KTLS_ERR_* (ktls.h) of that failure,
+ * KTLS_ERR_NONE if it did not fail: PEER_CLOSED when the peer reset or
+ * closed, INVALID for a bad call or a file shorter than asked, RESOURCE for
+ * a full submission queue or no pipe, the connection's own code when its
+ * userspace or rekey path failed (e.g. KEY_LIMIT), SYSTEM otherwise.
+ *
+ *     if (ktls_uring_xfer_error_code(x) == KTLS_ERR_PEER_CLOSED) ...
+ */
+int ktls_uring_xfer_error_code(const ktls_uring_xfer *x);
+
 /* TLS record content types (RFC 8446 5.1). */
 enum {
 	KTLS_RECORD_CHANGE_CIPHER_SPEC = 20,

@@ -90,6 +90,12 @@ int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n);
 void kernel_sink_msg(void *arg, int write_p, int content_type, const unsigned char *p, size_t len);
 
 /*
+ * The KTLS_ERR_* of a failed send, receive or splice errno: PEER_CLOSED for
+ * EPIPE/ECONNRESET, RESOURCE for ENOMEM/ENOBUFS, else SYSTEM.
+ */
+int kernel_errno_code(int e);
+
+/*
  * Can this kernel rekey kTLS (a second TLS_TX on a TLS 1.3 socket)?  Tried
  * on a throwaway loopback pair through kernel_ops.  1 yes, 0 no (why in
  * err), -1 could not tell.

@@ -81,8 +81,7 @@ int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n)
 	       ks->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
 }
 
-/* The KTLS_ERR_* of a failed send or receive not handled otherwise. */
-static int errno_code(int e)
+int kernel_errno_code(int e)
 {
 	switch (e) {
 	case EPIPE:
@@ -123,7 +122,7 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return would_block(c, KTLS_WANT_WRITE, "sending an alert");
-	return conn_fail(c, n < 0 ? errno_code(errno) : KTLS_ERR_SYSTEM,
+	return conn_fail(c, n < 0 ? kernel_errno_code(errno) : KTLS_ERR_SYSTEM,
 			 "sending alert %s through kTLS failed: %s",
 			 name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
 }
@@ -238,7 +237,7 @@ static int tx_update(struct ktls_conn *c, struct kernel_state *k, int request)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			r = KTLS_WANT_WRITE;
 		else
-			r = conn_fail(c, n < 0 ? errno_code(errno) : KTLS_ERR_SYSTEM,
+			r = conn_fail(c, n < 0 ? kernel_errno_code(errno) : KTLS_ERR_SYSTEM,
 				      "key update: sending KeyUpdate failed: %s",
 				      n < 0 ? strerror(errno) : "short write");
 		goto out;
@@ -309,7 +308,7 @@ static int tx_errno(struct ktls_conn *c, int e, const char *what)
 	if (e == EPIPE || e == ECONNRESET)
 		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "%s: peer closed the connection (%s)", what,
 				 strerror(e));
-	return conn_fail(c, errno_code(e), "%s through kTLS failed: %s", what, strerror(e));
+	return conn_fail(c, kernel_errno_code(e), "%s through kTLS failed: %s", what, strerror(e));
 }
 
 ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
@@ -576,7 +575,7 @@ static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 	case ECONNRESET:
 		return rx_fail(c, k, KTLS_ERR_PEER_CLOSED, -1, "peer reset the connection");
 	default:
-		return rx_fail(c, k, errno_code(e), -1, "read through kTLS failed: %s", strerror(e));
+		return rx_fail(c, k, kernel_errno_code(e), -1, "read through kTLS failed: %s", strerror(e));
 	}
 }
 

@@ -55,10 +55,25 @@ struct ktls_uring_xfer {
 	int failed;
 	int pumping;         /* splice path handed over to ktls_conn_sendfile */
 	char err[KTLS_ERRLEN];
+	int err_code;        /* KTLS_ERR_* of err */
 };
 
-static int xfer_fail(struct ktls_uring_xfer *x, const char *fmt, ...) KTLS_PRINTF(2, 3);
-static int xfer_fail(struct ktls_uring_xfer *x, const char *fmt, ...)
+/* Set the transfer's error and its KTLS_ERR_* code; returns -1. */
+static int xfer_seterr(struct ktls_uring_xfer *x, int code, const char *fmt, ...)
+	KTLS_PRINTF(3, 4);
+static int xfer_seterr(struct ktls_uring_xfer *x, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vseterr(x->err, sizeof(x->err), fmt, ap);
+	va_end(ap);
+	x->err_code = code;
+	return -1;
+}
+
+static int xfer_fail(struct ktls_uring_xfer *x, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
+static int xfer_fail(struct ktls_uring_xfer *x, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -66,6 +81,7 @@ static int xfer_fail(struct ktls_uring_xfer *x, const char *fmt, ...)
 		va_start(ap, fmt);
 		buf_vseterr(x->err, sizeof(x->err), fmt, ap);
 		va_end(ap);
+		x->err_code = code;
 	}
 	x->failed = 1;
 	return x->inflight ? 0 : -1;
@@ -111,7 +127,9 @@ static int make_pipe(struct ktls_uring_xfer *x)
 		return 0;
 	if (pipe2(x->pipe, O_CLOEXEC) < 0) {
 		x->pipe[0] = x->pipe[1] = -1;
-		return buf_seterr(x->err, sizeof(x->err), "pipe2: %s", strerror(errno));
+		return xfer_seterr(x, errno == EMFILE || errno == ENFILE ? KTLS_ERR_RESOURCE
+								       : kernel_errno_code(errno),
+				   "pipe2: %s", strerror(errno));
 	}
 	/* Bigger pipes mean fewer splices; the default 64 KiB also works. */
 	sz = fcntl(x->pipe[1], F_SETPIPE_SZ, URING_PIPE_WANT);
@@ -164,7 +182,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return 1;
 	if (x->pipe_fill) {
 		if (queue_out(x, ring, x->pipe_fill) < 0)
-			return xfer_fail(x, "io_uring submission queue full");
+			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 		return 0;
 	}
 	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
@@ -174,7 +192,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 	}
 	sqe = get_sqe(ring);
 	if (!sqe)
-		return xfer_fail(x, "io_uring submission queue full");
+		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	io_uring_prep_splice(sqe, x->fd, (int64_t)x->off, x->pipe[1], -1, (unsigned)n, SPLICE_F_MOVE);
 	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_IN);
 	sqe->flags |= IOSQE_IO_LINK;
@@ -191,7 +209,7 @@ static int queue_user(struct ktls_uring_xfer *x, struct io_uring *ring, int poll
 	struct io_uring_sqe *sqe = get_sqe(ring);
 
 	if (!sqe)
-		return xfer_fail(x, "io_uring submission queue full");
+		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	if (poll_mask)
 		io_uring_prep_poll_add(sqe, x->sock, (unsigned)poll_mask);
 	else
@@ -219,12 +237,13 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring)
 			x->sent += (uint64_t)n;
 			budget -= (uint64_t)n < budget ? (uint64_t)n : budget;
 		} else if (n == 0) {
-			return xfer_fail(x, "file ended at byte %llu of %llu",
+			return xfer_fail(x, KTLS_ERR_INVALID, "file ended at byte %llu of %llu",
 					 (unsigned long long)x->off, (unsigned long long)(x->off + x->total - x->sent));
 		} else if (n == KTLS_WANT_WRITE || n == KTLS_WANT_READ) {
 			return queue_user(x, ring, n == KTLS_WANT_WRITE ? POLLOUT : POLLIN);
 		} else {
-			return xfer_fail(x, "%s", ktls_conn_error(x->conn));
+			return xfer_fail(x, ktls_conn_error_code(x->conn), "%s",
+					 ktls_conn_error(x->conn));
 		}
 	}
 	return 1;
@@ -236,12 +255,12 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	if (!x || !ring || fd < 0 || off < 0 || (user_data & KTLS_URING_TAG_MASK)) {
 		errno = EINVAL;
 		if (x)
-			buf_seterr(x->err, sizeof(x->err), "invalid argument");
+			xfer_seterr(x, KTLS_ERR_INVALID, "invalid argument");
 		return -1;
 	}
 	if (x->inflight) {
 		errno = EBUSY;
-		buf_seterr(x->err, sizeof(x->err), "a transfer is still in flight");
+		xfer_seterr(x, KTLS_ERR_INVALID, "a transfer is still in flight");
 		return -1;
 	}
 	if (x->pipe_fill && x->pipe[0] >= 0) {
@@ -259,6 +278,7 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	x->failed = 0;
 	x->pumping = 0;
 	x->err[0] = '\0';
+	x->err_code = KTLS_ERR_NONE;
 	if (len == 0)
 		return 1;
 	if (x->mode == KTLS_MODE_USER)
@@ -283,10 +303,11 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 			x->queued_in += (uint64_t)res;
 			x->off += res;
 		} else if (res == 0) {
-			xfer_fail(x, "file ended at byte %llu of %llu", (unsigned long long)x->off,
+			xfer_fail(x, KTLS_ERR_INVALID, "file ended at byte %llu of %llu",
+				  (unsigned long long)x->off,
 				  (unsigned long long)(x->off + (x->total - x->queued_in)));
 		} else if (res != -ECANCELED) {
-			xfer_fail(x, "splice from file: %s", strerror(-res));
+			xfer_fail(x, kernel_errno_code(-res), "splice from file: %s", strerror(-res));
 		}
 		break;
 	case KTLS_URING_TAG_OUT:
@@ -298,16 +319,16 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 			if (x->inflight == 0 && !x->failed)
 				return queue_user(x, ring, POLLOUT);
 		} else if (res == 0) {
-			xfer_fail(x, "splice to socket made no progress");
+			xfer_fail(x, KTLS_ERR_SYSTEM, "splice to socket made no progress");
 		} else if (res != -ECANCELED) {
-			xfer_fail(x, "splice to socket: %s", strerror(-res));
+			xfer_fail(x, kernel_errno_code(-res), "splice to socket: %s", strerror(-res));
 		}
 		break;
 	case KTLS_URING_TAG_USER:
 		if (res < 0 && res != -ECANCELED)
-			xfer_fail(x, "poll on socket: %s", strerror(-res));
+			xfer_fail(x, kernel_errno_code(-res), "poll on socket: %s", strerror(-res));
 		else if (res >= 0 && (res & (POLLERR | POLLNVAL)))
-			xfer_fail(x, "socket error while sending");
+			xfer_fail(x, KTLS_ERR_SYSTEM, "socket error while sending");
 		break;
 	default:
 		return x->failed && !x->inflight ? -1 : 0;
@@ -339,6 +360,13 @@ KTLS_API int ktls_uring_xfer_mode(const ktls_uring_xfer *x)
 KTLS_API const char *ktls_uring_xfer_error(const ktls_uring_xfer *x)
 {
 	return x ? x->err : "no transfer";
+}
+
+KTLS_API int ktls_uring_xfer_error_code(const ktls_uring_xfer *x)
+{
+	if (!x)
+		return KTLS_ERR_INVALID;
+	return x->err[0] ? x->err_code : KTLS_ERR_NONE;
 }
 
 KTLS_API void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct ktls_uring_rx *rx,

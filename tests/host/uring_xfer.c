@@ -209,6 +209,7 @@ Test(uring, whole_file)
 	cr_assert_eq(run_xfer(x, fd, 0, T.size, &cqes), 1, "%s", ktls_uring_xfer_error(x));
 	cr_expect_eq(ktls_uring_xfer_sent(x), T.size);
 	cr_expect_str_eq(ktls_uring_xfer_error(x), "");
+	cr_expect_eq(ktls_uring_xfer_error_code(x), KTLS_ERR_NONE);
 	ktls_uring_xfer_free(x);
 	close(fd);
 	finish_client(&len, sha);
@@ -261,6 +262,7 @@ Test(uring, file_shorter_than_asked)
 	cr_assert(x);
 	cr_expect_eq(run_xfer(x, fd, (off_t)T.size - 1000, 5000, &cqes), -1);
 	cr_expect(strstr(ktls_uring_xfer_error(x), "file ended"), "%s", ktls_uring_xfer_error(x));
+	cr_expect_eq(ktls_uring_xfer_error_code(x), KTLS_ERR_INVALID);
 	cr_expect_eq(ktls_uring_xfer_sent(x), 1000);
 	ktls_uring_xfer_free(x);
 	close(fd);
@@ -289,6 +291,7 @@ Test(uring, peer_vanishes)
 	cr_expect_eq(run_xfer(x, bfd, 0, 64 << 20, &cqes), -1, "sent %llu",
 		     (unsigned long long)ktls_uring_xfer_sent(x));
 	cr_expect_neq(ktls_uring_xfer_error(x)[0], '\0');
+	cr_expect_neq(ktls_uring_xfer_error_code(x), KTLS_ERR_NONE);
 	cr_expect_lt(ktls_uring_xfer_sent(x), 64 << 20);
 	ktls_uring_xfer_free(x);
 	close(fd);
@@ -310,6 +313,7 @@ Test(uring, bad_arguments)
 	/* user_data with tag bits set is refused: they are ours */
 	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, 0, 10, 0x1001), -1);
 	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(ktls_uring_xfer_error_code(x), KTLS_ERR_INVALID);
 	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, -1, 0, 10, 0x1000), -1);
 	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, -5, 10, 0x1000), -1);
 	cr_expect(ktls_uring_owns(0x1001) && ktls_uring_owns(0x1002) && ktls_uring_owns(0x1003));
