@@ -27,6 +27,8 @@
 #include "kernel.h"
 #include "proto.h"
 
+#define HS_MAX (70 * 1024) /* post-handshake message reassembly cap */
+
 /* ---- control records ---------------------------------------------------------- */
 
 /* One record of the given type through kTLS TX: bytes sent or -1/errno. */
@@ -449,7 +451,7 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 		size_t mlen = (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
 		int tls13 = k->p.version == TLS1_3_VERSION;
 
-		if (mlen + 4 > KEYS_HS_MAX)
+		if (mlen + 4 > HS_MAX)
 			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "post-handshake message of %zu "
 				       "bytes is too large", mlen);
 		if (k->hs_len < mlen + 4)
@@ -486,7 +488,7 @@ static int hs_append(struct kernel_state *k, const void *p, size_t n)
 
 		while (cap < k->hs_len + n)
 			cap *= 2;
-		if (cap > KEYS_HS_MAX + REC_MAX_PLAINTEXT)
+		if (cap > HS_MAX + REC_MAX_PLAINTEXT)
 			return KTLS_ERR_PROTOCOL;
 		nb = malloc(cap);
 		if (!nb)

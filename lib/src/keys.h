@@ -32,7 +32,6 @@ struct key_params {
 };
 
 #define KEYS_MAX_SECRET 64  /* EVP_MAX_MD_SIZE */
-#define KEYS_HS_MAX (70 * 1024) /* post-handshake message reassembly cap */
 
 struct conn_keys {
 	SSL *ssl;
