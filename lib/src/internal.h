@@ -29,16 +29,30 @@
 /* ---- error.c ---------------------------------------------------------- */
 
 /*
- * A context may be shared by threads, so its error string is kept per
- * thread (the last failure of a call on that context in this thread).
- * A connection belongs to one thread at a time and keeps its own buffer.
+ * Every failure carries a KTLS_ERR_* code (ktls.h) besides its text.
+ * A context may be shared by threads, so its errors live in the context,
+ * one per thread (the last failure of a call on that context in this
+ * thread), freed with it.  A connection belongs to one thread at a time
+ * and keeps one error of its own (conn_fail below).
  */
-int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...) KTLS_PRINTF(2, 3);
-/* ctx_seterr with its KTLS_ERR_* code (ctx_seterr says KTLS_ERR_INTERNAL). */
+/* Set this thread's error on ctx; returns -1. */
 int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
+/* ctx_fail with KTLS_ERR_INTERNAL; for sites not yet given their code. */
+int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...) KTLS_PRINTF(2, 3);
 int ctx_geterr_code(const struct ktls_ctx *ctx);
+/* This thread's text, valid until its next call on ctx; "" if none. */
 const char *ctx_geterr(const struct ktls_ctx *ctx);
 void ctx_clearerr(const struct ktls_ctx *ctx);
+/* The list of a new context, and freeing it with the context. */
+void ctx_errors_init(struct ktls_ctx *ctx);
+void ctx_errors_free(struct ktls_ctx *ctx);
+
+/*
+ * The code for a failed system call's errno: RESOURCE for ENOMEM and
+ * the like, PEER_CLOSED for ECONNRESET/EPIPE, TIMEOUT for ETIMEDOUT,
+ * SYSTEM otherwise.
+ */
+int errno_code(int e);
 
 /* Format into buf; returns -1 so callers can `return seterr(...)`. */
 int buf_seterr(char *buf, size_t len, const char *fmt, ...) KTLS_PRINTF(3, 4);
@@ -65,6 +79,8 @@ struct ktls_ctx {
 	atomic_int refs;       /* the owner's + one per live connection */
 	int zc_sendfile;       /* opt-in: TLS_TX_ZEROCOPY_RO after TLS_TX */
 	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
+	pthread_mutex_t err_mu; /* guards errs */
+	struct ctx_err *errs;  /* per-thread last errors (error.c) */
 };
 
 /*
@@ -82,9 +98,14 @@ void ctx_unref(struct ktls_ctx *ctx);
  * ctx->ssl: validate server_name (empty/leading-dot/missing-with-
  * check_hostname refused), set SNI (names only, not IP literals) and the
  * host or IP to verify, verify mode.  Freezes ctx.  0, or -1 with the
- * reason set by ctx_seterr().
+ * reason set by ctx_fail().
  */
 int ctx_prepare_ssl(struct ktls_ctx *ctx, SSL *ssl, const char *server_name);
+
+/* ---- psk.c: external PSKs --------------------------------------------- */
+
+/* Server: our lookup knew none of the identities the client offered. */
+int psk_identity_unknown(const SSL *ssl);
 
 /* ---- keys.c: secret capture, record counting, key derivation ------------ */
 
@@ -119,10 +140,16 @@ struct ktls_conn {
 	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
 };
 
-/* Set conn->err (code KTLS_ERR_INTERNAL); returns -1. */
+/* conn_fail with KTLS_ERR_INTERNAL; for sites not yet given their code. */
 int conn_seterr(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
 /* Set conn->err and its KTLS_ERR_* code; returns -1. */
 int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
+/*
+ * An operation on c would block: returns want (KTLS_WANT_*) as it is, and
+ * on a blocking socket, where that means SO_RCVTIMEO/SO_SNDTIMEO expired,
+ * also sets KTLS_ERR_TIMEOUT naming what timed out.
+ */
+int conn_would_block(struct ktls_conn *c, int want, const char *what);
 
 /*
  * kernel.c: I/O on a direction that kTLS owns.  Same return conventions as
