@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -59,12 +60,14 @@ struct conn_impl {
 	 * empty error queue; the first reason is kept and repeated instead.
 	 */
 	char fatal[KTLS_ERRLEN];
+	int fatal_code;           /* its KTLS_ERR_*, repeated with it */
 };
 
 /* Record the reason just set as fatal; returns -1. */
 static int set_fatal(struct conn_impl *ci)
 {
 	snprintf(ci->fatal, sizeof(ci->fatal), "%s", ci->c.err);
+	ci->fatal_code = ci->c.err_code;
 	return -1;
 }
 
@@ -73,7 +76,7 @@ static int check_fatal(struct conn_impl *ci)
 {
 	if (!ci->fatal[0])
 		return 0;
-	return conn_seterr(&ci->c, "%s", ci->fatal);
+	return conn_fail(&ci->c, ci->fatal_code, "%s", ci->fatal);
 }
 
 static struct conn_impl *impl(struct ktls_conn *c)
@@ -101,6 +104,18 @@ int conn_seterr(struct ktls_conn *c, const char *fmt, ...)
 	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+int conn_would_block(struct ktls_conn *c, int want, const char *what)
+{
+	int saved = errno, fl = fcntl(c->fd, F_GETFL);
+
+	/* A blocking socket only "would block" once SO_RCVTIMEO/SO_SNDTIMEO expired. */
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		conn_fail(c, KTLS_ERR_TIMEOUT, "%s: timed out (%s expired)", what,
+			  want == KTLS_WANT_WRITE ? "SO_SNDTIMEO" : "SO_RCVTIMEO");
+	errno = saved;
+	return want;
 }
 
 /* ---- SIGPIPE ---------------------------------------------------------------- */
@@ -241,6 +256,20 @@ static void sslerr_take(struct sslerr *e)
 	}
 }
 
+/*
+ * The code of an OpenSSL failure none of the cases below names: the TLS
+ * layer's own reasons are the peer breaking the protocol (unexpected or
+ * malformed messages, bad records); the rest is memory or OpenSSL itself.
+ */
+static int sslerr_code(const struct sslerr *e)
+{
+	if (ERR_GET_REASON(e->first) == ERR_R_MALLOC_FAILURE)
+		return KTLS_ERR_RESOURCE;
+	if (ERR_GET_REASON(e->first) == ERR_R_INTERNAL_ERROR)
+		return KTLS_ERR_INTERNAL;
+	return ERR_GET_LIB(e->first) == ERR_LIB_SSL ? KTLS_ERR_PROTOCOL : KTLS_ERR_INTERNAL;
+}
+
 /* OpenSSL 3.0 calls the TLS 1.3-era alerts "unknown"; name those too. */
 static const char *alert_name(int desc, char *buf, size_t len)
 {
@@ -260,6 +289,18 @@ static const char *alert_name(int desc, char *buf, size_t len)
 	}
 }
 
+/*
+ * A fatal alert received: its description is kept for
+ * ktls_conn_peer_alert(); unknown_psk_identity has a code of its own.
+ */
+static int alert_error(struct ktls_conn *c, struct sslerr *e)
+{
+	c->peer_alert = e->alert;
+	return conn_fail(c, e->alert == SSL_AD_UNKNOWN_PSK_IDENTITY ? KTLS_ERR_PSK_UNKNOWN
+								     : KTLS_ERR_PEER_ALERT,
+			 "peer sent alert: %s", alert_name(e->alert, e->text, sizeof(e->text)));
+}
+
 /* The verification failure, worded like Python's ssl module. */
 static int verify_error(struct conn_impl *ci)
 {
@@ -268,17 +309,17 @@ static int verify_error(struct conn_impl *ci)
 	const char *who = c->ctx->role == KTLS_SERVER ? "client " : "";
 
 	if (v == X509_V_ERR_HOSTNAME_MISMATCH)
-		return conn_seterr(c, "certificate verify failed: Hostname mismatch, "
-				      "certificate is not valid for '%s'",
-				   ci->name ? ci->name : "");
+		return conn_fail(c, KTLS_ERR_HOSTNAME, "certificate verify failed: Hostname "
+				 "mismatch, certificate is not valid for '%s'",
+				 ci->name ? ci->name : "");
 	if (v == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return conn_seterr(c, "certificate verify failed: IP address mismatch, "
-				      "certificate is not valid for '%s'",
-				   ci->name ? ci->name : "");
+		return conn_fail(c, KTLS_ERR_HOSTNAME, "certificate verify failed: IP address "
+				 "mismatch, certificate is not valid for '%s'",
+				 ci->name ? ci->name : "");
 	if (v == X509_V_OK)
-		return conn_seterr(c, "%scertificate verify failed", who);
-	return conn_seterr(c, "%scertificate verify failed: %s", who,
-			   X509_verify_cert_error_string(v));
+		return conn_fail(c, KTLS_ERR_VERIFY, "%scertificate verify failed", who);
+	return conn_fail(c, KTLS_ERR_VERIFY, "%scertificate verify failed: %s", who,
+			 X509_verify_cert_error_string(v));
 }
 
 static int min_version(const struct ktls_conn *c)
@@ -298,64 +339,72 @@ static int handshake_error(struct conn_impl *ci, int ret)
 
 	switch (err) {
 	case SSL_ERROR_WANT_READ:
-		return KTLS_WANT_READ;
+		return conn_would_block(c, KTLS_WANT_READ, "handshake");
 	case SSL_ERROR_WANT_WRITE:
-		return KTLS_WANT_WRITE;
+		return conn_would_block(c, KTLS_WANT_WRITE, "handshake");
 	case SSL_ERROR_ZERO_RETURN:
 		ERR_clear_error();
-		return conn_seterr(c, "peer closed the connection during the handshake "
-				      "(close_notify)");
+		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed the connection during the "
+				 "handshake (close_notify)");
 	case SSL_ERROR_SYSCALL:
 		sslerr_take(&e);
 		if (saved == 0)
-			return conn_seterr(c, "peer closed the connection during the handshake");
+			return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed the connection "
+					 "during the handshake");
 		if (saved == ECONNRESET || saved == EPIPE)
-			return conn_seterr(c, "peer closed the connection during the handshake (%s)",
-					   strerror(saved));
-		return conn_seterr(c, "handshake: socket error: %s", strerror(saved));
+			return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed the connection "
+					 "during the handshake (%s)", strerror(saved));
+		return conn_fail(c, errno_code(saved), "handshake: socket error: %s",
+				 strerror(saved));
 	default:
 		break;
 	}
 
 	sslerr_take(&e);
 	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s",
-				   alert_name(e.alert, e.text, sizeof(e.text)));
+		return alert_error(c, &e);
+	if (psk_identity_unknown(c->ssl))
+		return conn_fail(c, KTLS_ERR_PSK_UNKNOWN, "no PSK in common: none of the "
+				 "identities the client offered is known (sent unknown_psk_identity)");
 	switch (e.reason) {
 	case SSL_R_CERTIFICATE_VERIFY_FAILED:
 		return verify_error(ci);
 	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-		return conn_seterr(c, "peer closed the connection during the handshake");
+		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed the connection during the "
+				 "handshake");
 	case SSL_R_UNSUPPORTED_PROTOCOL:
 	case SSL_R_VERSION_TOO_LOW:
 	case SSL_R_WRONG_SSL_VERSION:
 		pv = peer_hello_version(ci);
 		if (pv && pv < KTLS_TLS1_2)
-			return conn_seterr(c, "peer %s %s; minimum is %s",
-					   c->ctx->role == KTLS_SERVER ? "offered only" : "chose",
-					   version_name(pv), version_name(min_version(c)));
-		return conn_seterr(c, "no protocol version in common with the peer "
-				      "(we allow %s to %s): %s",
-				   version_name(min_version(c)),
-				   version_name(SSL_get_max_proto_version(c->ssl)
-							? (int)SSL_get_max_proto_version(c->ssl)
-							: KTLS_TLS1_3),
-				   e.text);
+			return conn_fail(c, KTLS_ERR_POLICY, "peer %s %s; minimum is %s",
+					 c->ctx->role == KTLS_SERVER ? "offered only" : "chose",
+					 version_name(pv), version_name(min_version(c)));
+		return conn_fail(c, KTLS_ERR_POLICY, "no protocol version in common with the "
+				 "peer (we allow %s to %s): %s",
+				 version_name(min_version(c)),
+				 version_name(SSL_get_max_proto_version(c->ssl)
+						      ? (int)SSL_get_max_proto_version(c->ssl)
+						      : KTLS_TLS1_3),
+				 e.text);
 	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-		return conn_seterr(c, "client sent no certificate; this server requires one (%s)",
-				   e.text);
+		return conn_fail(c, KTLS_ERR_VERIFY, "client sent no certificate; this server "
+				 "requires one (%s)", e.text);
 	case SSL_R_NO_SHARED_CIPHER:
-		return conn_seterr(c, "no shared cipher: the peer offered none of the "
-				      "policy's suites");
+		return conn_fail(c, KTLS_ERR_POLICY, "no shared cipher: the peer offered none of "
+				 "the policy's suites");
+	case SSL_R_BINDER_DOES_NOT_VERIFY:
+		return conn_fail(c, KTLS_ERR_PSK_MISMATCH, "handshake failed: %s", e.text);
 	default:
 		break;
 	}
 	if (peer_not_tls(ci))
-		return conn_seterr(c, "peer sent non-TLS data instead of a handshake "
-				      "(first byte 0x%02x): %s", ci->peek[0], e.text);
+		return conn_fail(c, KTLS_ERR_PROTOCOL, "peer sent non-TLS data instead of a "
+				 "handshake (first byte 0x%02x): %s", ci->peek[0], e.text);
 	if (ERR_GET_LIB(e.first) == ERR_LIB_SSL && ERR_GET_REASON(e.first) == SSL_R_WRONG_VERSION_NUMBER)
-		return conn_seterr(c, "peer sent an unexpected record version: %s", e.text);
-	return conn_seterr(c, "handshake failed: %s", e.text);
+		return conn_fail(c, KTLS_ERR_PROTOCOL, "peer sent an unexpected record version: %s",
+				 e.text);
+	return conn_fail(c, sslerr_code(&e), "handshake failed: %s", e.text);
 }
 
 /* Map a failed SSL_read/SSL_write/SSL_shutdown; what is "during" the call. */
@@ -366,9 +415,9 @@ static int io_error_msg(struct conn_impl *ci, int err, int saved, const char *wh
 
 	switch (err) {
 	case SSL_ERROR_WANT_READ:
-		return KTLS_WANT_READ;
+		return conn_would_block(c, KTLS_WANT_READ, what);
 	case SSL_ERROR_WANT_WRITE:
-		return KTLS_WANT_WRITE;
+		return conn_would_block(c, KTLS_WANT_WRITE, what);
 	case SSL_ERROR_ZERO_RETURN:
 		ERR_clear_error();
 		c->peer_closed = 1;
@@ -376,30 +425,31 @@ static int io_error_msg(struct conn_impl *ci, int err, int saved, const char *wh
 	case SSL_ERROR_SYSCALL:
 		sslerr_take(&e);
 		if (saved == 0 || saved == ECONNRESET)
-			return conn_seterr(c, "peer closed without close_notify (truncation)%s",
-					   saved ? ": connection reset" : "");
+			return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed without close_notify "
+					 "(truncation)%s", saved ? ": connection reset" : "");
 		if (saved == EPIPE)
-			return conn_seterr(c, "%s: peer has closed the connection (%s)", what,
-					   strerror(saved));
-		return conn_seterr(c, "%s: socket error: %s", what, strerror(saved));
+			return conn_fail(c, KTLS_ERR_PEER_CLOSED, "%s: peer has closed the "
+					 "connection (%s)", what, strerror(saved));
+		return conn_fail(c, errno_code(saved), "%s: socket error: %s", what,
+				 strerror(saved));
 	default:
 		break;
 	}
 	sslerr_take(&e);
 	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s",
-				   alert_name(e.alert, e.text, sizeof(e.text)));
+		return alert_error(c, &e);
 	switch (e.reason) {
 	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-		return conn_seterr(c, "peer closed without close_notify (truncation)");
+		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "peer closed without close_notify "
+				 "(truncation)");
 	case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
 	case SSL_R_DECRYPTION_FAILED:
-		return conn_seterr(c, "%s: a record failed to decrypt (tampered or corrupt): %s",
-				   what, e.text);
+		return conn_fail(c, KTLS_ERR_PROTOCOL, "%s: a record failed to decrypt (tampered "
+				 "or corrupt): %s", what, e.text);
 	case SSL_R_PROTOCOL_IS_SHUTDOWN:
-		return conn_seterr(c, "%s: connection already shut down", what);
+		return conn_fail(c, KTLS_ERR_CLOSED, "%s: connection already shut down", what);
 	default:
-		return conn_seterr(c, "%s: %s", what, e.text);
+		return conn_fail(c, sslerr_code(&e), "%s: %s", what, e.text);
 	}
 }
 
@@ -432,32 +482,33 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	}
 	ctx_clearerr(ctx);
 	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) {
-		ctx_seterr(ctx, "fd %d is not a socket%s%s", fd, fd < 0 ? "" : ": ",
-			   fd < 0 ? "" : strerror(errno));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "fd %d is not a socket%s%s", fd,
+			 fd < 0 ? "" : ": ", fd < 0 ? "" : strerror(errno));
 		errno = EINVAL;
 		return NULL;
 	}
 	if (type != SOCK_STREAM) {
-		ctx_seterr(ctx, "fd %d is not a stream (TCP) socket", fd);
+		ctx_fail(ctx, KTLS_ERR_INVALID, "fd %d is not a stream (TCP) socket", fd);
 		errno = EINVAL;
 		return NULL;
 	}
 	ci = calloc(1, sizeof(*ci));
 	if (!ci) {
-		ctx_seterr(ctx, "out of memory");
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "out of memory");
 		return NULL;
 	}
 	ci->c.peer_alert = -1;
 	if (server_name && !(ci->name = strdup(server_name))) {
 		free(ci);
-		ctx_seterr(ctx, "out of memory");
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "out of memory");
 		return NULL;
 	}
 	ERR_clear_error();
 	ssl = SSL_new(ctx->ssl);
 	if (!ssl) {
 		char r[128];
-		ctx_seterr(ctx, "cannot create a connection: %s", ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot create a connection: %s",
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	ci->c.ssl = ssl;
@@ -470,7 +521,8 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	ci->c.keys = keys_conn_new(ssl);
 	if (!ci->c.keys) {
 		char r[128];
-		ctx_seterr(ctx, "cannot attach key tracking: %s", ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach key tracking: %s",
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	if (ctx_prepare_ssl(ctx, ssl, server_name) != 0)
@@ -483,7 +535,8 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (!SSL_set_fd(ssl, fd)) {
 		char r[128];
-		ctx_seterr(ctx, "cannot attach fd %d: %s", fd, ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach fd %d: %s", fd,
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	BIO_set_callback_arg(SSL_get_rbio(ssl), (char *)ci);
@@ -510,8 +563,8 @@ static const char *role_name(int role)
 KTLS_API ktls_conn *ktls_conn_connect(ktls_ctx *ctx, int fd, const char *server_name)
 {
 	if (ctx && ctx->role != KTLS_CLIENT) {
-		ctx_seterr(ctx, "wrong-role context: ktls_conn_connect needs a KTLS_CLIENT "
-				"context, this one is %s", role_name(ctx->role));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "wrong-role context: ktls_conn_connect needs a "
+			 "KTLS_CLIENT context, this one is %s", role_name(ctx->role));
 		errno = EINVAL;
 		return NULL;
 	}
@@ -521,8 +574,8 @@ KTLS_API ktls_conn *ktls_conn_connect(ktls_ctx *ctx, int fd, const char *server_
 KTLS_API ktls_conn *ktls_conn_accept(ktls_ctx *ctx, int fd)
 {
 	if (ctx && ctx->role != KTLS_SERVER) {
-		ctx_seterr(ctx, "wrong-role context: ktls_conn_accept needs a KTLS_SERVER "
-				"context, this one is %s", role_name(ctx->role));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "wrong-role context: ktls_conn_accept needs a "
+			 "KTLS_SERVER context, this one is %s", role_name(ctx->role));
 		errno = EINVAL;
 		return NULL;
 	}
@@ -592,7 +645,8 @@ KTLS_API int ktls_conn_info(const ktls_conn *c, struct ktls_info *out)
 		return -1;
 	}
 	if (!c->handshake_done)
-		return conn_seterr((struct ktls_conn *)c, "info: handshake not complete");
+		return conn_fail((struct ktls_conn *)c, KTLS_ERR_INVALID, "info: handshake not "
+				 "complete");
 	memset(out, 0, sizeof(*out));
 	out->version = SSL_version(c->ssl);
 	out->version_name = SSL_get_version(c->ssl);
@@ -635,7 +689,7 @@ KTLS_API const char *ktls_conn_error(const ktls_conn *c)
 static int need_handshake(struct ktls_conn *c, const char *what)
 {
 	if (!c->handshake_done)
-		return conn_seterr(c, "%s: handshake not complete", what);
+		return conn_fail(c, KTLS_ERR_INVALID, "%s: handshake not complete", what);
 	return check_fatal(impl(c));
 }
 
@@ -714,14 +768,15 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 		if (r == KTLS_WANT_WRITE || r == KTLS_WANT_READ) {
 			/* OpenSSL may hold this chunk sealed: owe exactly these bytes. */
 			if (!ci->stage && !(ci->stage = malloc(STAGE_MAX)))
-				return done ? (ssize_t)done : conn_seterr(&ci->c, "write: out of memory");
+				return done ? (ssize_t)done
+					    : conn_fail(&ci->c, KTLS_ERR_RESOURCE, "write: out of memory");
 			memcpy(ci->stage, p + done, chunk);
 			ci->stage_off = 0;
 			ci->stage_len = chunk;
 			return (ssize_t)(done + chunk);
 		}
 		if (r == 0) /* close_notify arrived while writing: report it on read */
-			r = conn_seterr(&ci->c, "write: peer has sent close_notify");
+			r = conn_fail(&ci->c, KTLS_ERR_CLOSED, "write: peer has sent close_notify");
 		return done ? (ssize_t)done : r;
 	}
 	return (ssize_t)done;
@@ -734,6 +789,8 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	int ok;
 
 	if (!c || (!buf && len)) {
+		if (c)
+			conn_fail(c, KTLS_ERR_INVALID, "read: buf is NULL");
 		errno = EINVAL;
 		return -1;
 	}
@@ -760,13 +817,16 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
 {
 	if (!c || (!buf && len)) {
+		if (c)
+			conn_fail(c, KTLS_ERR_INVALID, "write: buf is NULL");
 		errno = EINVAL;
 		return -1;
 	}
 	if (need_handshake(c, "write"))
 		return -1;
 	if (c->we_closed)
-		return conn_seterr(c, "write: connection already shut down (close_notify sent)");
+		return conn_fail(c, KTLS_ERR_CLOSED, "write: connection already shut down "
+				 "(close_notify sent)");
 	if (c->tx != KTLS_MODE_USER) {
 		int r = stage_flush_kernel(impl(c));
 		if (r != 0)
@@ -786,7 +846,7 @@ static ssize_t user_sendfile(struct conn_impl *ci, int in_fd, off_t *offset, siz
 	if (r != 0)
 		return r;
 	if (!ci->sfbuf && !(ci->sfbuf = malloc(SF_CHUNK)))
-		return conn_seterr(&ci->c, "sendfile: out of memory");
+		return conn_fail(&ci->c, KTLS_ERR_RESOURCE, "sendfile: out of memory");
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	while (total < count) {
@@ -800,8 +860,10 @@ static ssize_t user_sendfile(struct conn_impl *ci, int in_fd, off_t *offset, siz
 			int e = errno;
 			if (total)
 				break;
-			return conn_seterr(&ci->c, "sendfile: reading fd %d at offset %lld: %s",
-					   in_fd, (long long)*offset, strerror(e));
+			return conn_fail(&ci->c, e == EBADF || e == EINVAL || e == ESPIPE
+						 ? KTLS_ERR_INVALID : errno_code(e),
+					 "sendfile: reading fd %d at offset %lld: %s", in_fd,
+					 (long long)*offset, strerror(e));
 		}
 		if (got == 0)
 			break; /* end of file before count */
@@ -829,7 +891,8 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 	if (need_handshake(c, "sendfile"))
 		return -1;
 	if (c->we_closed)
-		return conn_seterr(c, "sendfile: connection already shut down (close_notify sent)");
+		return conn_fail(c, KTLS_ERR_CLOSED, "sendfile: connection already shut down "
+				 "(close_notify sent)");
 	if (c->tx != KTLS_MODE_USER) {
 		r = stage_flush_kernel(impl(c));
 		if (r != 0)
@@ -841,11 +904,12 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 	/* No offset: like sendfile(2), use and advance the file position. */
 	pos = lseek(in_fd, 0, SEEK_CUR);
 	if (pos < 0)
-		return conn_seterr(c, "sendfile: fd %d has no file position: %s", in_fd,
-				   strerror(errno));
+		return conn_fail(c, KTLS_ERR_INVALID, "sendfile: fd %d has no file position: %s",
+				 in_fd, strerror(errno));
 	r = user_sendfile(impl(c), in_fd, &pos, count);
 	if (r > 0 && lseek(in_fd, pos, SEEK_SET) < 0)
-		return conn_seterr(c, "sendfile: cannot advance fd %d: %s", in_fd, strerror(errno));
+		return conn_fail(c, errno_code(errno), "sendfile: cannot advance fd %d: %s", in_fd,
+				 strerror(errno));
 	return r;
 }
 
@@ -886,5 +950,5 @@ KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 		return 0;
 	}
 	r = io_error(ci, r, "shutdown");
-	return r == 0 ? conn_seterr(c, "shutdown: failed") : r;
+	return r == 0 ? conn_fail(c, KTLS_ERR_CLOSED, "shutdown: failed") : r;
 }
