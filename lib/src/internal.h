@@ -2,9 +2,12 @@
  * internal.h - what the files of libktls share.  Never installed.
  *
  * File map (one concern each):
- *   error.c   per-object error strings (thread-safe for shared contexts)
+ *   error.c   per-object errors: text and KTLS_ERR_* code (per thread for
+ *             shared contexts)
  *   ctx.c     contexts and the enforced policy
+ *   ctx_load.c  what a context reads: our chain, trust store, DH parameters
  *   conn.c    connections: handshake, userspace I/O, dispatch to kTLS I/O
+ *   conn_error.c  a connection's failures: their text and KTLS_ERR_* code
  *   keys.c    traffic-secret capture, record counting, key derivation
  *   kernel.c  installing keys into kTLS and kTLS record I/O (mockable seams)
  *   probe.c   what the running kernel offers
@@ -67,7 +70,7 @@ const char *ssl_reason(char *buf, size_t len);
 /* Overwrite secrets in a way the compiler cannot elide. */
 void secure_zero(void *p, size_t n);
 
-/* ---- ctx.c: contexts and policy ---------------------------------------- */
+/* ---- ctx.c, ctx_load.c: contexts and policy ---------------------------- */
 
 struct ktls_ctx {
 	SSL_CTX *ssl;          /* trust store, our chain, suites, versions */
@@ -89,6 +92,18 @@ struct ktls_ctx {
  * was made").  0, or -1 with the reason set (errno EINVAL for NULL).
  */
 int ctx_mutable(const struct ktls_ctx *ctx, const char *what);
+
+/*
+ * The start of every other public context call: refuses NULL (errno
+ * EINVAL), clears this thread's last error and OpenSSL's queue.  0 or -1.
+ */
+int ctx_enter(const struct ktls_ctx *ctx);
+
+/*
+ * An OpenSSL call on ctx failed: "<what>: <OpenSSL's reason>" under code
+ * (RESOURCE instead when OpenSSL ran out of memory).  Returns -1.
+ */
+int ctx_openssl_err(const struct ktls_ctx *ctx, int code, const char *what);
 
 void ctx_ref(struct ktls_ctx *ctx);
 void ctx_unref(struct ktls_ctx *ctx);
