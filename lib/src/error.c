@@ -129,16 +129,6 @@ static int ctx_vfail(const struct ktls_ctx *ctx, int code, const char *fmt, va_l
 	return -1;
 }
 
-int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	ctx_vfail(ctx, KTLS_ERR_INTERNAL, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...)
 {
 	va_list ap;

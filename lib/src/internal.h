@@ -40,8 +40,6 @@
  */
 /* Set this thread's error on ctx; returns -1. */
 int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
-/* ctx_fail with KTLS_ERR_INTERNAL; for sites not yet given their code. */
-int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...) KTLS_PRINTF(2, 3);
 int ctx_geterr_code(const struct ktls_ctx *ctx);
 /* This thread's text, valid until its next call on ctx; "" if none. */
 const char *ctx_geterr(const struct ktls_ctx *ctx);
