@@ -109,6 +109,7 @@ void ctx_errors_free(struct ktls_ctx *ctx)
 static int ctx_vfail(const struct ktls_ctx *ctx, int code, const char *fmt, va_list ap)
 {
 	struct ctx_err *e;
+	int saved = errno; /* callers report errno after the reason */
 
 	if (!ctx)
 		return -1;
@@ -126,6 +127,7 @@ static int ctx_vfail(const struct ktls_ctx *ctx, int code, const char *fmt, va_l
 		buf_vseterr(spare_text, sizeof(spare_text), fmt, ap);
 	}
 	pthread_mutex_unlock(err_lock(ctx));
+	errno = saved;
 	return -1;
 }
 
