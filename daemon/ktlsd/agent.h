@@ -214,7 +214,10 @@ void agent_prebuild_free(void);
  */
 int agent_handle_one(const struct agent_conf *conf, const struct hs_family *f);
 
-/* The DONE status for a failed handshake's libktls reason (pure). */
-int agent_status_for(const char *reason, int timed_out, int psk_unknown);
+/*
+ * The DONE status for a failed handshake: from its KTLS_ERR_* code, or
+ * ETIMEDOUT when our own deadline passed (pure).
+ */
+int agent_status_for(int code, int timed_out);
 
 #endif

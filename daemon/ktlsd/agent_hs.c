@@ -451,9 +451,9 @@ static int run(struct agent_req *r, long long *ms)
 				 r->a.timeout_ms ? r->a.timeout_ms : r->conf->handshake_timeout_ms);
 		else if (!r->psk_unknown || !r->why[0])
 			snprintf(r->why, sizeof(r->why), "%s%s", ktls_conn_error(c),
-				 strstr(ktls_conn_error(c), "binder does not verify")
+				 ktls_conn_error_code(c) == KTLS_ERR_PSK_MISMATCH
 					 ? " (the peer's PSK differs from ours)" : "");
-		status = agent_status_for(ktls_conn_error(c), timed_out, r->psk_unknown);
+		status = agent_status_for(ktls_conn_error_code(c), timed_out);
 		goto out;
 	}
 	/* nfsd's mtls needs a non-zero peer id when the client proved itself;

@@ -416,7 +416,7 @@ static void conn_run(struct conn *c)
 			}
 			if (r < 0) {
 				log_msg("%s: handshake failed: %s", c->peer, ktls_conn_error(c->tls));
-				metrics_handshake_failed(ktls_conn_error(c->tls));
+				metrics_handshake_failed(ktls_error_name(ktls_conn_error_code(c->tls)));
 				conn_close(c, 0);
 				return;
 			}

@@ -3,10 +3,9 @@
  * that exposes them (`--metrics ADDR:PORT`, GET /metrics).
  *
  * Workers count with relaxed atomics (no locks in the hot path; a new
- * label value takes a mutex once).  Label values for reasons are the
- * error text before its first ':' or '(', sanitised, and bounded: at most
- * METRICS_MAX_REASONS distinct values per metric, the rest count as
- * "other".
+ * label value takes a mutex once).  Label values for reasons are
+ * sanitised and bounded: at most METRICS_MAX_REASONS distinct values per
+ * metric, the rest count as "other".
  */
 #ifndef KTLSD_METRICS_H
 #define KTLSD_METRICS_H
@@ -17,9 +16,15 @@
 
 /* modes are KTLS_MODE_* from ktls.h */
 void metrics_conn(int tx, int rx);
+/* reason: the library's fallback text; counted up to its first ':' or '('. */
 void metrics_fallback(const char *reason);
 void metrics_bytes(int tx, uint64_t n);
 void metrics_handshake_ok(uint64_t usec);
+/*
+ * reason: ktls_error_name() of the failure's KTLS_ERR_* code ("verify",
+ * "peer-closed", ...), never the error text, so the label set is fixed;
+ * "timeout" also for ktlsd's own handshake deadline.
+ */
 void metrics_handshake_failed(const char *reason);
 
 /* The whole exposition text (malloc'd, NUL-terminated); NULL on ENOMEM. */

@@ -89,7 +89,9 @@ enum ktls_error {
 				* peer holds a different key */
 	KTLS_ERR_PROTOCOL,     /* the peer broke the protocol: not TLS, a malformed or
 				* unexpected message, a record that fails to decrypt, overflow */
-	KTLS_ERR_TIMEOUT,      /* SO_RCVTIMEO / SO_SNDTIMEO expired on a blocking socket */
+	KTLS_ERR_TIMEOUT,      /* SO_RCVTIMEO / SO_SNDTIMEO expired on a blocking socket (the
+				* call returned KTLS_WANT_* as on a non-blocking one), or
+				* the connection timed out (ETIMEDOUT) */
 	KTLS_ERR_KERNEL,       /* the kernel refused a kTLS operation the connection needed
 				* (a rekey, the second half of an install) */
 	KTLS_ERR_KEY_LIMIT,    /* an AES-GCM key reached its record limit and could not be
@@ -138,14 +140,19 @@ ktls_ctx *ktls_ctx_new(int role);
  * own reference, so it may be freed before them.  NULL is accepted. */
 void ktls_ctx_free(ktls_ctx *ctx);
 
-/* ktls_ctx_error - the reason the last call on ctx failed ("" if none). */
+/*
+ * ktls_ctx_error - the reason the last call on ctx in this thread failed
+ * ("" if it succeeded).  Kept per context, and per thread within it (a
+ * frozen context may be shared): an error on one context never shows on
+ * another, and each thread sees the failure of its own call.  The string
+ * stays valid until this thread's next call on ctx, or ktls_ctx_free.
+ * ktls_conn_new/_connect/_accept report here too, as they return no conn.
+ */
 const char *ktls_ctx_error(const ktls_ctx *ctx);
 
 /*
- * ktls_ctx_error_code - KTLS_ERR_* of the last failed call on ctx in this
- * thread, KTLS_ERR_NONE if it succeeded.  Kept per context (and per thread
- * within it, as a frozen context may be shared): an error on one context
- * never shows on another.
+ * ktls_ctx_error_code - KTLS_ERR_* of the same failure, KTLS_ERR_NONE if
+ * the last call on ctx in this thread succeeded.
  */
 int ktls_ctx_error_code(const ktls_ctx *ctx);
 
@@ -447,7 +454,11 @@ int ktls_conn_fd(const ktls_conn *conn);
 /* ktls_conn_error - the reason the last call on conn failed ("" if none). */
 const char *ktls_conn_error(const ktls_conn *conn);
 
-/* ktls_conn_error_code - KTLS_ERR_* of the last failed call on conn. */
+/*
+ * ktls_conn_error_code - KTLS_ERR_* of the last failed call on conn
+ * (KTLS_ERR_NONE before any failure; a later success does not reset it,
+ * like ktls_conn_error).
+ */
 int ktls_conn_error_code(const ktls_conn *conn);
 
 /*

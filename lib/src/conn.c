@@ -1,6 +1,7 @@
 /*
  * conn.c - connections: handshake, userspace record I/O, and dispatch to
- * kTLS I/O (kernel.c) for directions the kernel owns.
+ * kTLS I/O (kernel.c) for directions the kernel owns.  What a failure is
+ * called and its code: conn_error.c.
  *
  * Write semantics (userspace direction).  SSL_write has a retry contract:
  * after WANT_WRITE the record is already sealed inside OpenSSL, and the
@@ -34,74 +35,20 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
 
 #include "internal.h"
+#include "conn_impl.h"
 #include "proto.h"
 
 #define STAGE_MAX (16 * 1024)  /* one TLS record of plaintext */
 #define SF_CHUNK (64 * 1024)   /* sendfile fallback: pread size */
-#define PEEK_LEN 11            /* record header + handshake header + version */
-
-/*
- * The shared struct ktls_conn comes first so kernel.c and keys.c see only
- * what internal.h declares; the rest is private to this file.
- */
-struct conn_impl {
-	struct ktls_conn c;
-	unsigned char *stage;     /* plaintext owed to a blocked SSL_write */
-	size_t stage_off, stage_len;
-	unsigned char *sfbuf;     /* sendfile fallback read buffer */
-	char *name;               /* server name, for error messages */
-	unsigned char peek[PEEK_LEN]; /* the peer's first bytes (handshake) */
-	size_t npeek;
-	/*
-	 * After a fatal protocol error OpenSSL refuses further I/O with an
-	 * empty error queue; the first reason is kept and repeated instead.
-	 */
-	char fatal[KTLS_ERRLEN];
-};
-
-/* Record the reason just set as fatal; returns -1. */
-static int set_fatal(struct conn_impl *ci)
-{
-	snprintf(ci->fatal, sizeof(ci->fatal), "%s", ci->c.err);
-	return -1;
-}
 
 /* -1 with the kept reason when the connection already failed fatally. */
 static int check_fatal(struct conn_impl *ci)
 {
 	if (!ci->fatal[0])
 		return 0;
-	return conn_seterr(&ci->c, "%s", ci->fatal);
-}
-
-static struct conn_impl *impl(struct ktls_conn *c)
-{
-	return (struct conn_impl *)c;
-}
-
-int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->err_code = code;
-	va_start(ap, fmt);
-	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-int conn_seterr(struct ktls_conn *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->err_code = KTLS_ERR_INTERNAL;
-	va_start(ap, fmt);
-	buf_vseterr(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return -1;
+	return conn_fail(&ci->c, ci->fatal_code, "%s", ci->fatal);
 }
 
 /* ---- SIGPIPE ---------------------------------------------------------------- */
@@ -147,264 +94,6 @@ static void nosig_leave(struct nosig *ns)
 	errno = saved;
 }
 
-/* ---- the peer's first bytes, for naming what went wrong ---------------- */
-
-/*
- * OpenSSL forgets the version a peer offered once it refuses it, and says
- * only "wrong version number" for non-TLS input.  A read callback on the
- * socket BIO keeps the first PEEK_LEN bytes the peer sent; it is removed
- * when the handshake completes.
- */
-static long peek_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
-		    int ret, size_t *processed)
-{
-	struct conn_impl *ci = (struct conn_impl *)BIO_get_callback_arg(b);
-
-	if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && ci &&
-	    ci->npeek < PEEK_LEN) {
-		size_t n = *processed;
-		if (n > PEEK_LEN - ci->npeek)
-			n = PEEK_LEN - ci->npeek;
-		memcpy(ci->peek + ci->npeek, argp, n);
-		ci->npeek += n;
-	}
-	return ret;
-}
-
-static const char *version_name(int v)
-{
-	const char *name = proto_version_name(v);
-
-	return name ? name : "an unknown version";
-}
-
-/*
- * The legacy version in the peer's ClientHello/ServerHello, when its first
- * record was a hello; 0 otherwise.  Only meaningful below TLS 1.2 (TLS 1.3
- * peers put 0x0303 there and the real list in supported_versions).
- */
-static int peer_hello_version(const struct conn_impl *ci)
-{
-	const unsigned char *p = ci->peek;
-
-	if (ci->npeek < PEEK_LEN || p[0] != 22 || (p[5] != 1 && p[5] != 2))
-		return 0;
-	return p[9] << 8 | p[10];
-}
-
-/* The peer's first byte was neither a handshake nor an alert record. */
-static int peer_not_tls(const struct conn_impl *ci)
-{
-	return ci->npeek > 0 && ci->peek[0] != 22 && ci->peek[0] != 21;
-}
-
-/* ---- OpenSSL error classification -------------------------------------- */
-
-struct sslerr {
-	unsigned long first;  /* first error of the queue (root cause) */
-	int alert;            /* alert description received, or -1 */
-	int reason;           /* ERR_GET_REASON(first) for ERR_LIB_SSL, else 0 */
-	char text[160];
-};
-
-/* Drain the error queue, noting a received alert wherever it appears. */
-static void sslerr_take(struct sslerr *e)
-{
-	unsigned long x;
-
-	e->first = 0;
-	e->alert = -1;
-	e->reason = 0;
-	while ((x = ERR_get_error()) != 0) {
-		if (!e->first)
-			e->first = x;
-		/* A received alert is reported as reason SSL_AD_REASON_OFFSET + desc. */
-		if (ERR_GET_LIB(x) == ERR_LIB_SSL && e->alert < 0 &&
-		    ERR_GET_REASON(x) >= SSL_AD_REASON_OFFSET &&
-		    ERR_GET_REASON(x) < SSL_AD_REASON_OFFSET + 256)
-			e->alert = ERR_GET_REASON(x) - SSL_AD_REASON_OFFSET;
-	}
-	if (e->first && ERR_GET_LIB(e->first) == ERR_LIB_SSL)
-		e->reason = ERR_GET_REASON(e->first);
-	if (!e->first) {
-		snprintf(e->text, sizeof(e->text), "unknown OpenSSL error");
-	} else {
-		const char *r = ERR_reason_error_string(e->first);
-		if (r)
-			snprintf(e->text, sizeof(e->text), "%s", r);
-		else
-			ERR_error_string_n(e->first, e->text, sizeof(e->text));
-	}
-}
-
-/* The alert's name, or "unknown alert N" written into buf. */
-static const char *alert_name(int desc, char *buf, size_t len)
-{
-	const char *n = proto_alert_name(desc);
-
-	if (n)
-		return n;
-	snprintf(buf, len, "unknown alert %d", desc);
-	return buf;
-}
-
-/* The verification failure, worded like Python's ssl module. */
-static int verify_error(struct conn_impl *ci)
-{
-	struct ktls_conn *c = &ci->c;
-	long v = SSL_get_verify_result(c->ssl);
-	const char *who = c->ctx->role == KTLS_SERVER ? "client " : "";
-
-	if (v == X509_V_ERR_HOSTNAME_MISMATCH)
-		return conn_seterr(c, "certificate verify failed: Hostname mismatch, "
-				      "certificate is not valid for '%s'",
-				   ci->name ? ci->name : "");
-	if (v == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return conn_seterr(c, "certificate verify failed: IP address mismatch, "
-				      "certificate is not valid for '%s'",
-				   ci->name ? ci->name : "");
-	if (v == X509_V_OK)
-		return conn_seterr(c, "%scertificate verify failed", who);
-	return conn_seterr(c, "%scertificate verify failed: %s", who,
-			   X509_verify_cert_error_string(v));
-}
-
-static int min_version(const struct ktls_conn *c)
-{
-	int v = (int)SSL_get_min_proto_version(c->ssl);
-	return v ? v : KTLS_TLS1_2;
-}
-
-/* Map a failed SSL_do_handshake to a return code and a one-line reason. */
-static int handshake_error(struct conn_impl *ci, int ret)
-{
-	struct ktls_conn *c = &ci->c;
-	int saved = errno;
-	int err = SSL_get_error(c->ssl, ret);
-	struct sslerr e;
-	int pv;
-
-	switch (err) {
-	case SSL_ERROR_WANT_READ:
-		return KTLS_WANT_READ;
-	case SSL_ERROR_WANT_WRITE:
-		return KTLS_WANT_WRITE;
-	case SSL_ERROR_ZERO_RETURN:
-		ERR_clear_error();
-		return conn_seterr(c, "peer closed the connection during the handshake "
-				      "(close_notify)");
-	case SSL_ERROR_SYSCALL:
-		sslerr_take(&e);
-		if (saved == 0)
-			return conn_seterr(c, "peer closed the connection during the handshake");
-		if (saved == ECONNRESET || saved == EPIPE)
-			return conn_seterr(c, "peer closed the connection during the handshake (%s)",
-					   strerror(saved));
-		return conn_seterr(c, "handshake: socket error: %s", strerror(saved));
-	default:
-		break;
-	}
-
-	sslerr_take(&e);
-	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s",
-				   alert_name(e.alert, e.text, sizeof(e.text)));
-	switch (e.reason) {
-	case SSL_R_CERTIFICATE_VERIFY_FAILED:
-		return verify_error(ci);
-	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-		return conn_seterr(c, "peer closed the connection during the handshake");
-	case SSL_R_UNSUPPORTED_PROTOCOL:
-	case SSL_R_VERSION_TOO_LOW:
-	case SSL_R_WRONG_SSL_VERSION:
-		pv = peer_hello_version(ci);
-		if (pv && pv < KTLS_TLS1_2)
-			return conn_seterr(c, "peer %s %s; minimum is %s",
-					   c->ctx->role == KTLS_SERVER ? "offered only" : "chose",
-					   version_name(pv), version_name(min_version(c)));
-		return conn_seterr(c, "no protocol version in common with the peer "
-				      "(we allow %s to %s): %s",
-				   version_name(min_version(c)),
-				   version_name(SSL_get_max_proto_version(c->ssl)
-							? (int)SSL_get_max_proto_version(c->ssl)
-							: KTLS_TLS1_3),
-				   e.text);
-	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-		return conn_seterr(c, "client sent no certificate; this server requires one (%s)",
-				   e.text);
-	case SSL_R_NO_SHARED_CIPHER:
-		return conn_seterr(c, "no shared cipher: the peer offered none of the "
-				      "policy's suites");
-	default:
-		break;
-	}
-	if (peer_not_tls(ci))
-		return conn_seterr(c, "peer sent non-TLS data instead of a handshake "
-				      "(first byte 0x%02x): %s", ci->peek[0], e.text);
-	if (ERR_GET_LIB(e.first) == ERR_LIB_SSL && ERR_GET_REASON(e.first) == SSL_R_WRONG_VERSION_NUMBER)
-		return conn_seterr(c, "peer sent an unexpected record version: %s", e.text);
-	return conn_seterr(c, "handshake failed: %s", e.text);
-}
-
-/* Map a failed SSL_read/SSL_write/SSL_shutdown; what is "during" the call. */
-static int io_error_msg(struct conn_impl *ci, int err, int saved, const char *what)
-{
-	struct ktls_conn *c = &ci->c;
-	struct sslerr e;
-
-	switch (err) {
-	case SSL_ERROR_WANT_READ:
-		return KTLS_WANT_READ;
-	case SSL_ERROR_WANT_WRITE:
-		return KTLS_WANT_WRITE;
-	case SSL_ERROR_ZERO_RETURN:
-		ERR_clear_error();
-		c->peer_closed = 1;
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		sslerr_take(&e);
-		if (saved == 0 || saved == ECONNRESET)
-			return conn_seterr(c, "peer closed without close_notify (truncation)%s",
-					   saved ? ": connection reset" : "");
-		if (saved == EPIPE)
-			return conn_seterr(c, "%s: peer has closed the connection (%s)", what,
-					   strerror(saved));
-		return conn_seterr(c, "%s: socket error: %s", what, strerror(saved));
-	default:
-		break;
-	}
-	sslerr_take(&e);
-	if (e.alert >= 0)
-		return conn_seterr(c, "peer sent alert: %s",
-				   alert_name(e.alert, e.text, sizeof(e.text)));
-	switch (e.reason) {
-	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-		return conn_seterr(c, "peer closed without close_notify (truncation)");
-	case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
-	case SSL_R_DECRYPTION_FAILED:
-		return conn_seterr(c, "%s: a record failed to decrypt (tampered or corrupt): %s",
-				   what, e.text);
-	case SSL_R_PROTOCOL_IS_SHUTDOWN:
-		return conn_seterr(c, "%s: connection already shut down", what);
-	default:
-		return conn_seterr(c, "%s: %s", what, e.text);
-	}
-}
-
-/*
- * A protocol error (SSL_ERROR_SSL: an alert, a bad record) ends the
- * connection, so its reason is kept; a socket error on one direction does
- * not stop the other (data already received can still be read).
- */
-static int io_error(struct conn_impl *ci, int ret, const char *what)
-{
-	int saved = errno;
-	int err = SSL_get_error(ci->c.ssl, ret);
-	int r = io_error_msg(ci, err, saved, what);
-
-	return r == -1 && err == SSL_ERROR_SSL ? set_fatal(ci) : r;
-}
-
 /* ---- construction ------------------------------------------------------- */
 
 KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name)
@@ -420,32 +109,33 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	}
 	ctx_clearerr(ctx);
 	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) {
-		ctx_seterr(ctx, "fd %d is not a socket%s%s", fd, fd < 0 ? "" : ": ",
-			   fd < 0 ? "" : strerror(errno));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "fd %d is not a socket%s%s", fd,
+			 fd < 0 ? "" : ": ", fd < 0 ? "" : strerror(errno));
 		errno = EINVAL;
 		return NULL;
 	}
 	if (type != SOCK_STREAM) {
-		ctx_seterr(ctx, "fd %d is not a stream (TCP) socket", fd);
+		ctx_fail(ctx, KTLS_ERR_INVALID, "fd %d is not a stream (TCP) socket", fd);
 		errno = EINVAL;
 		return NULL;
 	}
 	ci = calloc(1, sizeof(*ci));
 	if (!ci) {
-		ctx_seterr(ctx, "out of memory");
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "out of memory");
 		return NULL;
 	}
 	ci->c.peer_alert = -1;
 	if (server_name && !(ci->name = strdup(server_name))) {
 		free(ci);
-		ctx_seterr(ctx, "out of memory");
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "out of memory");
 		return NULL;
 	}
 	ERR_clear_error();
 	ssl = SSL_new(ctx->ssl);
 	if (!ssl) {
 		char r[128];
-		ctx_seterr(ctx, "cannot create a connection: %s", ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot create a connection: %s",
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	ci->c.ssl = ssl;
@@ -458,7 +148,8 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	ci->c.keys = keys_conn_new(ssl);
 	if (!ci->c.keys) {
 		char r[128];
-		ctx_seterr(ctx, "cannot attach key tracking: %s", ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach key tracking: %s",
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	if (ctx_prepare_ssl(ctx, ssl, server_name) != 0)
@@ -471,11 +162,12 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (!SSL_set_fd(ssl, fd)) {
 		char r[128];
-		ctx_seterr(ctx, "cannot attach fd %d: %s", fd, ssl_reason(r, sizeof(r)));
+		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach fd %d: %s", fd,
+			 ssl_reason(r, sizeof(r)));
 		goto fail;
 	}
 	BIO_set_callback_arg(SSL_get_rbio(ssl), (char *)ci);
-	BIO_set_callback_ex(SSL_get_rbio(ssl), peek_cb);
+	BIO_set_callback_ex(SSL_get_rbio(ssl), conn_peek_cb);
 	ctx_ref(ctx);
 	ci->c.ctx = ctx;
 	ci->c.fd = fd;
@@ -498,8 +190,8 @@ static const char *role_name(int role)
 KTLS_API ktls_conn *ktls_conn_connect(ktls_ctx *ctx, int fd, const char *server_name)
 {
 	if (ctx && ctx->role != KTLS_CLIENT) {
-		ctx_seterr(ctx, "wrong-role context: ktls_conn_connect needs a KTLS_CLIENT "
-				"context, this one is %s", role_name(ctx->role));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "wrong-role context: ktls_conn_connect needs a "
+			 "KTLS_CLIENT context, this one is %s", role_name(ctx->role));
 		errno = EINVAL;
 		return NULL;
 	}
@@ -509,8 +201,8 @@ KTLS_API ktls_conn *ktls_conn_connect(ktls_ctx *ctx, int fd, const char *server_
 KTLS_API ktls_conn *ktls_conn_accept(ktls_ctx *ctx, int fd)
 {
 	if (ctx && ctx->role != KTLS_SERVER) {
-		ctx_seterr(ctx, "wrong-role context: ktls_conn_accept needs a KTLS_SERVER "
-				"context, this one is %s", role_name(ctx->role));
+		ctx_fail(ctx, KTLS_ERR_INVALID, "wrong-role context: ktls_conn_accept needs a "
+			 "KTLS_SERVER context, this one is %s", role_name(ctx->role));
 		errno = EINVAL;
 		return NULL;
 	}
@@ -561,8 +253,8 @@ KTLS_API int ktls_conn_handshake(ktls_conn *c)
 	r = SSL_do_handshake(c->ssl);
 	nosig_leave(&ns);
 	if (r != 1) {
-		r = handshake_error(impl(c), r);
-		return r == -1 ? set_fatal(impl(c)) : r;
+		r = conn_handshake_error(impl(c), r);
+		return r == -1 ? conn_set_fatal(impl(c)) : r;
 	}
 	c->handshake_done = 1;
 	BIO_set_callback_ex(SSL_get_rbio(c->ssl), NULL);
@@ -581,7 +273,8 @@ KTLS_API int ktls_conn_info(const ktls_conn *c, struct ktls_info *out)
 		return -1;
 	}
 	if (!c->handshake_done)
-		return conn_seterr((struct ktls_conn *)c, "info: handshake not complete");
+		return conn_fail((struct ktls_conn *)c, KTLS_ERR_INVALID, "info: handshake not "
+				 "complete");
 	memset(out, 0, sizeof(*out));
 	out->version = SSL_version(c->ssl);
 	out->version_name = SSL_get_version(c->ssl);
@@ -624,7 +317,7 @@ KTLS_API const char *ktls_conn_error(const ktls_conn *c)
 static int need_handshake(struct ktls_conn *c, const char *what)
 {
 	if (!c->handshake_done)
-		return conn_seterr(c, "%s: handshake not complete", what);
+		return conn_fail(c, KTLS_ERR_INVALID, "%s: handshake not complete", what);
 	return check_fatal(impl(c));
 }
 
@@ -642,7 +335,7 @@ static int stage_flush(struct conn_impl *ci)
 		ok = SSL_write_ex(ci->c.ssl, ci->stage + ci->stage_off, ci->stage_len, &n);
 		nosig_leave(&ns);
 		if (!ok)
-			return io_error(ci, 0, "write");
+			return conn_io_error(ci, 0, "write");
 		ci->stage_off += n;
 		ci->stage_len -= n;
 	}
@@ -699,18 +392,19 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 			done += n;
 			continue;
 		}
-		r = io_error(ci, 0, "write");
+		r = conn_io_error(ci, 0, "write");
 		if (r == KTLS_WANT_WRITE || r == KTLS_WANT_READ) {
 			/* OpenSSL may hold this chunk sealed: owe exactly these bytes. */
 			if (!ci->stage && !(ci->stage = malloc(STAGE_MAX)))
-				return done ? (ssize_t)done : conn_seterr(&ci->c, "write: out of memory");
+				return done ? (ssize_t)done
+					    : conn_fail(&ci->c, KTLS_ERR_RESOURCE, "write: out of memory");
 			memcpy(ci->stage, p + done, chunk);
 			ci->stage_off = 0;
 			ci->stage_len = chunk;
 			return (ssize_t)(done + chunk);
 		}
 		if (r == 0) /* close_notify arrived while writing: report it on read */
-			r = conn_seterr(&ci->c, "write: peer has sent close_notify");
+			r = conn_fail(&ci->c, KTLS_ERR_CLOSED, "write: peer has sent close_notify");
 		return done ? (ssize_t)done : r;
 	}
 	return (ssize_t)done;
@@ -723,6 +417,8 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	int ok;
 
 	if (!c || (!buf && len)) {
+		if (c)
+			conn_fail(c, KTLS_ERR_INVALID, "read: buf is NULL");
 		errno = EINVAL;
 		return -1;
 	}
@@ -743,19 +439,22 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	nosig_leave(&ns);
 	if (ok)
 		return (ssize_t)n;
-	return io_error(impl(c), 0, "read");
+	return conn_io_error(impl(c), 0, "read");
 }
 
 KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
 {
 	if (!c || (!buf && len)) {
+		if (c)
+			conn_fail(c, KTLS_ERR_INVALID, "write: buf is NULL");
 		errno = EINVAL;
 		return -1;
 	}
 	if (need_handshake(c, "write"))
 		return -1;
 	if (c->we_closed)
-		return conn_seterr(c, "write: connection already shut down (close_notify sent)");
+		return conn_fail(c, KTLS_ERR_CLOSED, "write: connection already shut down "
+				 "(close_notify sent)");
 	if (c->tx != KTLS_MODE_USER) {
 		int r = stage_flush_kernel(impl(c));
 		if (r != 0)
@@ -775,7 +474,7 @@ static ssize_t user_sendfile(struct conn_impl *ci, int in_fd, off_t *offset, siz
 	if (r != 0)
 		return r;
 	if (!ci->sfbuf && !(ci->sfbuf = malloc(SF_CHUNK)))
-		return conn_seterr(&ci->c, "sendfile: out of memory");
+		return conn_fail(&ci->c, KTLS_ERR_RESOURCE, "sendfile: out of memory");
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	while (total < count) {
@@ -789,8 +488,10 @@ static ssize_t user_sendfile(struct conn_impl *ci, int in_fd, off_t *offset, siz
 			int e = errno;
 			if (total)
 				break;
-			return conn_seterr(&ci->c, "sendfile: reading fd %d at offset %lld: %s",
-					   in_fd, (long long)*offset, strerror(e));
+			return conn_fail(&ci->c, e == EBADF || e == EINVAL || e == ESPIPE
+						 ? KTLS_ERR_INVALID : errno_code(e),
+					 "sendfile: reading fd %d at offset %lld: %s", in_fd,
+					 (long long)*offset, strerror(e));
 		}
 		if (got == 0)
 			break; /* end of file before count */
@@ -818,7 +519,8 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 	if (need_handshake(c, "sendfile"))
 		return -1;
 	if (c->we_closed)
-		return conn_seterr(c, "sendfile: connection already shut down (close_notify sent)");
+		return conn_fail(c, KTLS_ERR_CLOSED, "sendfile: connection already shut down "
+				 "(close_notify sent)");
 	if (c->tx != KTLS_MODE_USER) {
 		r = stage_flush_kernel(impl(c));
 		if (r != 0)
@@ -830,11 +532,12 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 	/* No offset: like sendfile(2), use and advance the file position. */
 	pos = lseek(in_fd, 0, SEEK_CUR);
 	if (pos < 0)
-		return conn_seterr(c, "sendfile: fd %d has no file position: %s", in_fd,
-				   strerror(errno));
+		return conn_fail(c, KTLS_ERR_INVALID, "sendfile: fd %d has no file position: %s",
+				 in_fd, strerror(errno));
 	r = user_sendfile(impl(c), in_fd, &pos, count);
 	if (r > 0 && lseek(in_fd, pos, SEEK_SET) < 0)
-		return conn_seterr(c, "sendfile: cannot advance fd %d: %s", in_fd, strerror(errno));
+		return conn_fail(c, errno_code(errno), "sendfile: cannot advance fd %d: %s", in_fd,
+				 strerror(errno));
 	return r;
 }
 
@@ -874,6 +577,6 @@ KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 		c->we_closed = 1;
 		return 0;
 	}
-	r = io_error(ci, r, "shutdown");
-	return r == 0 ? conn_seterr(c, "shutdown: failed") : r;
+	r = conn_io_error(ci, r, "shutdown");
+	return r == 0 ? conn_fail(c, KTLS_ERR_CLOSED, "shutdown: failed") : r;
 }

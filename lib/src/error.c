@@ -1,5 +1,8 @@
-/* error.c - one human-readable reason per object. */
+/* error.c - one reason (text and KTLS_ERR_* code) per object and thread. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -7,10 +10,28 @@
 
 #include "internal.h"
 
-/* Last context error of this thread, and the context it belongs to. */
-static __thread const struct ktls_ctx *tls_err_ctx;
-static __thread char tls_err_buf[KTLS_ERRLEN];
-static __thread int tls_err_code;
+/*
+ * A context's errors: one entry per thread that has a failure to report,
+ * so an error on one context never shows on another and two threads
+ * sharing a frozen context each see the failure of their own call.  An
+ * entry whose error was cleared may be taken over by another thread, so
+ * the list stays as long as the number of threads holding an error at
+ * once; ctx_geterr() hands out the entry's text only while it holds one.
+ */
+struct ctx_err {
+	struct ctx_err *next;
+	pthread_t thread;
+	int code;
+	char text[KTLS_ERRLEN];
+};
+
+/*
+ * Where a failure goes when no entry can be allocated: this thread's one
+ * spare slot, tagged with its context (the old single-slot behaviour).
+ */
+static __thread const struct ktls_ctx *spare_ctx;
+static __thread int spare_code;
+static __thread char spare_text[KTLS_ERRLEN];
 
 int buf_vseterr(char *buf, size_t len, const char *fmt, va_list ap)
 {
@@ -28,15 +49,85 @@ int buf_seterr(char *buf, size_t len, const char *fmt, ...)
 	return -1;
 }
 
-int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...)
+/* The context's lock guards its list; const contexts still record errors. */
+static pthread_mutex_t *err_lock(const struct ktls_ctx *ctx)
 {
-	va_list ap;
+	return (pthread_mutex_t *)&ctx->err_mu;
+}
 
-	tls_err_ctx = ctx;
-	tls_err_code = KTLS_ERR_INTERNAL;
-	va_start(ap, fmt);
-	buf_vseterr(tls_err_buf, sizeof(tls_err_buf), fmt, ap);
-	va_end(ap);
+/* This thread's entry, or NULL.  Called with the lock held. */
+static struct ctx_err *own_entry(const struct ktls_ctx *ctx)
+{
+	for (struct ctx_err *e = ctx->errs; e; e = e->next)
+		if (pthread_equal(e->thread, pthread_self()))
+			return e;
+	return NULL;
+}
+
+/* This thread's entry, reusing a cleared one or adding one; NULL on ENOMEM. */
+static struct ctx_err *claim_entry(struct ktls_ctx *ctx)
+{
+	struct ctx_err *e = own_entry(ctx);
+
+	if (e)
+		return e;
+	for (e = ctx->errs; e; e = e->next)
+		if (e->code == KTLS_ERR_NONE && !e->text[0])
+			break;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return NULL;
+		e->next = ctx->errs;
+		ctx->errs = e;
+	}
+	e->thread = pthread_self();
+	return e;
+}
+
+void ctx_errors_init(struct ktls_ctx *ctx)
+{
+	pthread_mutex_init(&ctx->err_mu, NULL);
+	ctx->errs = NULL;
+}
+
+void ctx_errors_free(struct ktls_ctx *ctx)
+{
+	struct ctx_err *e = ctx->errs, *next;
+
+	for (; e; e = next) {
+		next = e->next;
+		free(e);
+	}
+	ctx->errs = NULL;
+	pthread_mutex_destroy(&ctx->err_mu);
+	/* A later context may be allocated at this address. */
+	if (spare_ctx == ctx)
+		spare_ctx = NULL;
+}
+
+static int ctx_vfail(const struct ktls_ctx *ctx, int code, const char *fmt, va_list ap)
+{
+	struct ctx_err *e;
+	int saved = errno; /* callers report errno after the reason */
+
+	if (!ctx)
+		return -1;
+	pthread_mutex_lock(err_lock(ctx));
+	e = claim_entry((struct ktls_ctx *)ctx);
+	if (e) {
+		e->code = code;
+		buf_vseterr(e->text, sizeof(e->text), fmt, ap);
+		/* The spare may hold an older failure of this context. */
+		if (spare_ctx == ctx)
+			spare_ctx = NULL;
+	} else {
+		spare_ctx = ctx;
+		spare_code = code;
+		buf_vseterr(spare_text, sizeof(spare_text), fmt, ap);
+	}
+	pthread_mutex_unlock(err_lock(ctx));
+	errno = saved;
 	return -1;
 }
 
@@ -44,28 +135,80 @@ int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	tls_err_ctx = ctx;
-	tls_err_code = code;
 	va_start(ap, fmt);
-	buf_vseterr(tls_err_buf, sizeof(tls_err_buf), fmt, ap);
+	ctx_vfail(ctx, code, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
 int ctx_geterr_code(const struct ktls_ctx *ctx)
 {
-	return ctx && ctx == tls_err_ctx && tls_err_buf[0] ? tls_err_code : KTLS_ERR_NONE;
+	const struct ctx_err *e;
+	int code = KTLS_ERR_NONE;
+
+	if (!ctx)
+		return KTLS_ERR_NONE;
+	if (spare_ctx == ctx)
+		return spare_text[0] ? spare_code : KTLS_ERR_NONE;
+	pthread_mutex_lock(err_lock(ctx));
+	e = own_entry(ctx);
+	if (e && e->text[0])
+		code = e->code;
+	pthread_mutex_unlock(err_lock(ctx));
+	return code;
 }
 
 const char *ctx_geterr(const struct ktls_ctx *ctx)
 {
-	return ctx && ctx == tls_err_ctx ? tls_err_buf : "";
+	const struct ctx_err *e;
+	const char *text = "";
+
+	if (!ctx)
+		return "";
+	if (spare_ctx == ctx)
+		return spare_text;
+	pthread_mutex_lock(err_lock(ctx));
+	e = own_entry(ctx);
+	/* Only this thread writes its entry, and only it can clear it. */
+	if (e && e->text[0])
+		text = e->text;
+	pthread_mutex_unlock(err_lock(ctx));
+	return text;
 }
 
 void ctx_clearerr(const struct ktls_ctx *ctx)
 {
-	if (ctx == tls_err_ctx)
-		tls_err_buf[0] = '\0';
+	struct ctx_err *e;
+
+	if (!ctx)
+		return;
+	if (spare_ctx == ctx)
+		spare_ctx = NULL;
+	pthread_mutex_lock(err_lock(ctx));
+	e = own_entry(ctx);
+	if (e) {
+		e->code = KTLS_ERR_NONE;
+		e->text[0] = '\0';
+	}
+	pthread_mutex_unlock(err_lock(ctx));
+}
+
+int errno_code(int e)
+{
+	switch (e) {
+	case ENOMEM:
+	case ENOBUFS:
+	case EMFILE:
+	case ENFILE:
+		return KTLS_ERR_RESOURCE;
+	case ECONNRESET:
+	case EPIPE:
+		return KTLS_ERR_PEER_CLOSED;
+	case ETIMEDOUT:
+		return KTLS_ERR_TIMEOUT;
+	default:
+		return KTLS_ERR_SYSTEM;
+	}
 }
 
 const char *ssl_reason(char *buf, size_t len)

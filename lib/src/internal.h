@@ -2,11 +2,14 @@
  * internal.h - what the files of libktls share.  Never installed.
  *
  * File map (one concern each):
- *   error.c            per-object error strings and codes, public namers
+ *   error.c            per-object errors: text and KTLS_ERR_* code (per thread
+ *                      for shared contexts), public namers
  *   ctx.c              contexts and the enforced policy
+ *   ctx_load.c         what a context reads: our chain, trust store, DH parameters
  *   policy.c           what the strict policy allows (suites, groups, keys)
  *   psk.c              TLS 1.3 external pre-shared keys
  *   conn.c             connections: handshake, userspace I/O, dispatch to kTLS I/O
+ *   conn_error.c       a connection's failures: their text and KTLS_ERR_* code
  *   keys.c             traffic-secret capture, record counting, key derivation
  *   proto.c            TLS facts: the cipher table, alert and version names
  *   kernel_install.c   keys into kTLS, HW or SW placement, fallback reasons
@@ -21,7 +24,8 @@
  *   netlink_ethtool.c  NIC TLS offload features over ethtool netlink
  *
  * Headers: internal.h (this), keys.h (keys.c for the kernel side), kernel.h
- * (the kernel side and its test seams), proto.h, policy.h, netlink.h.
+ * (the kernel side and its test seams), conn_impl.h (conn.c and
+ * conn_error.c), proto.h, policy.h, netlink.h.
  */
 #ifndef KTLS_INTERNAL_H
 #define KTLS_INTERNAL_H
@@ -44,16 +48,28 @@
 /* ---- error.c ---------------------------------------------------------- */
 
 /*
- * A context may be shared by threads, so its error string is kept per
- * thread (the last failure of a call on that context in this thread).
- * A connection belongs to one thread at a time and keeps its own buffer.
+ * Every failure carries a KTLS_ERR_* code (ktls.h) besides its text.
+ * A context may be shared by threads, so its errors live in the context,
+ * one per thread (the last failure of a call on that context in this
+ * thread), freed with it.  A connection belongs to one thread at a time
+ * and keeps one error of its own (conn_fail below).
  */
-int ctx_seterr(const struct ktls_ctx *ctx, const char *fmt, ...) KTLS_PRINTF(2, 3);
-/* ctx_seterr with its KTLS_ERR_* code (ctx_seterr says KTLS_ERR_INTERNAL). */
+/* Set this thread's error on ctx; returns -1. */
 int ctx_fail(const struct ktls_ctx *ctx, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
 int ctx_geterr_code(const struct ktls_ctx *ctx);
+/* This thread's text, valid until its next call on ctx; "" if none. */
 const char *ctx_geterr(const struct ktls_ctx *ctx);
 void ctx_clearerr(const struct ktls_ctx *ctx);
+/* The list of a new context, and freeing it with the context. */
+void ctx_errors_init(struct ktls_ctx *ctx);
+void ctx_errors_free(struct ktls_ctx *ctx);
+
+/*
+ * The code for a failed system call's errno: RESOURCE for ENOMEM and
+ * the like, PEER_CLOSED for ECONNRESET/EPIPE, TIMEOUT for ETIMEDOUT,
+ * SYSTEM otherwise.
+ */
+int errno_code(int e);
 
 /* Format into buf; returns -1 so callers can `return seterr(...)`. */
 int buf_seterr(char *buf, size_t len, const char *fmt, ...) KTLS_PRINTF(3, 4);
@@ -93,7 +109,7 @@ enum probe_rekey_step { PROBE_REKEY_PAIR, PROBE_REKEY_ULP, PROBE_REKEY_KEY, PROB
  */
 int probe_rekey(int cipher, probe_setsockopt_fn set, enum probe_rekey_step *step);
 
-/* ---- ctx.c: contexts and policy ---------------------------------------- */
+/* ---- ctx.c, ctx_load.c: contexts and policy ---------------------------- */
 
 struct ktls_ctx {
 	SSL_CTX *ssl;          /* trust store, our chain, suites, versions */
@@ -105,6 +121,8 @@ struct ktls_ctx {
 	atomic_int refs;       /* the owner's + one per live connection */
 	int zc_sendfile;       /* opt-in: TLS_TX_ZEROCOPY_RO after TLS_TX */
 	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
+	pthread_mutex_t err_mu; /* guards errs */
+	struct ctx_err *errs;  /* per-thread last errors (error.c) */
 };
 
 /*
@@ -114,6 +132,18 @@ struct ktls_ctx {
  */
 int ctx_mutable(const struct ktls_ctx *ctx, const char *what);
 
+/*
+ * The start of every other public context call: refuses NULL (errno
+ * EINVAL), clears this thread's last error and OpenSSL's queue.  0 or -1.
+ */
+int ctx_enter(const struct ktls_ctx *ctx);
+
+/*
+ * An OpenSSL call on ctx failed: "<what>: <OpenSSL's reason>" under code
+ * (RESOURCE instead when OpenSSL ran out of memory).  Returns -1.
+ */
+int ctx_openssl_err(const struct ktls_ctx *ctx, int code, const char *what);
+
 void ctx_ref(struct ktls_ctx *ctx);
 void ctx_unref(struct ktls_ctx *ctx);
 
@@ -122,9 +152,14 @@ void ctx_unref(struct ktls_ctx *ctx);
  * ctx->ssl: validate server_name (empty/leading-dot/missing-with-
  * check_hostname refused), set SNI (names only, not IP literals) and the
  * host or IP to verify, verify mode.  Freezes ctx.  0, or -1 with the
- * reason set by ctx_seterr().
+ * reason set by ctx_fail().
  */
 int ctx_prepare_ssl(struct ktls_ctx *ctx, SSL *ssl, const char *server_name);
+
+/* ---- psk.c: external PSKs --------------------------------------------- */
+
+/* Server: our lookup knew none of the identities the client offered. */
+int psk_identity_unknown(const SSL *ssl);
 
 /* ---- keys.c: secret capture, record counting, key derivation ------------ */
 
@@ -160,10 +195,14 @@ struct ktls_conn {
 	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
 };
 
-/* Set conn->err (code KTLS_ERR_INTERNAL); returns -1. */
-int conn_seterr(struct ktls_conn *c, const char *fmt, ...) KTLS_PRINTF(2, 3);
 /* Set conn->err and its KTLS_ERR_* code; returns -1. */
 int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3, 4);
+/*
+ * An operation on c would block: returns want (KTLS_WANT_*) as it is, and
+ * on a blocking socket, where that means SO_RCVTIMEO/SO_SNDTIMEO expired,
+ * also sets KTLS_ERR_TIMEOUT naming what timed out.
+ */
+int conn_would_block(struct ktls_conn *c, int want, const char *what);
 
 /*
  * kernel_io.c: I/O on a direction that kTLS owns.  Same return conventions as

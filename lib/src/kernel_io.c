@@ -97,20 +97,6 @@ int kernel_errno_code(int e)
 	}
 }
 
-/*
- * EAGAIN: want on a non-blocking socket; on a blocking one only
- * SO_RCVTIMEO/SO_SNDTIMEO expiring gives it, which is a timeout.
- */
-static int would_block(struct ktls_conn *c, int want, const char *what)
-{
-	int fl = fcntl(c->fd, F_GETFL);
-
-	if (fl < 0 || (fl & O_NONBLOCK))
-		return want;
-	return conn_fail(c, KTLS_ERR_TIMEOUT, "%s through kTLS timed out (%s)", what,
-			 want == KTLS_WANT_READ ? "SO_RCVTIMEO" : "SO_SNDTIMEO");
-}
-
 int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 {
 	unsigned char a[2] = { (unsigned char)level, (unsigned char)desc };
@@ -123,7 +109,7 @@ int kernel_send_alert(struct ktls_conn *c, int level, int desc)
 		return 0;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return would_block(c, KTLS_WANT_WRITE, "sending an alert");
+		return conn_would_block(c, KTLS_WANT_WRITE, "sending an alert");
 	return conn_fail(c, n < 0 ? kernel_errno_code(errno) : KTLS_ERR_SYSTEM,
 			 "sending alert %s through kTLS failed: %s",
 			 name ? name : "unknown", n < 0 ? strerror(errno) : "short write");
@@ -306,7 +292,7 @@ static int tx_prepare(struct ktls_conn *c, struct kernel_state *k, size_t *len)
 static int tx_errno(struct ktls_conn *c, int e, const char *what)
 {
 	if (e == EAGAIN || e == EWOULDBLOCK)
-		return would_block(c, KTLS_WANT_WRITE, what);
+		return conn_would_block(c, KTLS_WANT_WRITE, what);
 	if (e == EPIPE || e == ECONNRESET)
 		return conn_fail(c, KTLS_ERR_PEER_CLOSED, "%s: peer closed the connection (%s)", what,
 				 strerror(e));
@@ -561,7 +547,7 @@ static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 #if EWOULDBLOCK != EAGAIN
 	case EWOULDBLOCK:
 #endif
-		return would_block(c, KTLS_WANT_READ, "read");
+		return conn_would_block(c, KTLS_WANT_READ, "read");
 	case EBADMSG:
 		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_BAD_RECORD_MAC,
 			       "record failed to decrypt (bad_record_mac)");

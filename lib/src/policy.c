@@ -10,6 +10,7 @@
  * with "ee key too small"; checking first lets the error name the algorithm,
  * the size found and the size needed.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,17 @@
 
 #include "internal.h"
 #include "policy.h"
+
+/* One line into err; returns code (a KTLS_ERR_*, never 0) for the caller to pass on. */
+static int KTLS_PRINTF(4, 5) refuse(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vseterr(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
 
 static const char *const tls12_allowed[] = {
 	"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
@@ -92,23 +104,24 @@ int policy_narrow_tls12(const char *list, char *out, size_t outlen, char *err, s
 	SSL_CTX *scratch;
 	STACK_OF(SSL_CIPHER) *sk;
 	size_t used = 0;
-	int n, ret = -1;
+	int n, ret;
 
 	if (!list)
-		return buf_seterr(err, errlen, "cipher list is NULL");
+		return refuse(KTLS_ERR_INVALID, err, errlen, "cipher list is NULL");
 	/* A level in the string would quietly lower the floor for the context. */
 	if (strstr(list, "@SECLEVEL"))
-		return buf_seterr(err, errlen, "cipher list may not set @SECLEVEL "
+		return refuse(KTLS_ERR_POLICY, err, errlen, "cipher list may not set @SECLEVEL "
 					      "(the policy fixes security level %d)", POLICY_SECLEVEL);
 	scratch = SSL_CTX_new(TLS_method());
 	if (!scratch)
-		return buf_seterr(err, errlen, "out of memory");
+		return refuse(KTLS_ERR_RESOURCE, err, errlen, "out of memory");
 	SSL_CTX_set_security_level(scratch, 0);
 	ERR_set_mark();
 	/* No TLS 1.3 suites on the scratch: only what the string selects shows. */
 	if (!SSL_CTX_set_ciphersuites(scratch, "") || !SSL_CTX_set_cipher_list(scratch, list)) {
 		ERR_pop_to_mark();
-		buf_seterr(err, errlen, "cipher list \"%s\" selects no TLS 1.2 suite", list);
+		ret = refuse(KTLS_ERR_INVALID, err, errlen, "cipher list \"%s\" selects no TLS 1.2 "
+			     "suite", list);
 		goto out;
 	}
 	ERR_pop_to_mark();
@@ -121,17 +134,18 @@ int policy_narrow_tls12(const char *list, char *out, size_t outlen, char *err, s
 		if (SSL_CIPHER_get_kx_nid(c) == NID_kx_any)
 			continue; /* a TLS 1.3 suite; those are set separately */
 		if (!in_list(name, tls12_allowed, NELEM(tls12_allowed))) {
-			buf_seterr(err, errlen, "cipher %s is not allowed: %s", name,
+			ret = refuse(KTLS_ERR_POLICY, err, errlen, "cipher %s is not allowed: %s", name,
 				   tls12_refusal(c));
 			goto out;
 		}
 		if (append(out, outlen, &used, name)) {
-			buf_seterr(err, errlen, "cipher list too long");
+			ret = refuse(KTLS_ERR_INVALID, err, errlen, "cipher list too long");
 			goto out;
 		}
 	}
 	if (!used) {
-		buf_seterr(err, errlen, "cipher list \"%s\" selects no TLS 1.2 suite", list);
+		ret = refuse(KTLS_ERR_INVALID, err, errlen, "cipher list \"%s\" selects no TLS 1.2 "
+			     "suite", list);
 		goto out;
 	}
 	ret = 0;
@@ -147,12 +161,12 @@ int policy_narrow_tls13(const char *list, char *out, size_t outlen, char *err, s
 	const char *p = list;
 
 	if (!list)
-		return buf_seterr(err, errlen, "ciphersuite list is NULL");
+		return refuse(KTLS_ERR_INVALID, err, errlen, "ciphersuite list is NULL");
 	while (*p) {
 		size_t len = strcspn(p, ":");
 
 		if (len >= sizeof(name))
-			return buf_seterr(err, errlen, "ciphersuite %.*s... is not allowed: "
+			return refuse(KTLS_ERR_POLICY, err, errlen, "ciphersuite %.*s... is not allowed: "
 						      "unknown name", 40, p);
 		memcpy(name, p, len);
 		name[len] = '\0';
@@ -163,14 +177,14 @@ int policy_narrow_tls13(const char *list, char *out, size_t outlen, char *err, s
 			const char *why = strstr(name, "CCM") ? "AES-CCM is excluded by policy" :
 					  strncmp(name, "TLS_", 4) ? "not a TLS 1.3 ciphersuite name" :
 								     "unknown ciphersuite";
-			return buf_seterr(err, errlen, "ciphersuite %s is not allowed: %s "
+			return refuse(KTLS_ERR_POLICY, err, errlen, "ciphersuite %s is not allowed: %s "
 						      "(allowed: " POLICY_TLS13_DEFAULT ")", name, why);
 		}
 		if (append(out, outlen, &used, name))
-			return buf_seterr(err, errlen, "ciphersuite list too long");
+			return refuse(KTLS_ERR_INVALID, err, errlen, "ciphersuite list too long");
 	}
 	if (!used)
-		return buf_seterr(err, errlen, "ciphersuite list is empty");
+		return refuse(KTLS_ERR_INVALID, err, errlen, "ciphersuite list is empty");
 	return 0;
 }
 
@@ -209,7 +223,7 @@ int policy_check_cert(X509 *x, int index, char *err, size_t errlen)
 	else
 		snprintf(what, sizeof(what), "chain certificate %d", index);
 	if (!k)
-		return buf_seterr(err, errlen, "%s has no usable public key", what);
+		return refuse(KTLS_ERR_FILE, err, errlen, "%s has no usable public key", what);
 	kind = key_kind(k, &min_bits);
 	bits = EVP_PKEY_get_bits(k);
 	if (min_bits && bits < min_bits) {
@@ -223,11 +237,11 @@ int policy_check_cert(X509 *x, int index, char *err, size_t errlen)
 			group[2 + glen] = ')';
 			group[3 + glen] = '\0';
 		}
-		return buf_seterr(err, errlen, "%s key too small: %s %d bits%s, policy needs >= %d",
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s key too small: %s %d bits%s, policy needs >= %d",
 				  what, kind, bits, group, min_bits);
 	}
 	if (!min_bits && EVP_PKEY_get_security_bits(k) < 112)
-		return buf_seterr(err, errlen, "%s key too weak: %d security bits, policy needs >= 112",
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s key too weak: %d security bits, policy needs >= 112",
 				  what, EVP_PKEY_get_security_bits(k));
 
 	/* A self-signed certificate's own signature protects nothing. */
@@ -235,16 +249,17 @@ int policy_check_cert(X509 *x, int index, char *err, size_t errlen)
 		return 0;
 	if (!X509_get_signature_info(x, &mdnid, NULL, &secbits, &flags)) {
 		ERR_clear_error();
-		return buf_seterr(err, errlen, "%s has an unknown signature algorithm", what);
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s has an unknown signature algorithm",
+			      what);
 	}
 	if (mdnid == NID_sha1)
-		return buf_seterr(err, errlen, "%s signature uses SHA-1, refused by security level %d",
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s signature uses SHA-1, refused by security level %d",
 				  what, POLICY_SECLEVEL);
 	if (mdnid == NID_md5 || mdnid == NID_md5_sha1)
-		return buf_seterr(err, errlen, "%s signature uses MD5, refused by security level %d",
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s signature uses MD5, refused by security level %d",
 				  what, POLICY_SECLEVEL);
 	if (secbits >= 0 && secbits < 112)
-		return buf_seterr(err, errlen, "%s signature too weak (%d bits), refused by "
+		return refuse(KTLS_ERR_POLICY, err, errlen, "%s signature too weak (%d bits), refused by "
 					      "security level %d", what, secbits, POLICY_SECLEVEL);
 	return 0;
 }
@@ -254,7 +269,7 @@ int policy_check_dh(EVP_PKEY *dh, char *err, size_t errlen)
 	int bits = EVP_PKEY_get_bits(dh);
 
 	if (bits < POLICY_MIN_RSA_BITS)
-		return buf_seterr(err, errlen, "DH parameters too small: %d bits, policy needs >= %d",
+		return refuse(KTLS_ERR_POLICY, err, errlen, "DH parameters too small: %d bits, policy needs >= %d",
 				  bits, POLICY_MIN_RSA_BITS);
 	return 0;
 }

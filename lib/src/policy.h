@@ -33,8 +33,10 @@
 /*
  * Expand an OpenSSL TLS 1.2 cipher string and check that every suite it
  * selects is in the policy's set.  On success writes the explicit,
- * ordered name list to out and returns 0; otherwise -1 with one line in
- * err naming the first offending suite (or why nothing was selected).
+ * ordered name list to out and returns 0; otherwise a KTLS_ERR_* code
+ * (POLICY for a suite the policy refuses, INVALID for a list that selects
+ * nothing, RESOURCE) with one line in err naming the first offending suite
+ * (or why nothing was selected).
  */
 int policy_narrow_tls12(const char *list, char *out, size_t outlen, char *err, size_t errlen);
 
@@ -43,11 +45,12 @@ int policy_narrow_tls13(const char *list, char *out, size_t outlen, char *err, s
 
 /*
  * Strength of one certificate of our own chain (index 0 = the leaf): key
- * size, and the signature digest unless self-signed.  0, or -1 with err.
+ * size, and the signature digest unless self-signed.  0, or a KTLS_ERR_*
+ * code (POLICY; FILE for a certificate without a usable key) with err.
  */
 int policy_check_cert(X509 *x, int index, char *err, size_t errlen);
 
-/* DH parameters: at least POLICY_MIN_RSA_BITS.  0, or -1 with err. */
+/* DH parameters: at least POLICY_MIN_RSA_BITS.  0, or KTLS_ERR_POLICY with err. */
 int policy_check_dh(EVP_PKEY *dh, char *err, size_t errlen);
 
 #endif /* KTLS_POLICY_H */

@@ -47,7 +47,7 @@ struct psk_match {
 	SSL_SESSION *sess;
 };
 
-static int idx_client = -1, idx_server = -1, idx_match = -1;
+static int idx_client = -1, idx_server = -1, idx_match = -1, idx_unknown = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void client_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -85,12 +85,13 @@ static void idx_init(void)
 	idx_client = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, client_free);
 	idx_server = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, server_free);
 	idx_match = SSL_get_ex_new_index(0, NULL, NULL, NULL, match_free);
+	idx_unknown = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 static int indices(void)
 {
 	pthread_once(&idx_once, idx_init);
-	return idx_client >= 0 && idx_server >= 0 && idx_match >= 0 ? 0 : -1;
+	return idx_client >= 0 && idx_server >= 0 && idx_match >= 0 && idx_unknown >= 0 ? 0 : -1;
 }
 
 /* The TLS 1.3 suite whose hash matches a key of this length, or NULL. */
@@ -126,7 +127,8 @@ static int psk_common(struct ktls_ctx *ctx)
 	char r[KTLS_ERRLEN];
 
 	if (!SSL_CTX_set_min_proto_version(ctx->ssl, TLS1_3_VERSION))
-		return ctx_seterr(ctx, "psk: cannot require TLS 1.3: %s", ssl_reason(r, sizeof(r)));
+		return ctx_fail(ctx, KTLS_ERR_INTERNAL, "psk: cannot require TLS 1.3: %s",
+				ssl_reason(r, sizeof(r)));
 	return 0;
 }
 
@@ -164,25 +166,26 @@ KTLS_API int ktls_ctx_set_psk(ktls_ctx *ctx, const void *identity, size_t idlen,
 	if (ctx_mutable(ctx, "the PSK"))
 		return -1;
 	if (ctx->role != KTLS_CLIENT)
-		return ctx_seterr(ctx, "psk: ktls_ctx_set_psk is for client contexts "
-				       "(a server uses ktls_ctx_set_psk_lookup)");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: ktls_ctx_set_psk is for client "
+				"contexts (a server uses ktls_ctx_set_psk_lookup)");
 	if (!identity || idlen == 0 || idlen > 0xffff)
-		return ctx_seterr(ctx, "psk: the identity must be 1 to 65535 bytes");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: the identity must be 1 to 65535 bytes");
 	if (!key || !(suite = suite_for(keylen)))
-		return ctx_seterr(ctx, "psk: a key must be 32 bytes (SHA-256) or 48 bytes "
-				       "(SHA-384), not %zu", keylen);
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: a key must be 32 bytes (SHA-256) or "
+				"48 bytes (SHA-384), not %zu", keylen);
 	if (indices())
-		return ctx_seterr(ctx, "psk: out of memory");
+		return ctx_fail(ctx, KTLS_ERR_RESOURCE, "psk: out of memory");
 	if (psk_common(ctx))
 		return -1;
 	if (!SSL_CTX_set_ciphersuites(ctx->ssl, suite)) {
 		char r[KTLS_ERRLEN];
-		return ctx_seterr(ctx, "psk: cannot select %s: %s", suite, ssl_reason(r, sizeof(r)));
+		return ctx_fail(ctx, KTLS_ERR_INTERNAL, "psk: cannot select %s: %s", suite,
+				ssl_reason(r, sizeof(r)));
 	}
 	pc = calloc(1, sizeof(*pc));
 	if (!pc || !(pc->identity = malloc(idlen))) {
 		free(pc);
-		return ctx_seterr(ctx, "psk: out of memory");
+		return ctx_fail(ctx, KTLS_ERR_RESOURCE, "psk: out of memory");
 	}
 	memcpy(pc->identity, identity, idlen);
 	pc->idlen = idlen;
@@ -283,8 +286,15 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
 		secure_zero(key, sizeof(key));
 		p += idlen + 4; /* identity, obfuscated_ticket_age */
 	}
+	/* OpenSSL reports only "callback failed": note why, for conn.c's code. */
+	SSL_set_ex_data(ssl, idx_unknown, (void *)1);
 	*al = SSL_AD_UNKNOWN_PSK_IDENTITY;
 	return SSL_CLIENT_HELLO_ERROR;
+}
+
+int psk_identity_unknown(const SSL *ssl)
+{
+	return idx_unknown >= 0 && SSL_get_ex_data(ssl, idx_unknown) != NULL;
 }
 
 static int find_session_cb(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION **sess)
@@ -305,17 +315,17 @@ KTLS_API int ktls_ctx_set_psk_lookup(ktls_ctx *ctx, ktls_psk_lookup_fn fn, void 
 	if (ctx_mutable(ctx, "the PSK lookup"))
 		return -1;
 	if (ctx->role != KTLS_SERVER)
-		return ctx_seterr(ctx, "psk: ktls_ctx_set_psk_lookup is for server contexts "
-				       "(a client uses ktls_ctx_set_psk)");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: ktls_ctx_set_psk_lookup is for server "
+				"contexts (a client uses ktls_ctx_set_psk)");
 	if (!fn)
-		return ctx_seterr(ctx, "psk: a lookup function is required");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: a lookup function is required");
 	if (indices())
-		return ctx_seterr(ctx, "psk: out of memory");
+		return ctx_fail(ctx, KTLS_ERR_RESOURCE, "psk: out of memory");
 	if (psk_common(ctx))
 		return -1;
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
-		return ctx_seterr(ctx, "psk: out of memory");
+		return ctx_fail(ctx, KTLS_ERR_RESOURCE, "psk: out of memory");
 	ps->fn = fn;
 	ps->arg = arg;
 	free(SSL_CTX_get_ex_data(ctx->ssl, idx_server));
@@ -397,8 +407,8 @@ KTLS_API int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode)
 	if (ctx_mutable(ctx, "CRL checking"))
 		return -1;
 	if (mode < KTLS_CRL_NONE || mode > KTLS_CRL_CHAIN)
-		return ctx_seterr(ctx, "crl check: mode %d is not KTLS_CRL_NONE, _LEAF or _CHAIN",
-				  mode);
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "crl check: mode %d is not KTLS_CRL_NONE, "
+				"_LEAF or _CHAIN", mode);
 	p = SSL_CTX_get0_param(ctx->ssl);
 	X509_VERIFY_PARAM_clear_flags(p, all);
 	if (mode == KTLS_CRL_LEAF)

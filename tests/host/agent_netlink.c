@@ -434,21 +434,23 @@ Test(agent_netlink, accept_and_controller_requests_round_trip)
 
 /* ---- status mapping (agent_hs.c's table, restated: it must not drift) ------- */
 
-/* The reasons are libktls's exact texts (conn.c handshake_error). */
+/* By libktls's error code (conn.c handshake_error), never by its text. */
 #include "../../daemon/ktlsd/agent_status.c"
 
 Test(agent_netlink, status_mapping)
 {
-	cr_expect_eq(agent_status_for("peer sent alert: illegal parameter", 0, 0), EACCES);
-	cr_expect_eq(agent_status_for("handshake failed: binder does not verify", 0, 0), EACCES);
-	cr_expect_eq(agent_status_for("peer sent alert: unknown PSK identity", 0, 0), EKEYREJECTED);
-	cr_expect_eq(agent_status_for("anything", 0, 1), EKEYREJECTED);
-	cr_expect_eq(agent_status_for("peer closed the connection during the handshake "
-				      "(connection reset)", 0, 0), ETIMEDOUT);
-	cr_expect_eq(agent_status_for("", 1, 0), ETIMEDOUT);
-	cr_expect_eq(agent_status_for("certificate verify failed: Hostname mismatch", 0, 0),
-		     EACCES);
-	cr_expect_eq(agent_status_for(NULL, 0, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PEER_ALERT, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PSK_MISMATCH, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PSK_UNKNOWN, 0), EKEYREJECTED);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PEER_CLOSED, 0), ETIMEDOUT);
+	cr_expect_eq(agent_status_for(KTLS_ERR_TIMEOUT, 0), ETIMEDOUT);
+	cr_expect_eq(agent_status_for(KTLS_ERR_NONE, 1), ETIMEDOUT);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PSK_UNKNOWN, 1), ETIMEDOUT);
+	cr_expect_eq(agent_status_for(KTLS_ERR_HOSTNAME, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_VERIFY, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_POLICY, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_PROTOCOL, 0), EACCES);
+	cr_expect_eq(agent_status_for(KTLS_ERR_NONE, 0), EACCES);
 }
 
 /* ---- configuration ------------------------------------------------------------- */

@@ -64,6 +64,7 @@ struct side {
 	ktls_conn *c;
 	int rc;
 	char err[256];
+	int code, alert;   /* ktls_conn_error_code / _peer_alert after the handshake */
 	char cipher[64];
 };
 
@@ -73,6 +74,8 @@ static void *srv_thread(void *arg)
 
 	s->rc = ktls_conn_handshake(s->c);
 	snprintf(s->err, sizeof(s->err), "%s", ktls_conn_error(s->c));
+	s->code = ktls_conn_error_code(s->c);
+	s->alert = ktls_conn_peer_alert(s->c);
 	if (s->rc != 0)
 		shutdown(ktls_conn_fd(s->c), SHUT_RDWR); /* the client must not hang */
 	return NULL;
@@ -100,6 +103,8 @@ static void run_pair(const char *cid, const unsigned char *ckey, size_t cklen, s
 	cr_assert_eq(pthread_create(&th, NULL, srv_thread, ss), 0);
 	cs->rc = ktls_conn_handshake(cs->c);
 	snprintf(cs->err, sizeof(cs->err), "%s", ktls_conn_error(cs->c));
+	cs->code = ktls_conn_error_code(cs->c);
+	cs->alert = ktls_conn_peer_alert(cs->c);
 	if (cs->rc != 0)
 		shutdown(fds[0], SHUT_RDWR);
 	pthread_join(th, NULL);
@@ -177,6 +182,12 @@ Test(agent_psk, unknown_identity_is_alerted)
 	cr_assert_neq(cs.rc, 0);
 	cr_assert_neq(ss.rc, 0);
 	cr_expect(strstr(cs.err, "unknown PSK identity"), "client: %s", cs.err);
+	/* Both ends say so by code, whatever the texts. */
+	cr_expect_eq(cs.code, KTLS_ERR_PSK_UNKNOWN, "client: %s", ktls_error_name(cs.code));
+	cr_expect_eq(cs.alert, 115); /* unknown_psk_identity */
+	cr_expect_eq(ss.code, KTLS_ERR_PSK_UNKNOWN, "server: %s (%s)", ktls_error_name(ss.code),
+		     ss.err);
+	cr_expect_eq(ss.alert, -1, "the server sent the alert, it did not receive one");
 	close_pair(&cs, &ss);
 }
 
@@ -193,7 +204,10 @@ Test(agent_psk, wrong_key_fails_the_binder)
 	cr_assert_neq(cs.rc, 0);
 	cr_assert_neq(ss.rc, 0);
 	cr_expect(strstr(ss.err, "binder"), "server: %s", ss.err);
+	cr_expect_eq(ss.code, KTLS_ERR_PSK_MISMATCH, "server: %s", ktls_error_name(ss.code));
 	cr_expect(strstr(cs.err, "peer sent alert"), "client: %s", cs.err);
+	cr_expect_eq(cs.code, KTLS_ERR_PEER_ALERT, "client: %s", ktls_error_name(cs.code));
+	cr_expect_geq(cs.alert, 0, "the alert's number is kept");
 	close_pair(&cs, &ss);
 }
 
@@ -219,6 +233,8 @@ Test(agent_psk, lookup_failure_is_internal_error)
 	run_pair(ID, key32, 32, &t, &cs, &ss);
 	cr_assert_neq(cs.rc, 0);
 	cr_expect(strstr(cs.err, "internal error"), "client: %s", cs.err);
+	cr_expect_eq(cs.code, KTLS_ERR_PEER_ALERT, "client: %s", ktls_error_name(cs.code));
+	cr_expect_eq(cs.alert, 80); /* internal_error */
 	close_pair(&cs, &ss);
 }
 
@@ -229,10 +245,12 @@ Test(agent_psk, argument_refusals)
 	keys();
 	cr_assert_eq(ktls_ctx_set_psk(c, ID, strlen(ID), key32, 31), -1);
 	cr_expect(strstr(ktls_ctx_error(c), "32 bytes"), "%s", ktls_ctx_error(c));
+	cr_expect_eq(ktls_ctx_error_code(c), KTLS_ERR_INVALID);
 	cr_assert_eq(ktls_ctx_set_psk(c, ID, 0, key32, 32), -1);
 	cr_assert_eq(ktls_ctx_set_psk(c, ID, strlen(ID), NULL, 32), -1);
 	cr_assert_eq(ktls_ctx_set_psk(s, ID, strlen(ID), key32, 32), -1);
 	cr_expect(strstr(ktls_ctx_error(s), "client"), "%s", ktls_ctx_error(s));
+	cr_expect_eq(ktls_ctx_error_code(s), KTLS_ERR_INVALID);
 	cr_assert_eq(ktls_ctx_set_psk_lookup(c, lookup, NULL), -1);
 	cr_assert_eq(ktls_ctx_set_psk_lookup(s, NULL, NULL), -1);
 	cr_assert_eq(ktls_ctx_set_psk(NULL, ID, 1, key32, 32), -1);
@@ -322,6 +340,8 @@ Test(agent_psk, client_against_gnutls_serv)
 }
 
 /* Our server; a command connects with the PSK; returns its exit status. */
+static int server_code; /* ktls_conn_error_code after server_against's handshake */
+
 static int server_against(char *const argv[], int lfd, struct table *t, int *hs_rc, char *err)
 {
 	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
@@ -340,6 +360,7 @@ static int server_against(char *const argv[], int lfd, struct table *t, int *hs_
 	cr_assert(c);
 	*hs_rc = ktls_conn_handshake(c);
 	snprintf(err, 256, "%s", ktls_conn_error(c));
+	server_code = ktls_conn_error_code(c);
 	if (*hs_rc == 0)
 		ktls_conn_shutdown(c);
 	ktls_conn_free(c);
@@ -379,6 +400,7 @@ Test(agent_psk, server_refuses_openssl_client_with_unknown_identity)
 			 "-psk", khex, "-psk_identity", "stranger", NULL };
 	st = server_against(argv, lfd, &t, &rc, err);
 	cr_assert_neq(rc, 0);
+	cr_expect_eq(server_code, KTLS_ERR_PSK_UNKNOWN, "%s: %s", ktls_error_name(server_code), err);
 	cr_expect(st != 0, "openssl s_client should fail");
 	close(lfd);
 }

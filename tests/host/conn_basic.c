@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -102,8 +103,10 @@ Test(conn_basic, wrong_role_refused)
 	cr_assert_eq(tu_tcp_pair(fds), 0);
 	cr_expect_null(ktls_conn_connect(sctx, fds[0], "localhost"));
 	cr_expect(strstr(ktls_ctx_error(sctx), "wrong-role context"), "%s", ktls_ctx_error(sctx));
+	cr_expect_eq(ktls_ctx_error_code(sctx), KTLS_ERR_INVALID);
 	cr_expect_null(ktls_conn_accept(cctx, fds[1]));
 	cr_expect(strstr(ktls_ctx_error(cctx), "wrong-role context"), "%s", ktls_ctx_error(cctx));
+	cr_expect_eq(ktls_ctx_error_code(cctx), KTLS_ERR_INVALID);
 	/* The right roles work on the same sockets. */
 	ktls_conn *c = ktls_conn_connect(cctx, fds[0], "localhost");
 	ktls_conn *s = ktls_conn_accept(sctx, fds[1]);
@@ -216,6 +219,9 @@ static size_t client_hello(unsigned char *out, size_t cap)
 	return (size_t)n;
 }
 
+/* The error code of the last server_against_raw failure. */
+static int raw_code;
+
 /* Our server against raw bytes on fds[0]; returns the handshake result. */
 static int server_against_raw(const void *raw, size_t len, int then_close, char *err, size_t errlen)
 {
@@ -235,6 +241,7 @@ static int server_against_raw(const void *raw, size_t len, int then_close, char 
 	}
 	r = ct_handshake(s, 10000);
 	snprintf(err, errlen, "%s", ktls_conn_error(s));
+	raw_code = ktls_conn_error_code(s);
 	ktls_conn_free(s);
 	ktls_ctx_free(sctx);
 	if (fds[0] >= 0)
@@ -251,9 +258,36 @@ Test(conn_basic, peer_vanishes_mid_handshake)
 
 	cr_expect_eq(server_against_raw(ch, n / 2, 1, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "peer closed the connection during the handshake"), "%s", err);
+	cr_expect_eq(raw_code, KTLS_ERR_PEER_CLOSED, "%s", ktls_error_name(raw_code));
 	/* Nothing at all before the close. */
 	cr_expect_eq(server_against_raw(NULL, 0, 1, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "peer closed the connection during the handshake"), "%s", err);
+	cr_expect_eq(raw_code, KTLS_ERR_PEER_CLOSED, "%s", ktls_error_name(raw_code));
+}
+
+/* A blocking socket whose SO_RCVTIMEO expires: the call returns as a
+ * non-blocking one would, and the code says it timed out. */
+Test(conn_basic, receive_timeout_on_a_blocking_socket)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200 * 1000 };
+	int fds[2];
+	ktls_ctx *cctx = ct_client_ctx();
+	ktls_conn *c;
+
+	cr_assert(cctx);
+	cr_assert_eq(tu_tcp_pair(fds), 0);
+	cr_assert_eq(setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	c = ktls_conn_connect(cctx, fds[0], "localhost");
+	cr_assert(c, "%s", ktls_ctx_error(cctx));
+	/* The peer (fds[1]) never answers the ClientHello. */
+	cr_expect_eq(ktls_conn_handshake(c), KTLS_WANT_READ);
+	cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_TIMEOUT, "%s: %s",
+		     ktls_error_name(ktls_conn_error_code(c)), ktls_conn_error(c));
+	cr_expect(strstr(ktls_conn_error(c), "SO_RCVTIMEO"), "%s", ktls_conn_error(c));
+	ktls_conn_free(c);
+	ktls_ctx_free(cctx);
+	close(fds[0]);
+	close(fds[1]);
 }
 
 Test(conn_basic, garbage_instead_of_client_hello)

@@ -34,6 +34,15 @@ static void fini(void)
 
 TestSuite(conn_errors, .init = init, .fini = fini, .timeout = 60);
 
+/* The code and alert of the last serve_once/connect_once/serve_mtls failure. */
+static int last_code, last_alert;
+
+static void keep_error(const ktls_conn *c)
+{
+	last_code = ktls_conn_error_code(c);
+	last_alert = ktls_conn_peer_alert(c);
+}
+
 /* Our server: accept one connection on l and run the handshake. */
 static int serve_once(int l, char *err, size_t errlen)
 {
@@ -50,6 +59,7 @@ static int serve_once(int l, char *err, size_t errlen)
 	cr_assert(c);
 	r = ktls_conn_handshake(c);
 	snprintf(err, errlen, "%s", ktls_conn_error(c));
+	keep_error(c);
 	ktls_conn_free(c);
 	ktls_ctx_free(ctx);
 	close(fd);
@@ -71,6 +81,7 @@ static int connect_once(int port, const char *name, char *err, size_t errlen, kt
 	ktls_ctx_free(ctx); /* the connection holds its own reference */
 	r = ktls_conn_handshake(c);
 	snprintf(err, errlen, "%s", ktls_conn_error(c));
+	keep_error(c);
 	if (keep && r == 0) {
 		*keep = c;
 		return r;
@@ -91,6 +102,8 @@ Test(conn_errors, tls11_client_named)
 	peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(serve_once(l, err, sizeof(err)), -1);
 	cr_expect_str_eq(err, "peer offered only TLS 1.1; minimum is TLS 1.2");
+	cr_expect_eq(last_code, KTLS_ERR_POLICY, "%s", ktls_error_name(last_code));
+	cr_expect_eq(last_alert, -1);
 	close(l);
 }
 
@@ -108,6 +121,8 @@ Test(conn_errors, tls11_server_named)
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	/* OpenSSL refuses our TLS 1.2/1.3 ClientHello with an alert. */
 	cr_expect_str_eq(err, "peer sent alert: protocol version");
+	cr_expect_eq(last_code, KTLS_ERR_PEER_ALERT, "%s", ktls_error_name(last_code));
+	cr_expect_eq(last_alert, 70); /* protocol_version */
 }
 
 Test(conn_errors, untrusted_certificate)
@@ -122,6 +137,7 @@ Test(conn_errors, untrusted_certificate)
 	peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "certificate verify failed: unable to get local issuer certificate");
+	cr_expect_eq(last_code, KTLS_ERR_VERIFY, "%s", ktls_error_name(last_code));
 }
 
 Test(conn_errors, wrong_hostname_against_python)
@@ -149,6 +165,7 @@ Test(conn_errors, wrong_hostname_against_python)
 	cr_assert_eq(connect_once(port, "other.example", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "certificate verify failed: Hostname mismatch, certificate is not "
 			      "valid for 'other.example'");
+	cr_expect_eq(last_code, KTLS_ERR_HOSTNAME, "%s", ktls_error_name(last_code));
 }
 
 /* TLS 1.2: the server refuses during the handshake with an alert. */
@@ -165,6 +182,8 @@ Test(conn_errors, client_cert_required_tls12)
 	peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "peer sent alert: handshake failure");
+	cr_expect_eq(last_code, KTLS_ERR_PEER_ALERT, "%s", ktls_error_name(last_code));
+	cr_expect_eq(last_alert, 40); /* handshake_failure */
 }
 
 /* TLS 1.3: our handshake finishes first; the alert arrives on read. */
@@ -185,11 +204,16 @@ Test(conn_errors, client_cert_required_tls13_on_read)
 	r = ktls_conn_read(c, buf, sizeof(buf));
 	cr_expect_eq(r, -1);
 	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
-	/* The connection is over: later calls repeat the reason. */
+	cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_PEER_ALERT);
+	cr_expect_eq(ktls_conn_peer_alert(c), 116); /* certificate_required */
+	/* The connection is over: later calls repeat the reason and its code. */
 	cr_expect_eq(ktls_conn_read(c, buf, sizeof(buf)), -1);
 	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
+	cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_PEER_ALERT);
 	cr_expect_eq(ktls_conn_write(c, "x", 1), -1);
 	cr_expect_str_eq(ktls_conn_error(c), "peer sent alert: certificate required");
+	cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_PEER_ALERT);
+	cr_expect_eq(ktls_conn_peer_alert(c), 116);
 	close(ktls_conn_fd(c));
 	ktls_conn_free(c);
 }
@@ -204,6 +228,7 @@ Test(conn_errors, plain_http_to_tls_server)
 	peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(serve_once(l, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "non-TLS data") && strstr(err, "0x47"), "%s", err);
+	cr_expect_eq(last_code, KTLS_ERR_PROTOCOL, "%s", ktls_error_name(last_code));
 	close(l);
 }
 
@@ -240,6 +265,8 @@ Test(conn_errors, reset_by_python_is_truncation)
 	cr_expect_eq(ktls_conn_read(c, buf, sizeof(buf)), -1);
 	cr_expect_str_eq(ktls_conn_error(c),
 			 "peer closed without close_notify (truncation): connection reset");
+	cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_PEER_CLOSED);
+	cr_expect_eq(ktls_conn_peer_alert(c), -1);
 	close(ktls_conn_fd(c));
 	ktls_conn_free(c);
 }
@@ -262,6 +289,7 @@ static int serve_mtls(int l, char *err, size_t errlen)
 	cr_assert(c);
 	r = ktls_conn_handshake(c);
 	snprintf(err, errlen, "%s", ktls_conn_error(c));
+	keep_error(c);
 	if (r == 0)
 		ktls_conn_shutdown(c);
 	ktls_conn_free(c);
@@ -285,6 +313,8 @@ static void mtls_cell(const char *ver, int with_cert, int expect)
 	if (expect)
 		cr_expect_str_eq(err, "client sent no certificate; this server requires one "
 				      "(peer did not return a certificate)");
+	if (expect)
+		cr_expect_eq(last_code, KTLS_ERR_VERIFY, "%s", ktls_error_name(last_code));
 	close(l);
 }
 

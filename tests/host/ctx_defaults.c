@@ -25,6 +25,15 @@
 			  (substr));                                                     \
 	} while (0)
 
+/* EXPECT_ERR, and the failure carries code. */
+#define EXPECT_ERR_CODE(ctx, call, substr, code)                                         \
+	do {                                                                             \
+		EXPECT_ERR(ctx, call, substr);                                           \
+		cr_expect_eq(ktls_ctx_error_code(ctx), (code), "%s: code %s, want %s",    \
+			     #call, ktls_error_name(ktls_ctx_error_code(ctx)),            \
+			     ktls_error_name(code));                                     \
+	} while (0)
+
 #define EXPECT_OK(ctx, call)                                                             \
 	cr_expect_eq((call), 0, "%s failed: %s", #call, ktls_ctx_error(ctx))
 
@@ -178,11 +187,13 @@ Test(ctx_defaults, versions)
 	ktls_ctx *ctx = ktls_ctx_new(KTLS_CLIENT);
 
 	cr_assert(ctx);
-	EXPECT_ERR(ctx, ktls_ctx_set_min_version(ctx, 0x0302),
-		   "minimum version TLS 1.1 is below the policy minimum TLS 1.2");
+	EXPECT_ERR_CODE(ctx, ktls_ctx_set_min_version(ctx, 0x0302),
+			"minimum version TLS 1.1 is below the policy minimum TLS 1.2",
+			KTLS_ERR_POLICY);
 	EXPECT_ERR(ctx, ktls_ctx_set_min_version(ctx, 0x0301), "TLS 1.0 is below");
 	EXPECT_ERR(ctx, ktls_ctx_set_min_version(ctx, 0x0300), "SSL 3.0 is below");
-	EXPECT_ERR(ctx, ktls_ctx_set_min_version(ctx, 42), "version 0x002a: not a TLS version");
+	EXPECT_ERR_CODE(ctx, ktls_ctx_set_min_version(ctx, 42), "version 0x002a: not a TLS version",
+			KTLS_ERR_INVALID);
 	EXPECT_ERR(ctx, ktls_ctx_set_min_version(ctx, 0x0305), "not a TLS version");
 	EXPECT_ERR(ctx, ktls_ctx_set_max_version(ctx, 0x0302),
 		   "maximum version TLS 1.1 is below the policy minimum TLS 1.2");
@@ -190,8 +201,8 @@ Test(ctx_defaults, versions)
 
 	EXPECT_OK(ctx, ktls_ctx_set_min_version(ctx, KTLS_TLS1_3));
 	cr_expect_eq(SSL_CTX_get_min_proto_version(ctx->ssl), TLS1_3_VERSION);
-	EXPECT_ERR(ctx, ktls_ctx_set_max_version(ctx, KTLS_TLS1_2),
-		   "maximum version TLS 1.2 is below the minimum TLS 1.3");
+	EXPECT_ERR_CODE(ctx, ktls_ctx_set_max_version(ctx, KTLS_TLS1_2),
+			"maximum version TLS 1.2 is below the minimum TLS 1.3", KTLS_ERR_INVALID);
 	EXPECT_OK(ctx, ktls_ctx_set_min_version(ctx, KTLS_TLS1_2));
 	EXPECT_OK(ctx, ktls_ctx_set_max_version(ctx, KTLS_TLS1_2));
 	cr_expect_eq(SSL_CTX_get_max_proto_version(ctx->ssl), TLS1_2_VERSION);
@@ -199,6 +210,7 @@ Test(ctx_defaults, versions)
 		   "minimum version TLS 1.3 is above the maximum TLS 1.2");
 	EXPECT_OK(ctx, ktls_ctx_set_max_version(ctx, KTLS_TLS1_3));
 	cr_expect_str_eq(ktls_ctx_error(ctx), "", "a successful call leaves no reason");
+	cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_NONE);
 	ktls_ctx_free(ctx);
 }
 
@@ -270,17 +282,19 @@ Test(ctx_defaults, dh_params)
 	ktls_ctx *s = ktls_ctx_new(KTLS_SERVER), *c = ktls_ctx_new(KTLS_CLIENT);
 
 	cr_assert(s && c);
-	EXPECT_ERR(s, ktls_ctx_load_dh_params(s, tu_cert("dh1024.pem")),
-		   "DH parameters too small: 1024 bits, policy needs >= 2048");
+	EXPECT_ERR_CODE(s, ktls_ctx_load_dh_params(s, tu_cert("dh1024.pem")),
+			"DH parameters too small: 1024 bits, policy needs >= 2048", KTLS_ERR_POLICY);
 	cr_expect_eq(s->dh_loaded, 0);
-	EXPECT_ERR(s, ktls_ctx_load_dh_params(s, tu_cert("ca.pem")), "no PEM DH parameters found");
-	EXPECT_ERR(s, ktls_ctx_load_dh_params(s, tu_cert("no-such.pem")),
-		   "No such file or directory");
-	EXPECT_ERR(s, ktls_ctx_load_dh_params(s, NULL), "pemfile is NULL");
+	EXPECT_ERR_CODE(s, ktls_ctx_load_dh_params(s, tu_cert("ca.pem")),
+			"no PEM DH parameters found", KTLS_ERR_FILE);
+	EXPECT_ERR_CODE(s, ktls_ctx_load_dh_params(s, tu_cert("no-such.pem")),
+			"No such file or directory", KTLS_ERR_FILE);
+	EXPECT_ERR_CODE(s, ktls_ctx_load_dh_params(s, NULL), "pemfile is NULL", KTLS_ERR_INVALID);
 	EXPECT_OK(s, ktls_ctx_load_dh_params(s, tu_cert("dh2048.pem")));
 	cr_expect_eq(s->dh_loaded, 1);
-	EXPECT_ERR(c, ktls_ctx_load_dh_params(c, tu_cert("dh2048.pem")),
-		   "DH parameters apply to server contexts only");
+	cr_expect_eq(ktls_ctx_error_code(s), KTLS_ERR_NONE, "a success clears the code");
+	EXPECT_ERR_CODE(c, ktls_ctx_load_dh_params(c, tu_cert("dh2048.pem")),
+			"DH parameters apply to server contexts only", KTLS_ERR_INVALID);
 	ktls_ctx_free(s);
 	ktls_ctx_free(c);
 }
@@ -298,6 +312,27 @@ Test(ctx_defaults, refcount)
 	cr_expect(SSL_CTX_get_security_level(ctx->ssl) == 2, "still usable");
 	ctx_unref(ctx); /* ASan reports a leak or double free if this is wrong */
 	ktls_ctx_free(NULL);
+}
+
+/* Every defined code has a name of its own; others are "?". */
+Test(ctx_defaults, error_names)
+{
+	const char *seen[KTLS_ERR_INTERNAL + 1];
+
+	for (int code = KTLS_ERR_NONE; code <= KTLS_ERR_INTERNAL; code++) {
+		const char *n = ktls_error_name(code);
+
+		cr_assert(n);
+		cr_expect_str_neq(n, "?", "code %d has no name", code);
+		for (int j = 0; j < code; j++)
+			cr_expect_str_neq(n, seen[j], "codes %d and %d share \"%s\"", j, code, n);
+		seen[code] = n;
+	}
+	cr_expect_str_eq(ktls_error_name(KTLS_ERR_NONE), "none");
+	cr_expect_str_eq(ktls_error_name(KTLS_ERR_PEER_CLOSED), "peer-closed");
+	cr_expect_str_eq(ktls_error_name(KTLS_ERR_PSK_UNKNOWN), "psk-unknown");
+	cr_expect_str_eq(ktls_error_name(-1), "?");
+	cr_expect_str_eq(ktls_error_name(KTLS_ERR_INTERNAL + 1), "?");
 }
 
 Test(ctx_defaults, null_ctx)

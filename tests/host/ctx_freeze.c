@@ -111,6 +111,7 @@ static void expect_frozen(ktls_ctx *ctx, int rc, const char *want)
 {
 	cr_expect_eq(rc, -1, "a setter worked on a frozen context: %s", want);
 	cr_expect_str_eq(ktls_ctx_error(ctx), want);
+	cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_INVALID, "%s", want);
 }
 
 Test(ctx_freeze, every_setter_refused_after_first_use)
@@ -503,4 +504,102 @@ Test(ctx_freeze, conn_connect_reports_name_refusals)
 	close(fds[0]);
 	close(fds[1]);
 	ktls_ctx_free(c);
+}
+
+/* ---- errors belong to their context, and to the thread that failed ---------- */
+
+Test(ctx_freeze, errors_kept_per_context)
+{
+	ktls_ctx *a = ktls_ctx_new(KTLS_CLIENT), *b = ktls_ctx_new(KTLS_CLIENT);
+
+	cr_assert(a && b);
+	cr_assert_eq(ktls_ctx_set_verify(a, 42), -1);
+	cr_assert_eq(ktls_ctx_set_min_version(b, 0x0302), -1);
+	/* b's failure does not hide a's. */
+	cr_expect_str_eq(ktls_ctx_error(a), "unknown verify mode 42");
+	cr_expect_eq(ktls_ctx_error_code(a), KTLS_ERR_INVALID);
+	cr_expect(strstr(ktls_ctx_error(b), "below the policy minimum"), "%s", ktls_ctx_error(b));
+	cr_expect_eq(ktls_ctx_error_code(b), KTLS_ERR_POLICY);
+	/* A success on a clears a's error only. */
+	cr_expect_eq(ktls_ctx_set_verify(a, KTLS_VERIFY_REQUIRED), 0);
+	cr_expect_str_eq(ktls_ctx_error(a), "");
+	cr_expect_eq(ktls_ctx_error_code(a), KTLS_ERR_NONE);
+	cr_expect_eq(ktls_ctx_error_code(b), KTLS_ERR_POLICY);
+	ktls_ctx_free(a);
+	/* A new context never inherits a freed one's error (same address or not). */
+	a = ktls_ctx_new(KTLS_CLIENT);
+	cr_assert(a);
+	cr_expect_str_eq(ktls_ctx_error(a), "");
+	cr_expect_eq(ktls_ctx_error_code(a), KTLS_ERR_NONE);
+	ktls_ctx_free(a);
+	ktls_ctx_free(b);
+}
+
+#define NO_SUCH_CA "/nonexistent/ktls-ca.pem"
+
+struct err_thread {
+	ktls_ctx *ctx;
+	pthread_barrier_t *failed, *read;
+	int which;             /* 0: a frozen-context refusal, 1: a missing file */
+	const char *want;      /* the text this thread's failure must show */
+	int want_code;
+	int wrong;             /* rounds that showed another thread's error */
+	char text[256];
+	int code;
+};
+
+static void *fail_then_read(void *arg)
+{
+	struct err_thread *t = arg;
+
+	for (int round = 0; round < 200; round++) {
+		if (t->which == 0)
+			ktls_ctx_set_num_tickets(t->ctx, 3);
+		else
+			ktls_ctx_load_verify_locations(t->ctx, NO_SUCH_CA, NULL);
+		/* Both threads have failed before either looks. */
+		pthread_barrier_wait(t->failed);
+		snprintf(t->text, sizeof(t->text), "%s", ktls_ctx_error(t->ctx));
+		t->code = ktls_ctx_error_code(t->ctx);
+		if (strcmp(t->text, t->want) != 0 || t->code != t->want_code)
+			t->wrong++;
+		pthread_barrier_wait(t->read);
+	}
+	return NULL;
+}
+
+Test(ctx_freeze, errors_kept_per_thread_on_a_shared_context)
+{
+	ktls_ctx *c = ktls_ctx_new(KTLS_SERVER);
+	pthread_barrier_t failed, read;
+	struct err_thread t[2] = {
+		{ .which = 0, .want = FROZEN_MSG("num_tickets"), .want_code = KTLS_ERR_INVALID },
+		{ .which = 1, .want = "cafile " NO_SUCH_CA ": No such file or directory",
+		  .want_code = KTLS_ERR_FILE },
+	};
+	pthread_t th[2];
+
+	cr_assert(c);
+	atomic_store(&c->frozen, 1); /* as after its first connection */
+	pthread_barrier_init(&failed, NULL, 2);
+	pthread_barrier_init(&read, NULL, 2);
+	for (int i = 0; i < 2; i++) {
+		t[i].ctx = c;
+		t[i].failed = &failed;
+		t[i].read = &read;
+		cr_assert_eq(pthread_create(&th[i], NULL, fail_then_read, &t[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_str_eq(t[i].text, t[i].want);
+		cr_expect_eq(t[i].code, t[i].want_code, "%s", ktls_error_name(t[i].code));
+		cr_expect_eq(t[i].wrong, 0, "thread %d saw another's error %d times", i, t[i].wrong);
+	}
+	/* This thread made no call that failed on c. */
+	cr_expect_str_eq(ktls_ctx_error(c), "");
+	cr_expect_eq(ktls_ctx_error_code(c), KTLS_ERR_NONE);
+	pthread_barrier_destroy(&failed);
+	pthread_barrier_destroy(&read);
+	ktls_ctx_free(c); /* ASan: the threads' entries go with it */
 }

@@ -56,6 +56,8 @@ Test(policy_certs, load_time_refusals_with_reasons)
 					 tu_cert(cases[i].cert));
 				cr_expect_eq(rc, -1, "%s accepted", cases[i].cert);
 				cr_expect_str_eq(ktls_ctx_error(ctx), want);
+				cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_POLICY, "%s",
+					     ktls_error_name(ktls_ctx_error_code(ctx)));
 				cr_expect_null(SSL_CTX_get0_certificate(ctx->ssl));
 			}
 			ktls_ctx_free(ctx);
@@ -86,11 +88,13 @@ Test(policy_certs, same_verdicts_as_python)
 	cr_expect_str_eq(out, want, "python verdicts differ from the table this suite enforces");
 }
 
-static void expect_err(ktls_ctx *ctx, int rc, const char *want)
+static void expect_err(ktls_ctx *ctx, int rc, const char *want, int code)
 {
 	cr_expect_eq(rc, -1);
 	cr_expect(strstr(ktls_ctx_error(ctx), want) != NULL, "\"%s\" lacks \"%s\"",
 		  ktls_ctx_error(ctx), want);
+	cr_expect_eq(ktls_ctx_error_code(ctx), code, "%s: %s, want %s", want,
+		     ktls_error_name(ktls_ctx_error_code(ctx)), ktls_error_name(code));
 }
 
 Test(policy_certs, file_and_key_errors)
@@ -101,23 +105,25 @@ Test(policy_certs, file_and_key_errors)
 	cr_assert(ctx);
 	snprintf(want, sizeof(want), "certfile %s: No such file or directory",
 		 tu_cert("no-such.pem"));
-	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("no-such.pem"), NULL), want);
-	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, NULL, NULL), "certfile is NULL");
+	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("no-such.pem"), NULL), want,
+		   KTLS_ERR_FILE);
+	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, NULL, NULL), "certfile is NULL",
+		   KTLS_ERR_INVALID);
 	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("server-ec.key"), NULL),
-		   "no PEM certificate found");
+		   "no PEM certificate found", KTLS_ERR_FILE);
 	/* No key in the cert file and none given. */
 	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("server-ec.pem"), NULL),
-		   "no PEM private key found");
+		   "no PEM private key found", KTLS_ERR_FILE);
 	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("server-ec.pem"), tu_cert("ca.pem")),
-		   "no PEM private key found");
+		   "no PEM private key found", KTLS_ERR_FILE);
 	snprintf(want, sizeof(want), "the private key in %s does not match the certificate in %s",
 		 tu_cert("server-rsa.key"), tu_cert("server-ec.pem"));
 	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("server-ec.pem"),
-						  tu_cert("server-rsa.key")), want);
+						  tu_cert("server-rsa.key")), want, KTLS_ERR_FILE);
 	/* Never prompts on a terminal for a pass phrase. */
 	expect_err(ctx, ktls_ctx_load_cert_chain(ctx, tu_cert("server-ec.pem"),
 						  tu_cert("server-ec-enc.key")),
-		   "the private key is encrypted; encrypted keys are not supported");
+		   "the private key is encrypted; encrypted keys are not supported", KTLS_ERR_FILE);
 	cr_expect_null(SSL_CTX_get0_certificate(ctx->ssl), "a failed load installed something");
 
 	/* A corrupted certificate is named as such, not as "no certificate". */
@@ -131,6 +137,7 @@ Test(policy_certs, file_and_key_errors)
 	cr_expect(strncmp(ktls_ctx_error(ctx), want, strlen(want)) == 0, "%s", ktls_ctx_error(ctx));
 	cr_expect(strstr(ktls_ctx_error(ctx), "no PEM certificate found") == NULL, "%s",
 		  ktls_ctx_error(ctx));
+	cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_FILE);
 	unlink(path);
 	ktls_ctx_free(ctx);
 }
