@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "ktls.h"
-#include "netlink.h" /* tlsstat_read: libktls's /proc/net/tls_stat parser */
+#include "ktls_ctl.h"
 
 #include "log.h"
 #include "metrics.h"
@@ -175,7 +175,7 @@ static void render_reasons(FILE *f, struct reasons *r, const char *metric)
 
 static void render_tls_stat(FILE *f)
 {
-	struct tls_counter *v = NULL;
+	struct ktls_stat_counter *v = NULL;
 	size_t n = 0;
 	char err[160];
 
@@ -183,14 +183,14 @@ static void render_tls_stat(FILE *f)
 	      "kernel names them (TlsCurr* are gauges, the rest counters).\n"
 	      "# TYPE ktls_kernel_tls_stat untyped\n",
 	      f);
-	if (tlsstat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)) < 0) {
+	if (ktls_stat_read(NULL, &v, &n, err, sizeof(err)) < 0) {
 		fprintf(f, "# /proc/net/tls_stat unavailable: %s\n",
 			errno == ENOENT ? "this kernel has no kTLS (CONFIG_TLS)" : err);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "ktls_kernel_tls_stat{counter=\"%s\"} %llu\n", v[i].name, v[i].value);
-	free(v);
+	ktls_stat_free(v);
 }
 
 char *metrics_render(size_t *len)
