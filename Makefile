@@ -12,6 +12,7 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 CC      ?= cc
 V       ?= 0
+OBJCOPY ?= objcopy
 
 PKGS      := openssl liburing libnl-3.0 libnl-genl-3.0 json-c
 TEST_PKGS := criterion
@@ -57,8 +58,11 @@ THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
 TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%)
 
+# libktls.a and libktls.so export only ktls_*; tests link the internal
+# archive, the same objects with their hidden symbols still global.
 LIBA  := $(BUILD)/libktls.a
 LIBSO := $(BUILD)/libktls.so
+LIBI  := $(BUILD)/libktls-internal.a
 BINS  := $(BUILD)/ktlsd $(BUILD)/ktlsctl $(BUILD)/ktls-bench
 VERSION := 0.1.0
 
@@ -75,7 +79,17 @@ $(BUILD)/obj/lib/%.o: lib/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -Ilib/src -MMD -MP -c -o $@ $<
 
-$(LIBA): $(LIB_OBJ)
+# One relocatable object with every hidden symbol made local: what a
+# program linking the archive can see is exactly what libktls.so exports.
+$(BUILD)/obj/libktls.o: $(LIB_OBJ)
+	@echo "  LD -r   $@"
+	$(Q)$(LD) -r -o $@ $^ && $(OBJCOPY) --localize-hidden $@
+
+$(LIBA): $(BUILD)/obj/libktls.o
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBI): $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -109,7 +123,8 @@ $(BUILD)/ktls-bench: $(BENCH_OBJ) $(LIBA)
 
 # --- tests -------------------------------------------------------------
 # Tests reach into the library (seams, parsers, key schedule): they see its
-# internal headers.  Only they get Criterion's flags.
+# internal headers and link the internal archive.  Only they get
+# Criterion's flags.
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
@@ -118,11 +133,11 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBA) $(PKG_LIBS) $(TEST_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBI) $(PKG_LIBS) $(TEST_LIBS) -lpthread
 endef
-$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBI)
 	$(link_test)
-$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBI)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
