@@ -45,6 +45,7 @@ endif
 
 LIB_SRC     := $(wildcard lib/src/*.c)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_HDR     := lib/include/ktls.h lib/include/ktls_uring.h lib/include/ktls_ctl.h
 KTLSD_SRC   := $(wildcard daemon/ktlsd/*.c)
 KTLSD_OBJ   := $(KTLSD_SRC:%.c=$(BUILD)/obj/%.o)
 KTLSCTL_SRC := $(wildcard daemon/ktlsctl/*.c)
@@ -70,7 +71,7 @@ VERSION := 0.1.0
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(BUILD)/ktls.pc $(BINS)
+all: $(LIBA) $(LIBSO) $(LIBSO).0 $(BUILD)/ktls.pc $(BINS)
 tests: $(THOST_BIN) $(TGUEST_BIN)
 
 # --- library -----------------------------------------------------------
@@ -93,10 +94,16 @@ $(LIBI): $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_OBJ) lib/libktls.map
+# The real file carries the soname, the bare name is the link-time symlink,
+# as installed: programs linked against build/ then start with
+# LD_LIBRARY_PATH=build.
+$(LIBSO).0: $(LIB_OBJ) lib/libktls.map
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -Wl,-soname,libktls.so.0 -Wl,--version-script=lib/libktls.map \
 		$(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(PKG_LIBS)
+
+$(LIBSO): $(LIBSO).0
+	$(Q)ln -sf libktls.so.0 $@
 
 $(BUILD)/ktls.pc: lib/ktls.pc.in Makefile
 	@mkdir -p $(@D)
@@ -218,10 +225,9 @@ deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libktls.so.0
+	install -m 755 $(LIBSO).0 $(DESTDIR)$(PREFIX)/lib/libktls.so.0
 	ln -sf libktls.so.0 $(DESTDIR)$(PREFIX)/lib/libktls.so
-	install -m 644 lib/include/ktls.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 lib/include/ktls_uring.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ktls.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
