@@ -40,6 +40,7 @@ int ktls_have_net_admin(void);
 /* Sockets (sock_diag)                                                  */
 /* ------------------------------------------------------------------ */
 
+/* The numbers are the kernel's: TCP_* from <netinet/tcp.h>, TLS_* from <linux/tls.h>. */
 struct ktls_sock {
 	int family;                   /* AF_INET or AF_INET6 */
 	char local[64], peer[64];     /* "127.0.0.1:443", "[::1]:443" */

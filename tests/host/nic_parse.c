@@ -50,6 +50,15 @@ static void strset(struct nic_strset *ss)
 	free(f.buf);
 }
 
+Test(nic_parse, public_feature_names_are_the_kernels)
+{
+	for (int i = 0; i < KTLS_NIC_NFEAT; i++)
+		cr_expect_str_eq(ktls_nic_feature_name(i), nic_feat_name[i]);
+	cr_expect_str_eq(ktls_nic_feature_name(KTLS_NIC_TLS_RECORD), "tls-hw-record");
+	cr_expect_str_eq(ktls_nic_feature_name(-1), "unknown");
+	cr_expect_str_eq(ktls_nic_feature_name(KTLS_NIC_NFEAT), "unknown");
+}
+
 Test(nic_parse, host_strset_names_the_three_tls_features)
 {
 	struct nic_strset ss;

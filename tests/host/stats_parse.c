@@ -102,6 +102,25 @@ Test(stats_parse, absent_file_says_no_ktls)
 	cr_expect_str_eq(err, "kernel has no kTLS: /nonexistent/tls_stat absent");
 }
 
+/* NULL means the kernel's own file: absent here exactly when it is absent. */
+Test(stats_parse, null_path_reads_proc_net_tls_stat)
+{
+	struct ktls_stat_counter *v = NULL;
+	size_t n = 0;
+	char err[256];
+	int r = ktls_stat_read(NULL, &v, &n, err, sizeof(err));
+
+	if (access(KTLS_STAT_PATH, F_OK) != 0) {
+		cr_assert_eq(r, -1);
+		cr_expect_eq(errno, ENOENT);
+		cr_expect_str_eq(err, "kernel has no kTLS: /proc/net/tls_stat absent");
+		return;
+	}
+	cr_assert_eq(r, 0, "%s", err);
+	cr_expect_gt(n, 0u);
+	ktls_stat_free(v);
+}
+
 /* The files as the rig's 6.12 and 7.3 guest kernels printed them. */
 static size_t parse_fixture(const char *name, struct ktls_stat_counter **v)
 {
