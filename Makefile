@@ -12,6 +12,7 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 CC      ?= cc
 V       ?= 0
+OBJCOPY ?= objcopy
 
 PKGS      := openssl liburing libnl-3.0 libnl-genl-3.0 json-c
 TEST_PKGS := criterion
@@ -44,8 +45,7 @@ endif
 
 LIB_SRC     := $(wildcard lib/src/*.c)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-DCOMMON_SRC := $(wildcard daemon/common/*.c)
-DCOMMON_OBJ := $(DCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_HDR     := lib/include/ktls.h lib/include/ktls_uring.h lib/include/ktls_ctl.h
 KTLSD_SRC   := $(wildcard daemon/ktlsd/*.c)
 KTLSD_OBJ   := $(KTLSD_SRC:%.c=$(BUILD)/obj/%.o)
 KTLSCTL_SRC := $(wildcard daemon/ktlsctl/*.c)
@@ -59,8 +59,11 @@ THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
 TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%)
 
+# libktls.a and libktls.so export only ktls_*; tests link the internal
+# archive, the same objects with their hidden symbols still global.
 LIBA  := $(BUILD)/libktls.a
 LIBSO := $(BUILD)/libktls.so
+LIBI  := $(BUILD)/libktls-internal.a
 BINS  := $(BUILD)/ktlsd $(BUILD)/ktlsctl $(BUILD)/ktls-bench
 VERSION := 0.1.0
 
@@ -68,7 +71,7 @@ VERSION := 0.1.0
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(BUILD)/ktls.pc $(BINS)
+all: $(LIBA) $(LIBSO) $(LIBSO).0 $(BUILD)/ktls.pc $(BINS)
 tests: $(THOST_BIN) $(TGUEST_BIN)
 
 # --- library -----------------------------------------------------------
@@ -77,46 +80,71 @@ $(BUILD)/obj/lib/%.o: lib/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -Ilib/src -MMD -MP -c -o $@ $<
 
-$(LIBA): $(LIB_OBJ)
+# One relocatable object with every hidden symbol made local: what a
+# program linking the archive can see is exactly what libktls.so exports.
+$(BUILD)/obj/libktls.o: $(LIB_OBJ)
+	@echo "  LD -r   $@"
+	$(Q)$(LD) -r -o $@ $^ && $(OBJCOPY) --localize-hidden $@
+
+$(LIBA): $(BUILD)/obj/libktls.o
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_OBJ) lib/libktls.map
+$(LIBI): $(LIB_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The real file carries the soname, the bare name is the link-time symlink,
+# as installed: programs linked against build/ then start with
+# LD_LIBRARY_PATH=build.
+$(LIBSO).0: $(LIB_OBJ) lib/libktls.map
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -Wl,-soname,libktls.so.0 -Wl,--version-script=lib/libktls.map \
 		$(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(PKG_LIBS)
+
+$(LIBSO): $(LIBSO).0
+	$(Q)ln -sf libktls.so.0 $@
 
 $(BUILD)/ktls.pc: lib/ktls.pc.in Makefile
 	@mkdir -p $(@D)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # --- programs ----------------------------------------------------------
+# Programs see the public headers only, like any user of the library.
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -Idaemon/common -Ilib/src $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -MMD -MP -c -o $@ $<
 
-$(BUILD)/ktlsd: $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA)
+$(BUILD)/ktlsd: $(KTLSD_OBJ) $(LIBA)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
 
-$(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(DCOMMON_OBJ) $(LIBA)
+$(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(LIBA)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSCTL_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS)
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSCTL_OBJ) $(LIBA) $(PKG_LIBS)
 
-$(BUILD)/ktls-bench: $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA)
+$(BUILD)/ktls-bench: $(BENCH_OBJ) $(LIBA)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
 
 # --- tests -------------------------------------------------------------
+# Tests reach into the library (seams, parsers, key schedule): they see its
+# internal headers and link the internal archive.  Only they get
+# Criterion's flags.
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -Ilib/src $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+
 define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBA) $(PKG_LIBS) $(TEST_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBI) $(PKG_LIBS) $(TEST_LIBS) -lpthread
 endef
-$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBI)
 	$(link_test)
-$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBI)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
@@ -197,10 +225,9 @@ deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libktls.so.0
+	install -m 755 $(LIBSO).0 $(DESTDIR)$(PREFIX)/lib/libktls.so.0
 	ln -sf libktls.so.0 $(DESTDIR)$(PREFIX)/lib/libktls.so
-	install -m 644 lib/include/ktls.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 lib/include/ktls_uring.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ktls.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 

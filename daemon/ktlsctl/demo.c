@@ -99,16 +99,6 @@ out:
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static const char *mode_name(int mode)
-{
-	switch (mode) {
-	case KTLS_MODE_USER: return "user";
-	case KTLS_MODE_SW: return "sw";
-	case KTLS_MODE_HW: return "hw";
-	default: return "?";
-	}
-}
-
 static void hex(const unsigned char *md, unsigned n, char *out)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -218,8 +208,8 @@ out:
 
 static void print_side(const char *side, const struct ktls_info *i)
 {
-	printf("%s_tx: %s\n", side, mode_name(i->tx));
-	printf("%s_rx: %s\n", side, mode_name(i->rx));
+	printf("%s_tx: %s\n", side, ktls_mode_name(i->tx));
+	printf("%s_rx: %s\n", side, ktls_mode_name(i->rx));
 	printf("%s_fallback: %s\n", side, i->fallback_reason ? i->fallback_reason : "none");
 }
 

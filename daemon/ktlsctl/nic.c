@@ -27,19 +27,19 @@
 #include <json-c/json.h>
 
 #include "commands.h"
-#include "netlink.h"
+#include "ktls_ctl.h"
 
-static const char *const short_name[NIC_NFEAT] = { "tx", "rx", "record" };
+static const char *const short_name[KTLS_NIC_NFEAT] = { "tx", "rx", "record" };
 
-static int capable(const struct nic_info *ni)
+static int capable(const struct ktls_nic *ni)
 {
-	for (int i = 0; i < NIC_NFEAT; i++)
+	for (int i = 0; i < KTLS_NIC_NFEAT; i++)
 		if (ni->f[i].hw || ni->f[i].active)
 			return 1;
 	return 0;
 }
 
-static json_object *iface_json(const struct nic_info *ni)
+static json_object *iface_json(const struct ktls_nic *ni)
 {
 	json_object *o = json_object_new_object(), *feats = json_object_new_object();
 	json_object *ctr = json_object_new_object();
@@ -47,15 +47,15 @@ static json_object *iface_json(const struct nic_info *ni)
 	json_object_object_add(o, "ifname", json_object_new_string(ni->ifname));
 	json_object_object_add(o, "ifindex", json_object_new_int(ni->ifindex));
 	json_object_object_add(o, "offload_capable", json_object_new_boolean(capable(ni)));
-	for (int i = 0; i < NIC_NFEAT; i++) {
-		const struct nic_feature *f = &ni->f[i];
+	for (int i = 0; i < KTLS_NIC_NFEAT; i++) {
+		const struct ktls_nic_feature *f = &ni->f[i];
 		json_object *fo = json_object_new_object();
 		json_object_object_add(fo, "known", json_object_new_boolean(f->known));
 		json_object_object_add(fo, "hw", json_object_new_boolean(f->hw));
 		json_object_object_add(fo, "wanted", json_object_new_boolean(f->wanted));
 		json_object_object_add(fo, "active", json_object_new_boolean(f->active));
 		json_object_object_add(fo, "fixed", json_object_new_boolean(f->fixed));
-		json_object_object_add(feats, nic_feat_name[i], fo);
+		json_object_object_add(feats, ktls_nic_feature_name(i), fo);
 	}
 	json_object_object_add(o, "features", feats);
 	json_object_object_add(o, "counters_read", json_object_new_boolean(ni->counters_read));
@@ -79,7 +79,7 @@ static const char *onoff(int v)
 	return v ? "on" : "off";
 }
 
-static void print_table(const struct nic_info *v, size_t n)
+static void print_table(const struct ktls_nic *v, size_t n)
 {
 	int w = 5; /* "IFACE" */
 	size_t nctr = 0;
@@ -93,11 +93,12 @@ static void print_table(const struct nic_info *v, size_t n)
 	printf("%-*s  %-17s  %-9s  %-6s  %-6s  %s\n", w, "IFACE", "FEATURE", "SUPPORTED",
 	       "WANTED", "ACTIVE", "CHANGE");
 	for (size_t i = 0; i < n; i++)
-		for (int k = 0; k < NIC_NFEAT; k++) {
-			const struct nic_feature *f = &v[i].f[k];
+		for (int k = 0; k < KTLS_NIC_NFEAT; k++) {
+			const struct ktls_nic_feature *f = &v[i].f[k];
 			printf("%-*s  %-17s  %-9s  %-6s  %-6s  %s\n", w, v[i].ifname,
-			       nic_feat_name[k], !f->known ? "unknown" : f->hw ? "yes" : "no",
-			       onoff(f->wanted), onoff(f->active),
+			       ktls_nic_feature_name(k),
+			       !f->known ? "unknown" : f->hw ? "yes" : "no", onoff(f->wanted),
+			       onoff(f->active),
 			       f->fixed ? "fixed" : "changeable");
 		}
 	if (nctr == 0) {
@@ -129,7 +130,7 @@ int cmd_nic(int argc, char **argv)
 {
 	const char *ifname = NULL;
 	int json = 0, any = 0;
-	int want[NIC_NFEAT] = { -1, -1, -1 };
+	int want[KTLS_NIC_NFEAT] = { -1, -1, -1 };
 	char err[512];
 
 	for (int i = 1; i < argc; i++) {
@@ -142,10 +143,10 @@ int cmd_nic(int argc, char **argv)
 			return 0;
 		}
 		int k;
-		for (k = 0; k < NIC_NFEAT; k++)
+		for (k = 0; k < KTLS_NIC_NFEAT; k++)
 			if (!strcmp(argv[i], short_name[k]))
 				break;
-		if (k < NIC_NFEAT) {
+		if (k < KTLS_NIC_NFEAT) {
 			if (!ifname) {
 				fprintf(stderr, "ktlsctl nic: name the interface before '%s'\n",
 					argv[i]);
@@ -168,19 +169,19 @@ int cmd_nic(int argc, char **argv)
 	}
 
 	if (any) {
-		struct nic_info after;
+		struct ktls_nic after;
 		int changed;
-		if (nic_set(ifname, want, &after, &changed, err, sizeof(err)) < 0) {
+		if (ktls_nic_set(ifname, want, &after, &changed, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ktlsctl nic: %s\n", err);
 			return 1;
 		}
 		/* Report what is in effect, and fail if it is not what was asked. */
 		int rc = 0;
-		for (int k = 0; k < NIC_NFEAT; k++)
+		for (int k = 0; k < KTLS_NIC_NFEAT; k++)
 			if (want[k] >= 0 && after.f[k].active != want[k]) {
 				fprintf(stderr, "ktlsctl nic: %s: %s requested %s but the device "
 						"left it %s (wanted %s)\n",
-					after.ifname, nic_feat_name[k], onoff(want[k]),
+					after.ifname, ktls_nic_feature_name(k), onoff(want[k]),
 					onoff(after.f[k].active), onoff(after.f[k].wanted));
 				rc = 1;
 			}
@@ -192,16 +193,16 @@ int cmd_nic(int argc, char **argv)
 			printf("%s: %s (applies to new connections only)\n", after.ifname,
 			       changed ? "changed" : "no change needed");
 			after.counters_read = 1; /* no counter footer for a change */
-			for (int k = 0; k < NIC_NFEAT; k++)
-				printf("  %-17s  %s%s\n", nic_feat_name[k], onoff(after.f[k].active),
-				       after.f[k].fixed ? " [fixed]" : "");
+			for (int k = 0; k < KTLS_NIC_NFEAT; k++)
+				printf("  %-17s  %s%s\n", ktls_nic_feature_name(k),
+				       onoff(after.f[k].active), after.f[k].fixed ? " [fixed]" : "");
 		}
 		return rc;
 	}
 
-	struct nic_info *v;
+	struct ktls_nic *v;
 	size_t n;
-	if (nic_query(ifname, &v, &n, err, sizeof(err)) < 0) {
+	if (ktls_nic_query(ifname, &v, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ktlsctl nic: %s\n", err);
 		return 1;
 	}
@@ -214,6 +215,6 @@ int cmd_nic(int argc, char **argv)
 	} else {
 		print_table(v, n);
 	}
-	nic_list_free(v, n);
+	ktls_nic_list_free(v, n);
 	return 0;
 }

@@ -9,7 +9,7 @@
  *
  * Last, "nic_tls_offload": the interfaces whose device can do kTLS offload
  * (hw bit of tls-hw-tx-offload / tls-hw-rx-offload, over ethtool netlink:
- * nic_query(), the reader `ktlsctl nic` uses), "none", or why it could not
+ * ktls_nic_query(), the reader `ktlsctl nic` uses), "none", or why it could not
  * tell.  JSON: {"ok": true, "interfaces": [{"name": "eth0", "tx": true,
  * "rx": false}]} or {"ok": false, "reason": "..."}.
  */
@@ -23,7 +23,7 @@
 
 #include "commands.h"
 #include "ktls.h"
-#include "netlink.h"
+#include "ktls_ctl.h"
 
 /* One reported item: yes/no, the errno behind a no, or a fixed reason. */
 struct item {
@@ -57,15 +57,15 @@ struct report {
 /* Which interfaces' devices can offload kTLS (hw: supported, on or not). */
 static void nic_caps(struct report *r)
 {
-	struct nic_info *v = NULL;
+	struct ktls_nic *v = NULL;
 	size_t n = 0;
 
-	if (nic_query(NULL, &v, &n, r->nic_err, sizeof(r->nic_err)) != 0)
+	if (ktls_nic_query(NULL, &v, &n, r->nic_err, sizeof(r->nic_err)) != 0)
 		return;
 	r->nic_ok = 1;
 	for (size_t i = 0; i < n && r->nnics < MAXNICS; i++) {
-		int tx = v[i].f[NIC_TLS_TX].hw || v[i].f[NIC_TLS_TX].active;
-		int rx = v[i].f[NIC_TLS_RX].hw || v[i].f[NIC_TLS_RX].active;
+		int tx = v[i].f[KTLS_NIC_TLS_TX].hw || v[i].f[KTLS_NIC_TLS_TX].active;
+		int rx = v[i].f[KTLS_NIC_TLS_RX].hw || v[i].f[KTLS_NIC_TLS_RX].active;
 
 		if (!tx && !rx)
 			continue;
@@ -74,7 +74,7 @@ static void nic_caps(struct report *r)
 		r->nics[r->nnics].rx = rx;
 		r->nnics++;
 	}
-	nic_list_free(v, n);
+	ktls_nic_list_free(v, n);
 }
 
 static void add(struct report *r, const char *key, int ok, int err, const char *reason)

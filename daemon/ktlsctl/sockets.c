@@ -29,7 +29,7 @@
 #include <json-c/json.h>
 
 #include "commands.h"
-#include "netlink.h"
+#include "ktls_ctl.h"
 
 struct filter {
 	long port, sport, dport, pid;
@@ -70,7 +70,7 @@ static int parse_filter(const char *t, struct filter *f)
 	return -1;
 }
 
-static int match(const struct tls_sock *s, const struct filter *f)
+static int match(const struct ktls_sock *s, const struct filter *f)
 {
 	if (f->port >= 0 && s->lport != f->port && s->rport != f->port)
 		return 0;
@@ -80,13 +80,18 @@ static int match(const struct tls_sock *s, const struct filter *f)
 		return 0;
 	if (f->pid >= 0 && s->pid != f->pid)
 		return 0;
-	if (f->conf && strcmp(tls_conf_str(s->txconf), f->conf) &&
-	    strcmp(tls_conf_str(s->rxconf), f->conf))
+	if (f->conf && strcmp(ktls_sock_conf_name(s->txconf), f->conf) &&
+	    strcmp(ktls_sock_conf_name(s->rxconf), f->conf))
 		return 0;
 	return 1;
 }
 
-static json_object *sock_json(const struct tls_sock *s)
+static void add_str(json_object *o, const char *key, const char *val)
+{
+	json_object_object_add(o, key, json_object_new_string(val));
+}
+
+static json_object *sock_json(const struct ktls_sock *s)
 {
 	json_object *o = json_object_new_object();
 
@@ -94,13 +99,13 @@ static json_object *sock_json(const struct tls_sock *s)
 			       json_object_new_string(s->family == AF_INET6 ? "inet6" : "inet"));
 	json_object_object_add(o, "local", json_object_new_string(s->local));
 	json_object_object_add(o, "peer", json_object_new_string(s->peer));
-	json_object_object_add(o, "state", json_object_new_string(tcp_state_str(s->state)));
+	add_str(o, "state", ktls_tcp_state_name(s->state));
 	json_object_object_add(o, "uid", json_object_new_int64(s->uid));
 	json_object_object_add(o, "inode", json_object_new_uint64(s->inode));
-	json_object_object_add(o, "version", json_object_new_string(tls_version_str(s->version)));
-	json_object_object_add(o, "cipher", json_object_new_string(tls_cipher_str(s->cipher)));
-	json_object_object_add(o, "txconf", json_object_new_string(tls_conf_str(s->txconf)));
-	json_object_object_add(o, "rxconf", json_object_new_string(tls_conf_str(s->rxconf)));
+	add_str(o, "version", ktls_sock_version_name(s->version));
+	add_str(o, "cipher", ktls_sock_cipher_name(s->cipher));
+	add_str(o, "txconf", ktls_sock_conf_name(s->txconf));
+	add_str(o, "rxconf", ktls_sock_conf_name(s->rxconf));
 	json_object_object_add(o, "zc_ro_tx", json_object_new_boolean(s->zc_ro_tx));
 	json_object_object_add(o, "rx_no_pad", json_object_new_boolean(s->rx_no_pad));
 	json_object_object_add(o, "pid", s->pid ? json_object_new_int(s->pid) : NULL);
@@ -108,7 +113,7 @@ static json_object *sock_json(const struct tls_sock *s)
 	return o;
 }
 
-static void print_table(const struct tls_sock *v, size_t n)
+static void print_table(const struct ktls_sock *v, size_t n)
 {
 	int lw = 5, pw = 4;
 	for (size_t i = 0; i < n; i++) {
@@ -120,7 +125,7 @@ static void print_table(const struct tls_sock *v, size_t n)
 	printf("%-*s  %-*s  %-10s  %-7s  %-17s  %-9s  %-9s  %-16s  %s\n", lw, "LOCAL", pw,
 	       "PEER", "STATE", "VERSION", "CIPHER", "TXCONF", "RXCONF", "FLAGS", "PROCESS");
 	for (size_t i = 0; i < n; i++) {
-		const struct tls_sock *s = &v[i];
+		const struct ktls_sock *s = &v[i];
 		char flags[32], proc[64];
 		snprintf(flags, sizeof(flags), "%s%s%s", s->zc_ro_tx ? "zc_ro_tx" : "",
 			 s->zc_ro_tx && s->rx_no_pad ? "," : "", s->rx_no_pad ? "rx_no_pad" : "");
@@ -131,9 +136,9 @@ static void print_table(const struct tls_sock *v, size_t n)
 		else
 			strcpy(proc, "-");
 		printf("%-*s  %-*s  %-10s  %-7s  %-17s  %-9s  %-9s  %-16s  %s\n", lw, s->local, pw,
-		       s->peer, tcp_state_str(s->state), tls_version_str(s->version),
-		       tls_cipher_str(s->cipher), tls_conf_str(s->txconf),
-		       tls_conf_str(s->rxconf), flags, proc);
+		       s->peer, ktls_tcp_state_name(s->state), ktls_sock_version_name(s->version),
+		       ktls_sock_cipher_name(s->cipher), ktls_sock_conf_name(s->txconf),
+		       ktls_sock_conf_name(s->rxconf), flags, proc);
 	}
 }
 
@@ -158,13 +163,13 @@ int cmd_sockets(int argc, char **argv)
 		}
 	}
 
-	struct tls_sock *v;
+	struct ktls_sock *v;
 	size_t n;
-	if (diag_query(&v, &n, why, sizeof(why), err, sizeof(err)) < 0) {
+	if (ktls_sock_list(&v, &n, why, sizeof(why), err, sizeof(err)) < 0) {
 		fprintf(stderr, "ktlsctl sockets: %s\n", err);
 		return 1;
 	}
-	diag_owners(v, n);
+	ktls_sock_owners(v, n);
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++)
 		if (match(&v[i], &f))
@@ -189,6 +194,6 @@ int cmd_sockets(int argc, char **argv)
 	} else {
 		print_table(v, kept);
 	}
-	free(v);
+	ktls_sock_list_free(v);
 	return 0;
 }

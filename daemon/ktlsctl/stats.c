@@ -28,11 +28,10 @@
 #include <json-c/json.h>
 
 #include "commands.h"
-#include "netlink.h"
+#include "ktls_ctl.h"
 
-#define TLS_STAT_PATH "/proc/net/tls_stat"
-
-static long long delta_of(const struct tls_counter *prev, size_t pn, const struct tls_counter *c)
+static long long delta_of(const struct ktls_stat_counter *prev, size_t pn,
+			  const struct ktls_stat_counter *c)
 {
 	for (size_t i = 0; i < pn; i++)
 		if (!strcmp(prev[i].name, c->name))
@@ -40,8 +39,9 @@ static long long delta_of(const struct tls_counter *prev, size_t pn, const struc
 	return (long long)c->value; /* a counter that appeared counts from 0 */
 }
 
-static void print_sample(const struct tls_counter *v, size_t n, const struct tls_counter *prev,
-			 size_t pn, int json, long sample, double interval)
+static void print_sample(const struct ktls_stat_counter *v, size_t n,
+			 const struct ktls_stat_counter *prev, size_t pn, int json, long sample,
+			 double interval)
 {
 	if (json) {
 		json_object *o = json_object_new_object(), *c = json_object_new_object();
@@ -94,7 +94,7 @@ static int usage(void)
 
 int cmd_stats(int argc, char **argv)
 {
-	const char *path = TLS_STAT_PATH;
+	const char *path = KTLS_STAT_PATH;
 	int json = 0;
 	double interval = 0;
 	long count = -1;
@@ -131,15 +131,15 @@ int cmd_stats(int argc, char **argv)
 		return usage();
 	}
 
-	struct tls_counter *cur, *prev = NULL;
+	struct ktls_stat_counter *cur, *prev = NULL;
 	size_t n, pn = 0;
-	if (tlsstat_read(path, &cur, &n, err, sizeof(err)) < 0) {
+	if (ktls_stat_read(path, &cur, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ktlsctl stats: %s\n", err);
 		return 1;
 	}
 	print_sample(cur, n, NULL, 0, json, 0, interval);
 	if (interval <= 0) {
-		free(cur);
+		ktls_stat_free(cur);
 		return 0;
 	}
 
@@ -152,17 +152,17 @@ int cmd_stats(int argc, char **argv)
 		next.tv_nsec = (long)(ns % 1000000000LL);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
 			;
-		free(prev);
+		ktls_stat_free(prev);
 		prev = cur;
 		pn = n;
-		if (tlsstat_read(path, &cur, &n, err, sizeof(err)) < 0) {
+		if (ktls_stat_read(path, &cur, &n, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ktlsctl stats: %s\n", err);
-			free(prev);
+			ktls_stat_free(prev);
 			return 1;
 		}
 		print_sample(cur, n, prev, pn, json, s, interval);
 	}
-	free(prev);
-	free(cur);
+	ktls_stat_free(prev);
+	ktls_stat_free(cur);
 	return 0;
 }

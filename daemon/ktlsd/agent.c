@@ -32,9 +32,10 @@
 
 #include <linux/netlink.h>
 
+#include "ktls_ctl.h"
+
 #include "agent.h"
 #include "log.h"
-#include "netlink.h"
 
 int agent_log_level = AGENT_LOG_INFO;
 static int use_syslog;
@@ -284,7 +285,7 @@ fg:
 		return 1;
 	}
 	agent_log_level = ag.conf.log_level;
-	if (!nl_have_net_admin()) {
+	if (!ktls_have_net_admin()) {
 		fprintf(stderr, "ktlsd agent: needs CAP_NET_ADMIN: the kernel accepts handshake "
 			"requests only from privileged processes (run as root or grant the "
 			"capability)\n");

@@ -393,11 +393,6 @@ static int drive(ktls_conn *c, long long deadline, int *timed_out)
 	}
 }
 
-static const char *mode_str(int m)
-{
-	return m == KTLS_MODE_HW ? "hw" : m == KTLS_MODE_SW ? "sw" : "user";
-}
-
 /* Handshake + kTLS.  Returns the DONE status. */
 static int run(struct agent_req *r, long long *ms)
 {
@@ -467,7 +462,7 @@ static int run(struct agent_req *r, long long *ms)
 	}
 	if (info.tx == KTLS_MODE_USER || info.rx == KTLS_MODE_USER) {
 		snprintf(r->why, sizeof(r->why), "the kernel did not take the keys (tx %s, rx %s): %s",
-			 mode_str(info.tx), mode_str(info.rx),
+			 ktls_mode_name(info.tx), ktls_mode_name(info.rx),
 			 info.fallback_reason ? info.fallback_reason : "?");
 		goto out;
 	}
@@ -475,7 +470,7 @@ static int run(struct agent_req *r, long long *ms)
 	agent_log(AGENT_LOG_INFO, "handshake ok: %s %s peer %s%s%s%s %s %s, kTLS tx %s rx %s, "
 		  "%lld ms", hs_msg_type_str(r->a.msg_type), hs_auth_str(r->a.auth_mode), r->peer,
 		  r->identity[0] ? " identity '" : "", r->identity, r->identity[0] ? "'" : "",
-		  info.version_name, info.cipher, mode_str(info.tx), mode_str(info.rx), *ms);
+		  info.version_name, info.cipher, ktls_mode_name(info.tx), ktls_mode_name(info.rx), *ms);
 	status = 0;
 out:
 	if (flags >= 0)

@@ -136,11 +136,6 @@ static struct io_uring_sqe *sqe_get(struct worker *w)
 	return sqe;
 }
 
-static const char *mode_name(int m)
-{
-	return m == KTLS_MODE_HW ? "hw" : m == KTLS_MODE_SW ? "sw" : "user";
-}
-
 /* ---- connection lifetime ------------------------------------------------ */
 
 static void conn_run(struct conn *c);
@@ -387,7 +382,7 @@ static void handshake_done(struct conn *c)
 	else if (in.fallback_reason)
 		metrics_fallback(in.fallback_reason);
 	log_msg("%s: %s %s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
-		mode_name(in.tx), mode_name(in.rx),
+		ktls_mode_name(in.tx), ktls_mode_name(in.rx),
 		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
 		!s->cfg.no_offload && in.fallback_reason ? in.fallback_reason : "",
 		!s->cfg.no_offload && in.fallback_reason ? ")" : "");

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "ktls.h"
-#include "netlink.h" /* tlsstat_read: libktls's /proc/net/tls_stat parser */
+#include "ktls_ctl.h"
 
 #include "log.h"
 #include "metrics.h"
@@ -52,11 +52,6 @@ static struct {
 	.fallback.mu = PTHREAD_MUTEX_INITIALIZER,
 	.hs_fail.mu = PTHREAD_MUTEX_INITIALIZER,
 };
-
-static const char *mode_label(int m)
-{
-	return m == KTLS_MODE_HW ? "hw" : m == KTLS_MODE_SW ? "sw" : "user";
-}
 
 /* KTLS_MODE_USER, _SW, _HW are 0, 1, 2: the array index */
 static int mode_idx(int m)
@@ -175,7 +170,7 @@ static void render_reasons(FILE *f, struct reasons *r, const char *metric)
 
 static void render_tls_stat(FILE *f)
 {
-	struct tls_counter *v = NULL;
+	struct ktls_stat_counter *v = NULL;
 	size_t n = 0;
 	char err[160];
 
@@ -183,14 +178,14 @@ static void render_tls_stat(FILE *f)
 	      "kernel names them (TlsCurr* are gauges, the rest counters).\n"
 	      "# TYPE ktls_kernel_tls_stat untyped\n",
 	      f);
-	if (tlsstat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)) < 0) {
+	if (ktls_stat_read(NULL, &v, &n, err, sizeof(err)) < 0) {
 		fprintf(f, "# /proc/net/tls_stat unavailable: %s\n",
 			errno == ENOENT ? "this kernel has no kTLS (CONFIG_TLS)" : err);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "ktls_kernel_tls_stat{counter=\"%s\"} %llu\n", v[i].name, v[i].value);
-	free(v);
+	ktls_stat_free(v);
 }
 
 char *metrics_render(size_t *len)
@@ -208,7 +203,7 @@ char *metrics_render(size_t *len)
 	for (int t = 0; t < NMODES; t++)
 		for (int r = 0; r < NMODES; r++)
 			fprintf(f, "ktls_connections_total{tx=\"%s\",rx=\"%s\"} %llu\n",
-				mode_label(t), mode_label(r),
+				ktls_mode_name(t), ktls_mode_name(r),
 				get(&M.conns[t][r]));
 	fputs("# HELP ktls_fallback_total Connections left (partly) in userspace, by reason.\n"
 	      "# TYPE ktls_fallback_total counter\n",
@@ -219,7 +214,7 @@ char *metrics_render(size_t *len)
 	      f);
 	for (int t = 0; t < NMODES; t++)
 		fprintf(f, "ktls_served_bytes_total{tx=\"%s\"} %llu\n",
-			mode_label(t), get(&M.bytes[t]));
+			ktls_mode_name(t), get(&M.bytes[t]));
 	fprintf(f, "# HELP ktls_handshakes_total Completed TLS handshakes.\n"
 		   "# TYPE ktls_handshakes_total counter\n"
 		   "ktls_handshakes_total %llu\n", get(&M.hs_ok));

@@ -174,12 +174,12 @@ void kernel_stat_snap(struct install_stat *s)
 		{ "TlsRxDevice", offsetof(struct install_stat, rx_dev) },
 		{ "TlsRxSw", offsetof(struct install_stat, rx_sw) },
 	};
-	struct tls_counter *v = NULL;
+	struct ktls_stat_counter *v = NULL;
 	size_t n = 0;
 	char err[128];
 
 	s->tx_dev = s->tx_sw = s->rx_dev = s->rx_sw = -1;
-	if (tlsstat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)))
+	if (ktls_stat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)))
 		return;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
@@ -191,7 +191,7 @@ void kernel_stat_snap(struct install_stat *s)
 /* After the install: where did each kernel-owned direction land? */
 static void place_directions(struct ktls_conn *c, const struct install_stat *before)
 {
-	struct tls_sock ts;
+	struct ktls_sock ts;
 	struct install_stat after;
 	char err[128];
 	int tx = -1, rx = -1;

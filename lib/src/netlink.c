@@ -1,7 +1,8 @@
 /*
  * netlink.c - plumbing the control-plane readers share: strict attribute
  * parsing, request/reply exchange over libnl with the kernel's extended-ack
- * text kept for error messages, and raw capture of replies for fixtures.
+ * text kept for error messages, raw capture of replies for fixtures, and
+ * whether we hold the privilege the kernel checks on these requests.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
+#include <linux/capability.h>
 #include <linux/netlink.h>
 #include <netlink/netlink.h>
 #include <netlink/attr.h>
@@ -170,4 +173,16 @@ int nlx_recv(struct nl_sock *sk, struct nlx_req *r)
 		return buf_seterr(r->err, r->errlen, "netlink receive: %s", nl_geterror(ret));
 	}
 	return 0;
+}
+
+/* libcap would be a dependency for one syscall. */
+KTLS_API int ktls_have_net_admin(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) < 0)
+		return 0;
+	return (d[CAP_NET_ADMIN / 32].effective >> (CAP_NET_ADMIN % 32)) & 1;
 }

@@ -27,6 +27,7 @@
 
 #include "internal.h"
 #include "netlink.h"
+#include "proto.h"
 
 static struct nla_policy ulp_pol[INET_ULP_INFO_MAX + 1] = {
 	[INET_ULP_INFO_NAME] = { .type = NLA_STRING },
@@ -41,7 +42,7 @@ static struct nla_policy tls_pol[TLS_INFO_MAX + 1] = {
 	[TLS_INFO_RX_NO_PAD] = { .type = NLA_FLAG },
 };
 
-const char *tls_version_str(int v)
+KTLS_API const char *ktls_sock_version_name(int v)
 {
 	switch (v) {
 	case TLS_1_2_VERSION: return "1.2";
@@ -51,13 +52,15 @@ const char *tls_version_str(int v)
 	}
 }
 
-const char *tls_cipher_str(int c)
+/* Ours from the cipher table; the kernel's others for sockets not ours. */
+KTLS_API const char *ktls_sock_cipher_name(int c)
 {
+	const struct proto_cipher *p = proto_cipher_by_tls(c);
+
+	if (p)
+		return p->kernel_name;
 	switch (c) {
-	case TLS_CIPHER_AES_GCM_128: return "aes-gcm-128";
-	case TLS_CIPHER_AES_GCM_256: return "aes-gcm-256";
 	case TLS_CIPHER_AES_CCM_128: return "aes-ccm-128";
-	case TLS_CIPHER_CHACHA20_POLY1305: return "chacha20-poly1305";
 	case TLS_CIPHER_SM4_GCM: return "sm4-gcm";
 	case TLS_CIPHER_SM4_CCM: return "sm4-ccm";
 	case TLS_CIPHER_ARIA_GCM_128: return "aria-gcm-128";
@@ -68,7 +71,7 @@ const char *tls_cipher_str(int c)
 }
 
 /* ss prints TLS_CONF_BASE as "none"; we say "base" (ULP set, no key yet). */
-const char *tls_conf_str(int c)
+KTLS_API const char *ktls_sock_conf_name(int c)
 {
 	switch (c) {
 	case TLS_CONF_BASE: return "base";
@@ -80,7 +83,7 @@ const char *tls_conf_str(int c)
 	}
 }
 
-const char *tcp_state_str(int s)
+KTLS_API const char *ktls_tcp_state_name(int s)
 {
 	static const char *const names[] = {
 		[TCP_ESTABLISHED] = "ESTAB", [TCP_SYN_SENT] = "SYN-SENT",
@@ -107,7 +110,7 @@ static void fmt_addr(char *out, size_t cap, int family, const __be32 *a, uint16_
 		snprintf(out, cap, "%s:%u", ip, port);
 }
 
-int diag_parse(const struct nlmsghdr *nlh, struct tls_sock *out, char *err, size_t errlen)
+int diag_parse(const struct nlmsghdr *nlh, struct ktls_sock *out, char *err, size_t errlen)
 {
 	struct nlattr *tb[INET_DIAG_MAX + 1];
 	struct nlattr *ulp[INET_ULP_INFO_MAX + 1];
@@ -175,19 +178,19 @@ int diag_parse(const struct nlmsghdr *nlh, struct tls_sock *out, char *err, size
 }
 
 struct diag_acc {
-	struct tls_sock *v;
+	struct ktls_sock *v;
 	size_t n;
 };
 
 static int on_diag(const struct nlmsghdr *nlh, void *arg, char *err, size_t errlen)
 {
 	struct diag_acc *a = arg;
-	struct tls_sock s;
+	struct ktls_sock s;
 	int r = diag_parse(nlh, &s, err, errlen);
 
 	if (r <= 0)
 		return r;
-	struct tls_sock *nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
+	struct ktls_sock *nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
 	if (!nv)
 		return buf_seterr(err, errlen, "out of memory");
 	a->v = nv;
@@ -214,8 +217,8 @@ static int kernel_has_tls_ulp(void)
 
 static int ulp_info_visible(void);
 
-int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen, char *err,
-	       size_t errlen)
+KTLS_API int ktls_sock_list(struct ktls_sock **out, size_t *n, char *why, size_t whylen,
+			    char *err, size_t errlen)
 {
 	static const int families[] = { AF_INET, AF_INET6 };
 	struct diag_acc a = { 0 };
@@ -270,7 +273,7 @@ int diag_query(struct tls_sock **out, size_t *n, char *why, size_t whylen, char 
 		if (has == 0)
 			snprintf(why, whylen, "no socket uses the tls ULP: kernel has no kTLS "
 					      "(tcp_available_ulp lacks tls)");
-		else if (!nl_have_net_admin() && ulp_info_visible() != 1)
+		else if (!ktls_have_net_admin() && ulp_info_visible() != 1)
 			snprintf(why, whylen, "no socket with the tls ULP is visible: the kernel "
 					      "reports ULP info to CAP_NET_ADMIN only");
 		else
@@ -284,7 +287,7 @@ fail:
 }
 
 struct one_acc {
-	struct tls_sock *out;
+	struct ktls_sock *out;
 	int found;
 };
 
@@ -299,7 +302,7 @@ static int on_one(const struct nlmsghdr *nlh, void *arg, char *err, size_t errle
 	return 0;
 }
 
-int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen)
+int diag_query_fd(int fd, struct ktls_sock *out, char *err, size_t errlen)
 {
 	struct sockaddr_storage l, p;
 	socklen_t ll = sizeof(l), pl = sizeof(p);
@@ -371,7 +374,7 @@ int diag_query_fd(int fd, struct tls_sock *out, char *err, size_t errlen)
  */
 static int ulp_info_visible(void)
 {
-	struct tls_sock t;
+	struct ktls_sock t;
 	char err[128];
 	int fds[2], r = -1;
 
@@ -386,8 +389,13 @@ static int ulp_info_visible(void)
 	return r;
 }
 
+KTLS_API void ktls_sock_list_free(struct ktls_sock *v)
+{
+	free(v);
+}
+
 /* /proc/PID/fd/N -> "socket:[INODE]": match against the sockets we found. */
-void diag_owners(struct tls_sock *v, size_t n)
+KTLS_API void ktls_sock_owners(struct ktls_sock *v, size_t n)
 {
 	DIR *proc;
 	struct dirent *de;

@@ -1,5 +1,6 @@
 /*
- * netlink_tlsstat.c - /proc/net/tls_stat, the kernel's kTLS counters.
+ * netlink_tlsstat.c - /proc/net/tls_stat, the kernel's kTLS counters
+ * (ktls_stat_read; the library reads them to tell where an install landed).
  *
  * Not netlink: the third view of the same state beside sock_diag and
  * ethtool.  The set of counters grows with kernel versions (rekey counters
@@ -14,10 +15,10 @@
 #include "internal.h"
 #include "netlink.h"
 
-int tlsstat_parse(const char *text, struct tls_counter **out, size_t *n, char *err,
+int tlsstat_parse(const char *text, struct ktls_stat_counter **out, size_t *n, char *err,
 		  size_t errlen)
 {
-	struct tls_counter *v = NULL;
+	struct ktls_stat_counter *v = NULL;
 	size_t cnt = 0, lineno = 0;
 	const char *p = text;
 
@@ -61,7 +62,7 @@ int tlsstat_parse(const char *text, struct tls_counter **out, size_t *n, char *e
 			free(v);
 			return buf_seterr(err, errlen, "tls_stat line %zu: name too long", lineno);
 		}
-		struct tls_counter *nv = realloc(v, (cnt + 1) * sizeof(*nv));
+		struct ktls_stat_counter *nv = realloc(v, (cnt + 1) * sizeof(*nv));
 		if (!nv) {
 			free(v);
 			return buf_seterr(err, errlen, "out of memory");
@@ -81,12 +82,15 @@ int tlsstat_parse(const char *text, struct tls_counter **out, size_t *n, char *e
 	return 0;
 }
 
-int tlsstat_read(const char *path, struct tls_counter **out, size_t *n, char *err,
-		 size_t errlen)
+KTLS_API int ktls_stat_read(const char *path, struct ktls_stat_counter **out, size_t *n,
+			    char *err, size_t errlen)
 {
 	char buf[8192];
-	FILE *f = fopen(path, "re");
+	FILE *f;
 
+	if (!path)
+		path = KTLS_STAT_PATH;
+	f = fopen(path, "re");
 	*out = NULL;
 	*n = 0;
 	if (!f) {
@@ -112,4 +116,9 @@ int tlsstat_read(const char *path, struct tls_counter **out, size_t *n, char *er
 		return -1;
 	}
 	return 0;
+}
+
+KTLS_API void ktls_stat_free(struct ktls_stat_counter *v)
+{
+	free(v);
 }

@@ -164,7 +164,7 @@ Test(ctl_sockets, ktls_pairs_listed_as_ss_shows_them)
 	cr_expect(strstr(r, "ESTAB") && strstr(r, "1.3") && strstr(r, "aes-gcm-256"), "%s", out);
 
 	/* The exact lookup the library uses for ktls_conn_info(). */
-	struct tls_sock one;
+	struct ktls_sock one;
 	char e[256];
 	cr_assert_eq(diag_query_fd(a[0], &one, e, sizeof(e)), 1, "%s", e);
 	cr_expect_eq(one.version, TLS_1_3_VERSION);

@@ -60,18 +60,18 @@ static void open_opts(struct run *r, int role, const struct suite *s, int zc, in
 /* sock_diag on our socket must say what ktls_info said. */
 static void expect_diag_agrees(struct run *r)
 {
-	struct tls_sock ts;
+	struct ktls_sock ts;
 	char err[256] = "";
 	int q = diag_query_fd(r->fds[0], &ts, err, sizeof(err));
 
 	cr_assert_neq(q, -1, "diag_query_fd: %s", err);
 	if (q == 0) {
 		/* Hidden ULP info is allowed only to a caller without the privilege. */
-		cr_assert(!nl_have_net_admin(), "sock_diag shows no tls ULP on an offloaded socket");
+		cr_assert(!ktls_have_net_admin(), "sock_diag shows no tls ULP on an offloaded socket");
 		return;
 	}
-	cr_expect_eq(kernel_conf_mode(ts.txconf), r->info.tx, "txconf %s", tls_conf_str(ts.txconf));
-	cr_expect_eq(kernel_conf_mode(ts.rxconf), r->info.rx, "rxconf %s", tls_conf_str(ts.rxconf));
+	cr_expect_eq(kernel_conf_mode(ts.txconf), r->info.tx, "txconf %s", ktls_sock_conf_name(ts.txconf));
+	cr_expect_eq(kernel_conf_mode(ts.rxconf), r->info.rx, "rxconf %s", ktls_sock_conf_name(ts.rxconf));
 	cr_expect_eq(ts.zc_ro_tx, r->info.zerocopy_tx);
 	cr_expect_eq(ts.rx_no_pad, r->info.rx_no_pad);
 }

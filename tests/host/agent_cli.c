@@ -45,7 +45,7 @@ static int agent(const char *args, int drop_net_admin, char *out, size_t cap)
 		 * Without CAP_SETPCAP (not root) we never had CAP_NET_ADMIN anyway.
 		 */
 		if (drop_net_admin && prctl(PR_CAPBSET_DROP, CAP_NET_ADMIN, 0, 0, 0) != 0 &&
-		    nl_have_net_admin())
+		    ktls_have_net_admin())
 			_exit(99);
 		snprintf(cmd, sizeof(cmd), "exec %s agent %s", tu_build("ktlsd"), args);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -101,7 +101,7 @@ Test(agent_cli, refuses_a_kernel_without_the_family)
 	}
 	cr_assert_eq(kerr, ENOENT, "%s", err);
 	cr_expect_eq(agent("--foreground", 0, out, sizeof(out)), 1);
-	if (!nl_have_net_admin()) {
+	if (!ktls_have_net_admin()) {
 		/* Checked first: an unprivileged run never reaches the family. */
 		cr_expect(strstr(out, "needs CAP_NET_ADMIN"), "%s", out);
 		return;

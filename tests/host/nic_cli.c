@@ -44,10 +44,10 @@ static void expect_no_offload(json_object *iface)
 	json_object *feats = get(iface, "features");
 
 	cr_expect(!json_object_get_boolean(get(iface, "offload_capable")), "%s", name);
-	for (int k = 0; k < NIC_NFEAT; k++) {
+	for (int k = 0; k < KTLS_NIC_NFEAT; k++) {
 		json_object *f = get(feats, nic_feat_name[k]);
 		/* tls-hw-record (TOE) is gone from newer kernels' string set. */
-		cr_expect(k == NIC_TLS_RECORD || json_object_get_boolean(get(f, "known")), "%s %s",
+		cr_expect(k == KTLS_NIC_TLS_RECORD || json_object_get_boolean(get(f, "known")), "%s %s",
 			  name, nic_feat_name[k]);
 		cr_expect(!json_object_get_boolean(get(f, "hw")), "%s %s", name, nic_feat_name[k]);
 		cr_expect(!json_object_get_boolean(get(f, "active")));
@@ -109,7 +109,7 @@ Test(nic_cli, turning_offload_on_is_refused_and_nothing_changes)
 	static const char *const which[] = { "tx", "rx", "record" };
 
 	cr_assert_eq(tu_ktlsctl("nic lo --json", before, sizeof(before), err, sizeof(err)), 0);
-	for (int k = 0; k < NIC_NFEAT; k++) {
+	for (int k = 0; k < KTLS_NIC_NFEAT; k++) {
 		char args[64];
 		snprintf(args, sizeof(args), "nic lo %s on", which[k]);
 		cr_expect_eq(tu_ktlsctl(args, out, sizeof(out), err, sizeof(err)), 1, "%s", args);
@@ -119,7 +119,7 @@ Test(nic_cli, turning_offload_on_is_refused_and_nothing_changes)
 		char gone[128];
 		snprintf(gone, sizeof(gone), "lo: cannot set %s on: this kernel has no such feature",
 			 nic_feat_name[k]);
-		cr_expect(strstr(err, want) || (k == NIC_TLS_RECORD && strstr(err, gone)), "%s: %s",
+		cr_expect(strstr(err, want) || (k == KTLS_NIC_TLS_RECORD && strstr(err, gone)), "%s: %s",
 			  args, err);
 	}
 	/* Several at once: refused as a whole. */
@@ -173,9 +173,9 @@ Test(nic_cli, reading_needs_no_privilege)
 Test(nic_cli, kernel_accepts_our_request_and_enforces_cap_net_admin)
 {
 	char err[512];
-	int off[NIC_NFEAT] = { 0, 0, 0 };
+	int off[KTLS_NIC_NFEAT] = { 0, 0, 0 };
 
-	if (geteuid() != 0 || !nl_have_net_admin()) {
+	if (geteuid() != 0 || !ktls_have_net_admin()) {
 		cr_assert_eq(nic_send_set("lo", off, err, sizeof(err)), -1);
 		cr_expect(strstr(err, "needs CAP_NET_ADMIN"), "%s", err);
 		return;

@@ -50,25 +50,34 @@ static void strset(struct nic_strset *ss)
 	free(f.buf);
 }
 
+Test(nic_parse, public_feature_names_are_the_kernels)
+{
+	for (int i = 0; i < KTLS_NIC_NFEAT; i++)
+		cr_expect_str_eq(ktls_nic_feature_name(i), nic_feat_name[i]);
+	cr_expect_str_eq(ktls_nic_feature_name(KTLS_NIC_TLS_RECORD), "tls-hw-record");
+	cr_expect_str_eq(ktls_nic_feature_name(-1), "unknown");
+	cr_expect_str_eq(ktls_nic_feature_name(KTLS_NIC_NFEAT), "unknown");
+}
+
 Test(nic_parse, host_strset_names_the_three_tls_features)
 {
 	struct nic_strset ss;
 
 	strset(&ss);
 	cr_assert_gt(ss.count, 40u, "a real kernel has dozens of features");
-	for (int i = 0; i < NIC_NFEAT; i++) {
+	for (int i = 0; i < KTLS_NIC_NFEAT; i++) {
 		cr_assert_geq(ss.idx[i], 0, "%s not in the string set", nic_feat_name[i]);
 		cr_assert_lt((unsigned)ss.idx[i], ss.count);
 	}
-	cr_assert_neq(ss.idx[NIC_TLS_TX], ss.idx[NIC_TLS_RX]);
-	cr_assert_neq(ss.idx[NIC_TLS_RX], ss.idx[NIC_TLS_RECORD]);
+	cr_assert_neq(ss.idx[KTLS_NIC_TLS_TX], ss.idx[KTLS_NIC_TLS_RX]);
+	cr_assert_neq(ss.idx[KTLS_NIC_TLS_RX], ss.idx[KTLS_NIC_TLS_RECORD]);
 }
 
 Test(nic_parse, host_devices_have_no_tls_offload)
 {
 	struct nic_strset ss;
 	struct fixture f;
-	struct nic_info ni;
+	struct ktls_nic ni;
 	char err[256];
 	int saw_lo = 0;
 
@@ -79,7 +88,7 @@ Test(nic_parse, host_devices_have_no_tls_offload)
 		cr_assert_eq(nic_parse_features(f.msg[i], &ss, &ni, err, sizeof(err)), 0, "%s", err);
 		cr_assert_gt(ni.ifindex, 0);
 		saw_lo |= !strcmp(ni.ifname, "lo");
-		for (int k = 0; k < NIC_NFEAT; k++) {
+		for (int k = 0; k < KTLS_NIC_NFEAT; k++) {
 			cr_expect(ni.f[k].known);
 			cr_expect(!ni.f[k].hw, "%s %s", ni.ifname, nic_feat_name[k]);
 			cr_expect(!ni.f[k].active);
@@ -109,7 +118,7 @@ Test(nic_parse, compact_and_verbose_replies_agree_on_every_bit)
 		struct nic_strset one = ss;
 		one.idx[0] = (int)bit;
 		for (size_t i = 0; i < c.n; i++) {
-			struct nic_info a, b;
+			struct ktls_nic a, b;
 			cr_assert_eq(nic_parse_features(c.msg[i], &one, &a, err, sizeof(err)), 0, "%s",
 				     err);
 			cr_assert_eq(nic_parse_features(v.msg[i], &one, &b, err, sizeof(err)), 0, "%s",
@@ -127,12 +136,12 @@ Test(nic_parse, compact_and_verbose_replies_agree_on_every_bit)
 	free(v.buf);
 }
 
-static void expect_hw_port(const struct nic_info *ni)
+static void expect_hw_port(const struct ktls_nic *ni)
 {
 	cr_assert_str_eq(ni->ifname, "enp1s0f0np0");
 	cr_assert_eq(ni->ifindex, 7);
-	const struct nic_feature *tx = &ni->f[NIC_TLS_TX], *rx = &ni->f[NIC_TLS_RX];
-	const struct nic_feature *rec = &ni->f[NIC_TLS_RECORD];
+	const struct ktls_nic_feature *tx = &ni->f[KTLS_NIC_TLS_TX], *rx = &ni->f[KTLS_NIC_TLS_RX];
+	const struct ktls_nic_feature *rec = &ni->f[KTLS_NIC_TLS_RECORD];
 	cr_expect(tx->known && tx->hw && tx->wanted && tx->active && !tx->fixed);
 	cr_expect(rx->known && rx->hw && rx->wanted && !rx->active && !rx->fixed);
 	cr_expect(!rec->hw && !rec->active && rec->fixed);
@@ -142,7 +151,7 @@ Test(nic_parse, hand_built_offload_capable_port_compact)
 {
 	struct nic_strset ss;
 	struct fixture f;
-	struct nic_info ni;
+	struct ktls_nic ni;
 	char err[256];
 
 	strset(&ss);
@@ -156,7 +165,7 @@ Test(nic_parse, hand_built_offload_capable_port_verbose_by_name)
 {
 	struct nic_strset none = { .count = 0, .idx = { -1, -1, -1 } };
 	struct fixture f;
-	struct nic_info ni;
+	struct ktls_nic ni;
 	char err[256];
 
 	/* Verbose bitsets name their bits: no string set needed. */
@@ -170,9 +179,9 @@ Test(nic_parse, plan_refuses_with_interface_feature_and_reason)
 {
 	struct nic_strset ss;
 	struct fixture f;
-	struct nic_info hw, lo = { 0 };
+	struct ktls_nic hw, lo = { 0 };
 	char err[256];
-	int want[NIC_NFEAT];
+	int want[KTLS_NIC_NFEAT];
 
 	strset(&ss);
 	load("hand-features-tls-hw.bin", &f);
@@ -195,8 +204,8 @@ Test(nic_parse, plan_refuses_with_interface_feature_and_reason)
 
 	/* A device without the feature, as loopback and veth are. */
 	snprintf(lo.ifname, sizeof(lo.ifname), "lo");
-	for (int k = 0; k < NIC_NFEAT; k++)
-		lo.f[k] = (struct nic_feature){ .known = 1, .fixed = 1 };
+	for (int k = 0; k < KTLS_NIC_NFEAT; k++)
+		lo.f[k] = (struct ktls_nic_feature){ .known = 1, .fixed = 1 };
 	memcpy(want, (int[]){ 1, -1, -1 }, sizeof(want));
 	cr_expect_eq(nic_plan_set(&lo, want, 1, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "lo:") && strstr(err, "tls-hw-tx-offload") &&
@@ -206,12 +215,12 @@ Test(nic_parse, plan_refuses_with_interface_feature_and_reason)
 	cr_expect_eq(nic_plan_set(&lo, want, 0, err, sizeof(err)), 0);
 
 	/* Fixed on (a TOE card that cannot turn record mode off). */
-	lo.f[NIC_TLS_RECORD].active = 1;
+	lo.f[KTLS_NIC_TLS_RECORD].active = 1;
 	memcpy(want, (int[]){ -1, -1, 0 }, sizeof(want));
 	cr_expect_eq(nic_plan_set(&lo, want, 1, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "fixed on"), "%s", err);
 	/* A kernel that predates the feature name. */
-	lo.f[NIC_TLS_RX].known = 0;
+	lo.f[KTLS_NIC_TLS_RX].known = 0;
 	memcpy(want, (int[]){ -1, 1, -1 }, sizeof(want));
 	cr_expect_eq(nic_plan_set(&lo, want, 1, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "no such feature"), "%s", err);
@@ -220,7 +229,7 @@ Test(nic_parse, plan_refuses_with_interface_feature_and_reason)
 Test(nic_parse, driver_stat_names_with_tls_are_picked_with_their_index)
 {
 	struct fixture f;
-	struct nic_counter *names;
+	struct ktls_nic_counter *names;
 	unsigned *idx, total;
 	size_t n;
 	char err[256];
@@ -281,7 +290,7 @@ static void truncations(const char *name, int features)
 	for (size_t cut = NLMSG_HDRLEN; cut < h->nlmsg_len; cut++) {
 		memcpy(copy, h, cut);
 		((struct nlmsghdr *)copy)->nlmsg_len = (unsigned)cut;
-		struct nic_info ni;
+		struct ktls_nic ni;
 		struct nic_strset out;
 		err[0] = '\0';
 		int r = features ? nic_parse_features((void *)copy, &ss, &ni, err, sizeof(err))
@@ -334,7 +343,7 @@ Test(nic_parse, inner_overruns_and_short_bitsets_are_refused)
 {
 	struct nic_strset ss;
 	struct fixture f;
-	struct nic_info ni;
+	struct ktls_nic ni;
 	char err[256];
 
 	strset(&ss);
@@ -376,23 +385,23 @@ static void guest_features(const char *prefix, int has_record)
 {
 	struct fixture s, f;
 	struct nic_strset ss;
-	struct nic_info ni;
+	struct ktls_nic ni;
 	char err[256], name[128];
 	int veth = 0;
 
 	snprintf(name, sizeof(name), "%s-strset-features.bin", prefix);
 	load(name, &s);
 	cr_assert_eq(nic_parse_strset(s.msg[0], &ss, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(ss.idx[NIC_TLS_RECORD] >= 0, has_record, "%s", prefix);
+	cr_expect_eq(ss.idx[KTLS_NIC_TLS_RECORD] >= 0, has_record, "%s", prefix);
 	snprintf(name, sizeof(name), "%s-features-compact.bin", prefix);
 	load(name, &f);
 	for (size_t i = 0; i < f.n; i++) {
 		cr_assert_eq(nic_parse_features(f.msg[i], &ss, &ni, err, sizeof(err)), 0, "%s", err);
 		veth += !strncmp(ni.ifname, "ktv", 3);
-		for (int k = 0; k < NIC_NFEAT; k++) {
+		for (int k = 0; k < KTLS_NIC_NFEAT; k++) {
 			cr_expect(!ni.f[k].hw && !ni.f[k].active && ni.f[k].fixed, "%s %s %s", prefix,
 				  ni.ifname, nic_feat_name[k]);
-			cr_expect_eq(ni.f[k].known, k != NIC_TLS_RECORD || has_record);
+			cr_expect_eq(ni.f[k].known, k != KTLS_NIC_TLS_RECORD || has_record);
 		}
 	}
 	cr_expect_eq(veth, 2);

@@ -101,7 +101,7 @@ Test(sockets_cli, the_dump_saw_our_connection_and_found_no_ulp)
 	for (size_t off = 0; off + NLMSG_HDRLEN <= len;) {
 		const struct nlmsghdr *h = (const void *)(buf + off);
 		const struct inet_diag_msg *m = NLMSG_DATA(h);
-		struct tls_sock s;
+		struct ktls_sock s;
 		cr_assert_eq(diag_parse(h, &s, err, sizeof(err)), 0, "%s", err);
 		if (ntohs(m->id.idiag_sport) == port && m->idiag_family == AF_INET)
 			seen = 1;
@@ -129,7 +129,7 @@ Test(sockets_cli, filters)
 Test(sockets_cli, lookup_of_one_socket)
 {
 	int fds[2], p[2];
-	struct tls_sock s;
+	struct ktls_sock s;
 	char err[256];
 
 	cr_assert_eq(tu_tcp_pair(fds), 0);

@@ -37,7 +37,7 @@ Test(sockets_parse, real_host_dump_has_no_tls_sockets)
 
 	for (size_t off = 0; off + NLMSG_HDRLEN <= len; n++) {
 		const struct nlmsghdr *h = (const void *)(buf + off);
-		struct tls_sock s;
+		struct ktls_sock s;
 		cr_assert_leq(off + h->nlmsg_len, len);
 		cr_assert_eq(diag_parse(h, &s, err, sizeof(err)), 0, "message %zu: %s", n, err);
 		off += NLMSG_ALIGN(h->nlmsg_len);
@@ -50,7 +50,7 @@ Test(sockets_parse, hand_built_ktls_socket_with_nic_tx)
 {
 	size_t len;
 	unsigned char *buf = load("hand-sock-diag-tls.bin", &len);
-	struct tls_sock s;
+	struct ktls_sock s;
 	char err[256];
 
 	cr_assert_eq(diag_parse((void *)buf, &s, err, sizeof(err)), 1, "%s", err);
@@ -59,14 +59,14 @@ Test(sockets_parse, hand_built_ktls_socket_with_nic_tx)
 	cr_expect_str_eq(s.peer, "10.0.0.2:50000");
 	cr_expect_eq(s.lport, 443);
 	cr_expect_eq(s.rport, 50000);
-	cr_expect_str_eq(tcp_state_str(s.state), "ESTAB");
+	cr_expect_str_eq(ktls_tcp_state_name(s.state), "ESTAB");
 	cr_expect_eq(s.uid, 1000u);
 	cr_expect_eq(s.inode, 424242u);
 	/* The words ss -tni prints for the same attributes. */
-	cr_expect_str_eq(tls_version_str(s.version), "1.3");
-	cr_expect_str_eq(tls_cipher_str(s.cipher), "aes-gcm-256");
-	cr_expect_str_eq(tls_conf_str(s.txconf), "hw");
-	cr_expect_str_eq(tls_conf_str(s.rxconf), "sw");
+	cr_expect_str_eq(ktls_sock_version_name(s.version), "1.3");
+	cr_expect_str_eq(ktls_sock_cipher_name(s.cipher), "aes-gcm-256");
+	cr_expect_str_eq(ktls_sock_conf_name(s.txconf), "hw");
+	cr_expect_str_eq(ktls_sock_conf_name(s.rxconf), "sw");
 	cr_expect(s.zc_ro_tx);
 	cr_expect(s.rx_no_pad);
 	free(buf);
@@ -82,7 +82,7 @@ Test(sockets_parse, every_cut_is_refused_or_a_clean_prefix)
 	int refused = 0;
 
 	for (size_t cut = NLMSG_HDRLEN; cut < h->nlmsg_len; cut++) {
-		struct tls_sock s;
+		struct ktls_sock s;
 		memcpy(copy, h, cut);
 		((struct nlmsghdr *)copy)->nlmsg_len = (unsigned)cut;
 		int r = diag_parse((void *)copy, &s, err, sizeof(err));
@@ -106,7 +106,7 @@ Test(sockets_parse, wrong_types_and_lengths_are_refused)
 	size_t len;
 	unsigned char *buf = load("hand-sock-diag-tls.bin", &len);
 	struct nlmsghdr *h = (void *)buf;
-	struct tls_sock s;
+	struct ktls_sock s;
 	char err[256];
 
 	h->nlmsg_type = 16; /* not SOCK_DIAG_BY_FAMILY */
@@ -124,14 +124,14 @@ Test(sockets_parse, wrong_types_and_lengths_are_refused)
 
 Test(sockets_parse, names_match_ss)
 {
-	cr_expect_str_eq(tls_conf_str(TLS_CONF_BASE), "base");
-	cr_expect_str_eq(tls_conf_str(TLS_CONF_SW), "sw");
-	cr_expect_str_eq(tls_conf_str(TLS_CONF_HW_RECORD), "hw-record");
-	cr_expect_str_eq(tls_cipher_str(TLS_CIPHER_AES_GCM_128), "aes-gcm-128");
-	cr_expect_str_eq(tls_cipher_str(TLS_CIPHER_CHACHA20_POLY1305), "chacha20-poly1305");
-	cr_expect_str_eq(tls_version_str(TLS_1_2_VERSION), "1.2");
-	cr_expect_str_eq(tls_version_str(0), "-");
-	cr_expect_str_eq(tls_conf_str(99), "unknown");
+	cr_expect_str_eq(ktls_sock_conf_name(TLS_CONF_BASE), "base");
+	cr_expect_str_eq(ktls_sock_conf_name(TLS_CONF_SW), "sw");
+	cr_expect_str_eq(ktls_sock_conf_name(TLS_CONF_HW_RECORD), "hw-record");
+	cr_expect_str_eq(ktls_sock_cipher_name(TLS_CIPHER_AES_GCM_128), "aes-gcm-128");
+	cr_expect_str_eq(ktls_sock_cipher_name(TLS_CIPHER_CHACHA20_POLY1305), "chacha20-poly1305");
+	cr_expect_str_eq(ktls_sock_version_name(TLS_1_2_VERSION), "1.2");
+	cr_expect_str_eq(ktls_sock_version_name(0), "-");
+	cr_expect_str_eq(ktls_sock_conf_name(99), "unknown");
 }
 
 /*
@@ -147,7 +147,7 @@ static void guest_ktls_reply(const char *fixture)
 
 	for (size_t off = 0; off + NLMSG_HDRLEN <= len;) {
 		const struct nlmsghdr *h = (const void *)(buf + off);
-		struct tls_sock s;
+		struct ktls_sock s;
 		int r = diag_parse(h, &s, err, sizeof(err));
 		cr_assert_geq(r, 0, "%s", err);
 		off += NLMSG_ALIGN(h->nlmsg_len);
@@ -155,19 +155,19 @@ static void guest_ktls_reply(const char *fixture)
 			plain++;
 			continue;
 		}
-		cr_expect_str_eq(tcp_state_str(s.state), "ESTAB");
+		cr_expect_str_eq(ktls_tcp_state_name(s.state), "ESTAB");
 		cr_expect(!strncmp(s.local, "127.0.0.1:", 10), "%s", s.local);
 		if (s.txconf == TLS_CONF_BASE) {
 			base++;
 			cr_expect_eq(s.rxconf, TLS_CONF_BASE);
-			cr_expect_str_eq(tls_version_str(s.version), "-");
+			cr_expect_str_eq(ktls_sock_version_name(s.version), "-");
 			continue;
 		}
 		tls++;
-		cr_expect_str_eq(tls_version_str(s.version), "1.3");
-		cr_expect_str_eq(tls_cipher_str(s.cipher), "aes-gcm-256");
-		cr_expect_str_eq(tls_conf_str(s.txconf), "sw");
-		cr_expect_str_eq(tls_conf_str(s.rxconf), "sw");
+		cr_expect_str_eq(ktls_sock_version_name(s.version), "1.3");
+		cr_expect_str_eq(ktls_sock_cipher_name(s.cipher), "aes-gcm-256");
+		cr_expect_str_eq(ktls_sock_conf_name(s.txconf), "sw");
+		cr_expect_str_eq(ktls_sock_conf_name(s.rxconf), "sw");
 		cr_expect(!s.zc_ro_tx && !s.rx_no_pad);
 	}
 	cr_expect_eq(tls, 2u);

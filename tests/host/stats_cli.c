@@ -53,10 +53,10 @@ Test(stats_cli, running_kernel)
 	}
 	/* A kernel with kTLS: every name in the file is in the table. */
 	cr_assert_eq(rc, 0, "%s", err);
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 	size_t n;
 	char e[256];
-	cr_assert_eq(tlsstat_read("/proc/net/tls_stat", &v, &n, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(ktls_stat_read("/proc/net/tls_stat", &v, &n, e, sizeof(e)), 0, "%s", e);
 	for (size_t i = 0; i < n; i++)
 		cr_expect(strstr(out, v[i].name), "%s missing", v[i].name);
 	free(v);

@@ -38,7 +38,7 @@ static const char knew[] =
 
 Test(stats_parse, kernel_6_12_set)
 {
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 	size_t n;
 	char err[256];
 
@@ -56,7 +56,7 @@ Test(stats_parse, kernel_6_12_set)
 
 Test(stats_parse, unknown_and_newer_counters_are_kept_in_order)
 {
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 	size_t n;
 	char err[256];
 
@@ -71,7 +71,7 @@ Test(stats_parse, unknown_and_newer_counters_are_kept_in_order)
 
 Test(stats_parse, malformed_text_is_refused_with_the_line)
 {
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 	size_t n;
 	char err[256];
 
@@ -93,30 +93,49 @@ Test(stats_parse, malformed_text_is_refused_with_the_line)
 
 Test(stats_parse, absent_file_says_no_ktls)
 {
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 	size_t n;
 	char err[256];
 
-	cr_assert_eq(tlsstat_read("/nonexistent/tls_stat", &v, &n, err, sizeof(err)), -1);
+	cr_assert_eq(ktls_stat_read("/nonexistent/tls_stat", &v, &n, err, sizeof(err)), -1);
 	cr_expect_eq(errno, ENOENT);
 	cr_expect_str_eq(err, "kernel has no kTLS: /nonexistent/tls_stat absent");
 }
 
+/* NULL means the kernel's own file: absent here exactly when it is absent. */
+Test(stats_parse, null_path_reads_proc_net_tls_stat)
+{
+	struct ktls_stat_counter *v = NULL;
+	size_t n = 0;
+	char err[256];
+	int r = ktls_stat_read(NULL, &v, &n, err, sizeof(err));
+
+	if (access(KTLS_STAT_PATH, F_OK) != 0) {
+		cr_assert_eq(r, -1);
+		cr_expect_eq(errno, ENOENT);
+		cr_expect_str_eq(err, "kernel has no kTLS: /proc/net/tls_stat absent");
+		return;
+	}
+	cr_assert_eq(r, 0, "%s", err);
+	cr_expect_gt(n, 0u);
+	ktls_stat_free(v);
+}
+
 /* The files as the rig's 6.12 and 7.3 guest kernels printed them. */
-static size_t parse_fixture(const char *name, struct tls_counter **v)
+static size_t parse_fixture(const char *name, struct ktls_stat_counter **v)
 {
 	const char *dir = getenv("KTLS_TEST_FIXTURES");
 	char path[512], err[256];
 	size_t n;
 
 	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "tests/fixtures/netlink", name);
-	cr_assert_eq(tlsstat_read(path, v, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ktls_stat_read(path, v, &n, err, sizeof(err)), 0, "%s", err);
 	return n;
 }
 
 Test(stats_parse, real_guest_files)
 {
-	struct tls_counter *v;
+	struct ktls_stat_counter *v;
 
 	cr_expect_eq(parse_fixture("guest612-tls_stat.txt", &v), 12u);
 	cr_expect_str_eq(v[11].name, "TlsRxNoPadViolation");
