@@ -96,9 +96,18 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -Idaemon/common -Ilib/src $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/ktlsd: $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA)
+# ktlsd minus main.c: an internal archive that ktlsd and the tests link,
+# so that tests reach the daemon's code without including its sources.
+KTLSD_MAIN := $(BUILD)/obj/daemon/ktlsd/main.o
+KTLSD_LIB  := $(BUILD)/libktlsd.a
+$(KTLSD_LIB): $(filter-out $(KTLSD_MAIN),$(KTLSD_OBJ))
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ktlsd: $(KTLSD_MAIN) $(KTLSD_LIB) $(DCOMMON_OBJ) $(LIBA)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_MAIN) $(KTLSD_LIB) $(DCOMMON_OBJ) $(LIBA) \
+		$(PKG_LIBS) -lpthread
 
 $(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(DCOMMON_OBJ) $(LIBA)
 	@echo "  LD      $@"
@@ -112,11 +121,12 @@ $(BUILD)/ktls-bench: $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA)
 define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBA) $(PKG_LIBS) $(TEST_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA) $(PKG_LIBS) \
+		$(TEST_LIBS) -lpthread
 endef
-$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
-$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBA)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
