@@ -118,15 +118,22 @@ $(BUILD)/ktls-bench: $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA)
 	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(DCOMMON_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
 
 # --- tests -------------------------------------------------------------
+# tests/common/*.c as an archive: a suite links only the helpers it calls
+# (and so only the parts of libktls those helpers need).
+TCOMMON_LIB := $(BUILD)/libktlstest.a
+$(TCOMMON_LIB): $(TCOMMON_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA) $(PKG_LIBS) \
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA) $(PKG_LIBS) \
 		$(TEST_LIBS) -lpthread
 endef
-$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA)
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
-$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(KTLSD_LIB) $(LIBA)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
