@@ -14,7 +14,8 @@
 #include <criterion/criterion.h>
 
 #include "offload_emul.h"
-#include "offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {

@@ -16,7 +16,8 @@
 
 #include "kernel.h"
 #include "offload_emul.h"
-#include "offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {
