@@ -15,7 +15,7 @@
 #include <criterion/criterion.h>
 
 #include "kernel.h"
-#include "offload_emul.h"
+#include "../common/offload_emul.h"
 #include "../common/offload_peer.h"
 #include "../common/testutil.h"
 
