@@ -57,7 +57,11 @@ TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
 THOST_SRC   := $(wildcard tests/host/*.c)
 THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
-TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%)
+# Suites whose one source in tests/host is also the guest suite: they look
+# at KTLS_TEST_EXPECT_KTLS at run time.
+TSHARED     := agent_x509 ktlsd_serve uring_xfer
+TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%) \
+               $(TSHARED:%=$(BUILD)/tests/guest/%)
 
 LIBA  := $(BUILD)/libktls.a
 LIBSO := $(BUILD)/libktls.so
@@ -134,6 +138,9 @@ endef
 $(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
 $(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA)
+	$(link_test)
+$(TSHARED:%=$(BUILD)/tests/guest/%): $(BUILD)/tests/guest/%: $(BUILD)/obj/tests/host/%.o \
+		$(TCOMMON_LIB) $(KTLSD_LIB) $(LIBA)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their

@@ -10,8 +10,9 @@
  *
  * Where the handshake succeeds the status depends on the kernel: on the
  * host (no kTLS) it must be EIO with "the kernel did not take the keys";
- * in the guest (tests/guest/agent_x509_guest.c includes this file) it
- * must be 0 with both directions in kTLS.
+ * in the kTLS guest (the same binary is tests/guest/agent_x509) it must be
+ * 0 with both directions in kTLS, as a kernel consumer (NFS) would
+ * receive it.
  */
 #include <errno.h>
 #include <fcntl.h>
