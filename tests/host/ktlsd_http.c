@@ -1,5 +1,5 @@
 /*
- * http_parse.c - unit tests of ktlsd's HTTP parser, range/conditional
+ * ktlsd_http.c - unit tests of ktlsd's HTTP parser, range/conditional
  * logic and path resolution beneath the root, linked from the daemon's
  * internal archive (build/libktlsd.a).
  */
