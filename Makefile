@@ -57,7 +57,11 @@ TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
 THOST_SRC   := $(wildcard tests/host/*.c)
 THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
-TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%)
+# Suites whose one source in tests/host is also the guest suite: they look
+# at KTLS_TEST_EXPECT_KTLS at run time.
+TSHARED     := agent_x509 ktlsd_serve uring_xfer
+TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%) \
+               $(TSHARED:%=$(BUILD)/tests/guest/%)
 
 # libktls.a and libktls.so export only ktls_*; tests link the internal
 # archive, the same objects with their hidden symbols still global.
@@ -116,9 +120,18 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -MMD -MP -c -o $@ $<
 
-$(BUILD)/ktlsd: $(KTLSD_OBJ) $(LIBA)
+# ktlsd minus main.c: an internal archive that ktlsd and the tests link,
+# so that tests reach the daemon's code without including its sources.
+KTLSD_MAIN := $(BUILD)/obj/daemon/ktlsd/main.o
+KTLSD_LIB  := $(BUILD)/libktlsd.a
+$(KTLSD_LIB): $(filter-out $(KTLSD_MAIN),$(KTLSD_OBJ))
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ktlsd: $(KTLSD_MAIN) $(KTLSD_LIB) $(LIBA)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_OBJ) $(LIBA) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_MAIN) $(KTLSD_LIB) $(LIBA) \
+		$(PKG_LIBS) -lpthread
 
 $(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(LIBA)
 	@echo "  LD      $@"
@@ -137,14 +150,25 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_ALL) -fPIE -Ilib/src $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
 
+# tests/common/*.c as an archive: a suite links only the helpers it calls
+# (and so only the parts of libktls those helpers need).
+TCOMMON_LIB := $(BUILD)/libktlstest.a
+$(TCOMMON_LIB): $(TCOMMON_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(LIBI) $(PKG_LIBS) $(TEST_LIBS) -lpthread
+	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI) $(PKG_LIBS) \
+		$(TEST_LIBS) -lpthread
 endef
-$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_OBJ) $(LIBI)
+$(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI)
 	$(link_test)
-$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_OBJ) $(LIBI)
+$(BUILD)/tests/guest/%: $(BUILD)/obj/tests/guest/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI)
+	$(link_test)
+$(TSHARED:%=$(BUILD)/tests/guest/%): $(BUILD)/tests/guest/%: $(BUILD)/obj/tests/host/%.o \
+		$(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI)
 	$(link_test)
 
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their

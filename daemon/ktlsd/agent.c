@@ -69,17 +69,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-struct agent {
-	struct agent_conf conf;
-	const char *config_path;
-	struct hs_family fam;
-	int mc;                /* multicast socket on "tlshd" */
-	int sfd;               /* signalfd */
-	unsigned children;     /* running */
-	unsigned waiting;      /* READYs not yet given a child */
-	int stopping;
-};
-
 static int load_conf(struct agent *ag, struct agent_conf *out)
 {
 	char err[300];
@@ -124,7 +113,7 @@ static void spawn(struct agent *ag)
 	ag->children++;
 }
 
-static void reap(struct agent *ag)
+void agent_reap(struct agent *ag)
 {
 	int st;
 	pid_t pid;
@@ -142,7 +131,7 @@ static void reap(struct agent *ag)
 	}
 }
 
-static void on_netlink(struct agent *ag)
+void agent_on_netlink(struct agent *ag)
 {
 	unsigned char buf[8192];
 	char err[200];
@@ -197,7 +186,7 @@ static int on_signal(struct agent *ag)
 	while (read(ag->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
-			reap(ag);
+			agent_reap(ag);
 			break;
 		case SIGHUP: {
 			struct agent_conf fresh;
@@ -244,7 +233,6 @@ static int join(struct agent *ag, uint32_t *portid, char *err, size_t errlen)
 	return fd;
 }
 
-int ktlsd_agent_main(int argc, char **argv);
 int ktlsd_agent_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -357,7 +345,7 @@ fg:
 		if (p[1].revents && on_signal(&ag))
 			break;
 		if (p[0].revents)
-			on_netlink(&ag);
+			agent_on_netlink(&ag);
 	}
 	close(ag.mc);
 	agent_log(AGENT_LOG_INFO, "stopping (%u request%s still finishing on their own)",

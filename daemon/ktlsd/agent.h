@@ -23,11 +23,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
 /* ---- the handshake family (uapi/linux/handshake.h; not in every libc) ---- */
 
 #define HS_FAMILY_NAME "handshake"
 #define HS_GROUP_NAME "tlshd"
 #define HS_FAMILY_VERSION 1
+
+/* Where a generic netlink message's attributes start. */
+#define GENL_HDR (NLMSG_HDRLEN + GENL_HDRLEN)
 
 enum { HS_CLASS_NONE = 0, HS_CLASS_TLSHD = 1 };
 enum { HS_MSG_CLIENTHELLO = 1, HS_MSG_SERVERHELLO = 2 };
@@ -160,10 +166,35 @@ int agent_conf_parse(struct agent_conf *c, const char *text, const char *path,
 int agent_conf_load(struct agent_conf *c, const char *path, char *err, size_t errlen);
 void agent_conf_free(struct agent_conf *c);
 
-/* ---- agent.c: logging --------------------------------------------------- */
+/* ---- agent.c ------------------------------------------------------------ */
 
 void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern int agent_log_level;
+
+/* `ktlsd agent ARGS` (argv without "ktlsd agent"): the exit status. */
+int ktlsd_agent_main(int argc, char **argv);
+
+/* The parent's state: one event loop, its sockets and its children. */
+struct agent {
+	struct agent_conf conf;
+	const char *config_path;
+	struct hs_family fam;
+	int mc;                /* multicast socket on "tlshd" */
+	int sfd;               /* signalfd */
+	unsigned children;     /* running */
+	unsigned waiting;      /* READYs not yet given a child */
+	int stopping;
+};
+
+/*
+ * The loop's two steps, exposed so that tests can drive them on a
+ * socketpair standing in for the multicast group: read every pending
+ * notification on ag->mc and fork a child per READY for us (or count it
+ * as waiting past max_handshakes); collect exited children and start the
+ * waiting ones.
+ */
+void agent_on_netlink(struct agent *ag);
+void agent_reap(struct agent *ag);
 
 /* ---- agent_keys.c ------------------------------------------------------- */
 
@@ -206,6 +237,11 @@ int agent_run(struct agent_req *r);
  */
 void agent_prebuild(const struct agent_conf *conf);
 void agent_prebuild_free(void);
+
+/* The prebuilt contexts; agent_prebuilt_has says whether t was built. */
+enum agent_tmpl { AGENT_TMPL_CLIENT_ANON, AGENT_TMPL_CLIENT_X509, AGENT_TMPL_SERVER_X509,
+		  AGENT_TMPL_N };
+int agent_prebuilt_has(enum agent_tmpl t);
 
 /*
  * The child's whole job: ACCEPT one request and finish it with DONE.

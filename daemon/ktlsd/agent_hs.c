@@ -323,13 +323,12 @@ fail_set:
  * carry their own certificate serials, and all PSK requests, still get a
  * context of their own.
  */
-enum { T_CLIENT_ANON, T_CLIENT_X509, T_SERVER_X509, T_N };
-static ktls_ctx *tmpl[T_N];
+static ktls_ctx *tmpl[AGENT_TMPL_N];
 static const struct agent_conf *tmpl_conf;
 
 void agent_prebuild_free(void)
 {
-	for (int i = 0; i < T_N; i++) {
+	for (int i = 0; i < AGENT_TMPL_N; i++) {
 		ktls_ctx_free(tmpl[i]);
 		tmpl[i] = NULL;
 	}
@@ -338,14 +337,14 @@ void agent_prebuild_free(void)
 
 void agent_prebuild(const struct agent_conf *conf)
 {
-	static const struct { uint32_t type, auth; } t[T_N] = {
-		[T_CLIENT_ANON] = { HS_MSG_CLIENTHELLO, HS_AUTH_UNAUTH },
-		[T_CLIENT_X509] = { HS_MSG_CLIENTHELLO, HS_AUTH_X509 },
-		[T_SERVER_X509] = { HS_MSG_SERVERHELLO, HS_AUTH_X509 },
+	static const struct { uint32_t type, auth; } t[AGENT_TMPL_N] = {
+		[AGENT_TMPL_CLIENT_ANON] = { HS_MSG_CLIENTHELLO, HS_AUTH_UNAUTH },
+		[AGENT_TMPL_CLIENT_X509] = { HS_MSG_CLIENTHELLO, HS_AUTH_X509 },
+		[AGENT_TMPL_SERVER_X509] = { HS_MSG_SERVERHELLO, HS_AUTH_X509 },
 	};
 
 	agent_prebuild_free();
-	for (int i = 0; i < T_N; i++) {
+	for (int i = 0; i < AGENT_TMPL_N; i++) {
 		struct agent_req r;
 
 		memset(&r, 0, sizeof(r));
@@ -360,6 +359,11 @@ void agent_prebuild(const struct agent_conf *conf)
 	tmpl_conf = conf;
 }
 
+int agent_prebuilt_has(enum agent_tmpl t)
+{
+	return tmpl[t] != NULL;
+}
+
 /* The prebuilt context for this request, or NULL. */
 static ktls_ctx *prebuilt(const struct agent_req *r)
 {
@@ -368,8 +372,8 @@ static ktls_ctx *prebuilt(const struct agent_req *r)
 	if (r->conf != tmpl_conf || r->a.auth_mode == HS_AUTH_PSK || r->a.ncerts)
 		return NULL;
 	if (!server)
-		return tmpl[r->a.auth_mode == HS_AUTH_X509 ? T_CLIENT_X509 : T_CLIENT_ANON];
-	return r->a.auth_mode == HS_AUTH_X509 ? tmpl[T_SERVER_X509] : NULL;
+		return tmpl[r->a.auth_mode == HS_AUTH_X509 ? AGENT_TMPL_CLIENT_X509 : AGENT_TMPL_CLIENT_ANON];
+	return r->a.auth_mode == HS_AUTH_X509 ? tmpl[AGENT_TMPL_SERVER_X509] : NULL;
 }
 
 /* The handshake on a non-blocking fd until done or the deadline. */

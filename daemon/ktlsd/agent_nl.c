@@ -27,8 +27,6 @@
 
 #include "agent.h"
 
-#define GENL_HDR (NLMSG_HDRLEN + GENL_HDRLEN)
-
 static int seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -2,15 +2,13 @@
  * ktlsd - the ktls daemon.
  *   ktlsd serve ...   HTTPS static files over io_uring + kTLS (serve.c)
  *   ktlsd demo ...    serve a generated demo directory (demo.c)
- *   ktlsd agent ...   the kernel's handshake agent, where built in
+ *   ktlsd agent ...   the kernel's handshake agent (agent.c)
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "agent.h"
 #include "serve.h"
-
-/* Provided by the agent's sources when they are part of the build. */
-int ktlsd_agent_main(int argc, char **argv) __attribute__((weak));
 
 static void usage(FILE *f)
 {
@@ -30,12 +28,8 @@ int main(int argc, char **argv)
 		return serve_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "demo"))
 		return demo_main(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "agent")) {
-		if (ktlsd_agent_main)
-			return ktlsd_agent_main(argc - 2, argv + 2);
-		fprintf(stderr, "ktlsd: the agent is not built into this binary\n");
-		return 1;
-	}
+	if (!strcmp(argv[1], "agent"))
+		return ktlsd_agent_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

@@ -83,8 +83,7 @@ static int status_of(int err)
 	}
 }
 
-/* Does the fd's real path lie at or beneath the root's real path? */
-static int beneath(int rootfd, int fd)
+int path_beneath(int rootfd, int fd)
 {
 	char lr[64], lf[64], root[PATH_MAX], file[PATH_MAX];
 	ssize_t rn, fn;
@@ -118,7 +117,7 @@ static int open_beneath(int rootfd, const char *rel)
 	}
 	/* Pre-5.6 kernels: open, then check where it landed. */
 	fd = openat(rootfd, rel, (int)how.flags);
-	if (fd >= 0 && !beneath(rootfd, fd)) {
+	if (fd >= 0 && !path_beneath(rootfd, fd)) {
 		close(fd);
 		errno = EXDEV;
 		return -1;

@@ -29,4 +29,11 @@ int path_decode(const char *target, size_t len, char *out, size_t cap);
  */
 int path_open(int rootfd, const char *rel, int *fd, struct stat *st, char *name, size_t cap);
 
+/*
+ * path_beneath - does fd's real path lie at or beneath rootfd's?  The
+ * check path_open falls back on without openat2; exposed so that tests
+ * exercise it on kernels that do have openat2.  1 or 0.
+ */
+int path_beneath(int rootfd, int fd);
+
 #endif

@@ -87,4 +87,36 @@ openssl x509 -req -in selfsigned.csr -signkey selfsigned.key -days $days -extfil
 	-out no-bc-selfsigned.pem 2>/dev/null
 rm -f selfsigned.csr ss.ext
 
+# CRL checking (ctx_crl suite).  A leaf of ca that ca-revoking.crl revokes;
+# a chain crl-root -> crl-int -> crl-leaf where crl-root-revoking.crl
+# revokes the intermediate, crl-root.crl revokes nothing and crl-int.crl
+# (the intermediate's own) revokes nothing.  Stores: trust anchor + CRLs.
+crl() { # issuer out [cert]: a CRL from issuer, revoking cert when given
+	printf 'dir=.\n[ca]\ndefault_ca=c\n[c]\ndatabase=index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' > crl.cnf
+	: > index.txt
+	if [ $# -gt 2 ]; then
+		openssl ca -config crl.cnf -revoke "$3" -keyfile "$1.key" -cert "$1.pem" 2>/dev/null
+	fi
+	openssl ca -config crl.cnf -gencrl -keyfile "$1.key" -cert "$1.pem" -out "$2" 2>/dev/null
+	rm -f crl.cnf index.txt*
+}
+leaf revoked ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:P-256
+crl ca ca-revoking.crl revoked.pem
+cat ca.pem ca-revoking.crl > ca-revoking.pem
+ca crl-root ec -pkeyopt ec_paramgen_curve:P-256
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-subj "/CN=ktls test crl-int" -keyout crl-int.key -out crl-int.csr 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' > crl-int.ext
+openssl x509 -req -in crl-int.csr -CA crl-root.pem -CAkey crl-root.key -CAcreateserial \
+	-days $days -sha256 -extfile crl-int.ext -out crl-int.pem 2>/dev/null
+rm -f crl-int.csr crl-int.ext
+leaf crl-leaf crl-int sha256 "$sans" ec -pkeyopt ec_paramgen_curve:P-256
+crl crl-root crl-root-revoking.crl crl-int.pem
+crl crl-root crl-root.crl
+crl crl-int crl-int.crl
+cat crl-root.pem crl-root-revoking.crl crl-int.crl > crl-store-int-revoked.pem
+cat crl-root.pem crl-root.crl crl-int.crl > crl-store-clean.pem
+cat crl-root.pem crl-int.crl > crl-store-no-root-crl.pem
+rm -f *.srl
+
 touch .done

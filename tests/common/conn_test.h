@@ -2,203 +2,20 @@
  * conn_test.h - helpers for the connection suites (tests/host/conn_*.c,
  * interop_*.c): contexts from the test PKI, handshakes and bulk transfers
  * driven by poll on non-blocking sockets, and pipe pumps for peers that
- * speak through stdin/stdout.  Header-only (static inline) so that suites
- * not using libktls's connection code do not link it.
+ * speak through stdin/stdout.
  */
 #ifndef KTLS_CONN_TEST_H
 #define KTLS_CONN_TEST_H
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 #include "ktls.h"
-#include "testutil.h"
 
 #define CT_MIB (1024 * 1024)
 
-static inline long long ct_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static inline int ct_set_nonblock(int fd, int on)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -1;
-	return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
-/* A client context trusting the test CA (NULL on failure, reason on stderr). */
-static inline ktls_ctx *ct_client_ctx(void)
-{
-	ktls_ctx *ctx = ktls_ctx_new(KTLS_CLIENT);
-	if (ctx && ktls_ctx_load_verify_locations(ctx, tu_cert("ca.pem"), NULL) != 0) {
-		fprintf(stderr, "ct_client_ctx: %s\n", ktls_ctx_error(ctx));
-		ktls_ctx_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-/* A server context with the named chain ("server-ec", "server-rsa"). */
-static inline ktls_ctx *ct_server_ctx(const char *name)
-{
-	char crt[64], key[64];
-	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
-
-	snprintf(crt, sizeof(crt), "%s.pem", name);
-	snprintf(key, sizeof(key), "%s.key", name);
-	if (ctx && ktls_ctx_load_cert_chain(ctx, tu_cert(crt), tu_cert(key)) != 0) {
-		fprintf(stderr, "ct_server_ctx: %s\n", ktls_ctx_error(ctx));
-		ktls_ctx_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-/* Wait for the direction a KTLS_WANT_* asks for; 0, or -1 on timeout. */
-static inline int ct_wait(int fd, ssize_t want, long long deadline)
-{
-	struct pollfd p = { .fd = fd, .events = want == KTLS_WANT_WRITE ? POLLOUT : POLLIN };
-	long long left = deadline - ct_now_ms();
-
-	if (left <= 0)
-		return -1;
-	return poll(&p, 1, (int)left) > 0 ? 0 : -1;
-}
-
-/* Run the handshake to completion on any socket; 0 or what it failed with. */
-static inline int ct_handshake(ktls_conn *c, int timeout_ms)
-{
-	long long deadline = ct_now_ms() + timeout_ms;
-	int r;
-
-	while ((r = ktls_conn_handshake(c)) == KTLS_WANT_READ || r == KTLS_WANT_WRITE)
-		if (ct_wait(ktls_conn_fd(c), r, deadline))
-			return -9;
-	return r;
-}
-
-/*
- * Send out[0..outlen) and receive exactly inlen bytes into in, interleaved
- * on a non-blocking socket (so neither side's buffers can deadlock us).
- * 0, or -1 with a message on stderr.
- */
-static inline int ct_pump(ktls_conn *c, const unsigned char *out, size_t outlen, unsigned char *in,
-			  size_t inlen, int timeout_ms)
-{
-	long long deadline = ct_now_ms() + timeout_ms;
-	size_t sent = 0, got = 0;
-	int fd = ktls_conn_fd(c), flushed = outlen == 0;
-
-	ct_set_nonblock(fd, 1);
-	while (!flushed || got < inlen) {
-		short ev = 0;
-		ssize_t r;
-
-		if (!flushed) {
-			/* A zero-length write flushes the staged record. */
-			r = ktls_conn_write(c, out + sent, outlen - sent);
-			if (r >= 0) {
-				sent += (size_t)r;
-				if (sent == outlen && r == 0)
-					flushed = 1;
-			} else if (r == KTLS_WANT_WRITE) {
-				ev |= POLLOUT;
-			} else if (r == KTLS_WANT_READ) {
-				ev |= POLLIN;
-			} else {
-				fprintf(stderr, "ct_pump write: %s\n", ktls_conn_error(c));
-				return -1;
-			}
-		}
-		if (got < inlen) {
-			r = ktls_conn_read(c, in + got, inlen - got);
-			if (r > 0) {
-				got += (size_t)r;
-			} else if (r == KTLS_WANT_READ) {
-				ev |= POLLIN;
-			} else if (r == KTLS_WANT_WRITE) {
-				ev |= POLLOUT;
-			} else {
-				fprintf(stderr, "ct_pump read after %zu/%zu: %zd %s\n", got, inlen, r,
-					ktls_conn_error(c));
-				return -1;
-			}
-		}
-		if (ev) {
-			struct pollfd p = { .fd = fd, .events = ev };
-			long long left = deadline - ct_now_ms();
-			if (left <= 0 || poll(&p, 1, (int)left) < 0) {
-				fprintf(stderr, "ct_pump: timeout, sent %zu/%zu got %zu/%zu\n", sent,
-					outlen, got, inlen);
-				return -1;
-			}
-		}
-	}
-	ct_set_nonblock(fd, 0);
-	return 0;
-}
-
-/* Blocking: read exactly len bytes; 0 or -1. */
-static inline int ct_read_full(ktls_conn *c, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = ktls_conn_read(c, (char *)buf + got, len - got);
-		if (r <= 0) {
-			fprintf(stderr, "ct_read_full after %zu/%zu: %zd %s\n", got, len, r,
-				ktls_conn_error(c));
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-/* Blocking: write everything; 0 or -1. */
-static inline int ct_write_full(ktls_conn *c, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = ktls_conn_write(c, (const char *)buf + done, len - done);
-		if (r <= 0) {
-			fprintf(stderr, "ct_write_full: %zd %s\n", r, ktls_conn_error(c));
-			return -1;
-		}
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-/* Read until close: the next read must be 0 (close_notify) within timeout. */
-static inline ssize_t ct_read_eof(ktls_conn *c, int timeout_ms)
-{
-	long long deadline = ct_now_ms() + timeout_ms;
-	char b[256];
-	ssize_t r;
-
-	while ((r = ktls_conn_read(c, b, sizeof(b))) == KTLS_WANT_READ || r == KTLS_WANT_WRITE)
-		if (ct_wait(ktls_conn_fd(c), r, deadline))
-			return -9;
-	return r;
-}
-
-/* ---- pipes to and from a spawned peer ----------------------------------- */
-
+/* A thread writing buf to fd, or reading into it (ct_pipe_start). */
 struct ct_pipe {
 	pthread_t th;
 	int fd;
@@ -208,80 +25,6 @@ struct ct_pipe {
 	int close_after; /* writer: close fd when done */
 };
 
-static inline void *ct_pipe_writer(void *arg)
-{
-	struct ct_pipe *p = arg;
-
-	while (p->done < p->len) {
-		ssize_t r = write(p->fd, p->buf + p->done, p->len - p->done);
-		if (r <= 0 && errno != EINTR)
-			break;
-		if (r > 0)
-			p->done += (size_t)r;
-	}
-	if (p->close_after) {
-		close(p->fd);
-		p->fd = -1;
-	}
-	return NULL;
-}
-
-/* Reads until len bytes or EOF. */
-static inline void *ct_pipe_reader(void *arg)
-{
-	struct ct_pipe *p = arg;
-
-	while (p->done < p->len) {
-		ssize_t r = read(p->fd, p->buf + p->done, p->len - p->done);
-		if (r == 0 || (r < 0 && errno != EINTR))
-			break;
-		if (r > 0)
-			p->done += (size_t)r;
-	}
-	return NULL;
-}
-
-static inline int ct_pipe_start(struct ct_pipe *p, int writer)
-{
-	signal(SIGPIPE, SIG_IGN);
-	return pthread_create(&p->th, NULL, writer ? ct_pipe_writer : ct_pipe_reader, p);
-}
-
-/* Wait for a pipe thread for up to timeout_ms; 0 if it finished. */
-static inline int ct_pipe_join(struct ct_pipe *p, int timeout_ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return pthread_timedjoin_np(p->th, NULL, &ts) == 0 ? 0 : -1;
-}
-
-/* Connect to 127.0.0.1:port, retrying while the peer starts; fd or -1. */
-static inline int ct_connect_retry(int port, int timeout_ms)
-{
-	long long deadline = ct_now_ms() + timeout_ms;
-
-	do {
-		int fd = tu_connect(port);
-		if (fd >= 0)
-			return fd;
-		usleep(20000);
-	} while (ct_now_ms() < deadline);
-	return -1;
-}
-
-/* The Python the suites use as an independent TLS peer. */
-static inline const char *ct_python(void)
-{
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 /* One interop cell: protocol version and the suite pinned on the peer. */
 struct ct_cell {
 	int version;          /* KTLS_TLS1_2 / KTLS_TLS1_3 */
@@ -289,35 +32,60 @@ struct ct_cell {
 	const char *gnutls;   /* GnuTLS cipher name for a priority string */
 };
 
-static inline struct ct_cell ct_cell(int v, int cipher)
-{
-	static const struct ct_cell t13[] = {
-		{ KTLS_TLS1_3, "TLS_AES_128_GCM_SHA256", "AES-128-GCM" },
-		{ KTLS_TLS1_3, "TLS_AES_256_GCM_SHA384", "AES-256-GCM" },
-		{ KTLS_TLS1_3, "TLS_CHACHA20_POLY1305_SHA256", "CHACHA20-POLY1305" },
-	};
-	static const struct ct_cell t12[] = {
-		{ KTLS_TLS1_2, "ECDHE-ECDSA-AES128-GCM-SHA256", "AES-128-GCM" },
-		{ KTLS_TLS1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", "AES-256-GCM" },
-		{ KTLS_TLS1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", "CHACHA20-POLY1305" },
-	};
-	return v == KTLS_TLS1_3 ? t13[cipher] : t12[cipher];
-}
+/* CLOCK_MONOTONIC in milliseconds. */
+long long ct_now_ms(void);
+
+/* Set or clear O_NONBLOCK; -1 on failure. */
+int ct_set_nonblock(int fd, int on);
+
+/* A client context trusting the test CA (NULL on failure, reason on stderr). */
+ktls_ctx *ct_client_ctx(void);
+
+/* A server context with the named chain ("server-ec", "server-rsa"). */
+ktls_ctx *ct_server_ctx(const char *name);
+
+/* Wait for the direction a KTLS_WANT_* asks for; 0, or -1 on timeout. */
+int ct_wait(int fd, ssize_t want, long long deadline);
+
+/* Run the handshake to completion on any socket; 0 or what it failed with. */
+int ct_handshake(ktls_conn *c, int timeout_ms);
+
+/*
+ * Send out[0..outlen) and receive exactly inlen bytes into in, interleaved
+ * on a non-blocking socket (so neither side's buffers can deadlock us).
+ * 0, or -1 with a message on stderr.
+ */
+int ct_pump(ktls_conn *c, const unsigned char *out, size_t outlen, unsigned char *in,
+	    size_t inlen, int timeout_ms);
+
+/* Blocking: read exactly len bytes; 0 or -1. */
+int ct_read_full(ktls_conn *c, void *buf, size_t len);
+
+/* Blocking: write everything; 0 or -1. */
+int ct_write_full(ktls_conn *c, const void *buf, size_t len);
+
+/* Read until close: the next read must be 0 (close_notify) within timeout. */
+ssize_t ct_read_eof(ktls_conn *c, int timeout_ms);
+
+/* Start p's thread: a writer, or a reader (until len bytes or EOF); 0 or an errno. */
+int ct_pipe_start(struct ct_pipe *p, int writer);
+
+/* Wait for a pipe thread for up to timeout_ms; 0 if it finished. */
+int ct_pipe_join(struct ct_pipe *p, int timeout_ms);
+
+/* Connect to 127.0.0.1:port, retrying while the peer starts; fd or -1. */
+int ct_connect_retry(int port, int timeout_ms);
+
+/* The Python the suites use as an independent TLS peer. */
+const char *ct_python(void);
+
+/* The cell of version v (KTLS_TLS1_*) and cipher 0..2 (AES-128, AES-256, ChaCha). */
+struct ct_cell ct_cell(int v, int cipher);
 
 /* A GnuTLS priority string pinning the cell. */
-static inline void ct_gnutls_priority(const struct ct_cell *c, char *out, size_t cap)
-{
-	snprintf(out, cap, "NORMAL:-VERS-ALL:+VERS-TLS1.%d:-CIPHER-ALL:+%s",
-		 c->version == KTLS_TLS1_3 ? 3 : 2, c->gnutls);
-}
+void ct_gnutls_priority(const struct ct_cell *c, char *out, size_t cap);
 
 /* Pin the cell on our own context too (for peers that cannot, e.g. Python 1.3). */
-static inline int ct_pin_ctx(ktls_ctx *ctx, const struct ct_cell *c)
-{
-	if (c->version == KTLS_TLS1_3)
-		return ktls_ctx_set_min_version(ctx, KTLS_TLS1_3) ||
-		       ktls_ctx_set_ciphersuites(ctx, c->openssl);
-	return ktls_ctx_set_max_version(ctx, KTLS_TLS1_2) || ktls_ctx_set_ciphers(ctx, c->openssl);
-}
+int ct_pin_ctx(ktls_ctx *ctx, const struct ct_cell *c);
 
 #endif

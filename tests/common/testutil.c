@@ -46,6 +46,12 @@ int tu_expect_ktls(void)
 	return e && strcmp(e, "1") == 0;
 }
 
+int tu_in_vm(void)
+{
+	const char *e = getenv("KTLS_VM_RELEASE");
+	return e && *e;
+}
+
 static void loopback(struct sockaddr_in *sa, int port)
 {
 	memset(sa, 0, sizeof(*sa));

@@ -17,6 +17,13 @@ const char *tu_build(const char *name);
 /* 1 when the suite runs where kTLS must work (the rig's guest). */
 int tu_expect_ktls(void);
 
+/*
+ * 1 inside the QEMU rig's guest (tests/vm/run sets KTLS_VM_RELEASE there),
+ * often under TCG emulation: suites shared with the host scale heavy cases
+ * down or leave them to the host.
+ */
+int tu_in_vm(void);
+
 /* A connected AF_INET loopback TCP pair: fds[0] client, fds[1] server. */
 int tu_tcp_pair(int fds[2]);
 

@@ -7,7 +7,17 @@
  * kTLS installation row installed SW TX+RX, the kernel crypto rows ran with
  * keys installed, and the output says these are emulated numbers.
  */
-#include "../host/bench_check.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "ktls.h"
+#include "../common/bench_check.h"
+#include "../common/testutil.h"
 
 Test(bench_quick_guest, all_rows_measured_offloaded_and_labelled_emulated)
 {

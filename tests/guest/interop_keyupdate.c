@@ -23,7 +23,8 @@
 
 #include <criterion/criterion.h>
 
-#include "../host/offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static int kmaj, kmin;
 

@@ -27,7 +27,8 @@
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 
-#include "../host/offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 #define CHUNK (64 * 1024)
 #define BULK (4 * 1024 * 1024)

@@ -12,13 +12,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/utsname.h>
 
 #include <criterion/criterion.h>
+#include <openssl/ssl.h>
 
+#include "internal.h"
 #include "kernel.h"
-#include "../host/offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static int kmaj, kmin;
 

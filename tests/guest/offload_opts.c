@@ -17,7 +17,8 @@
 
 #include "kernel.h"
 #include "netlink.h"
-#include "../host/offload_peer.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {

@@ -17,8 +17,7 @@
 
 #include <criterion/criterion.h>
 
-#include "../../daemon/ktlsd/agent_conf.c"
-#include "../../daemon/ktlsd/agent_nl.c"
+#include "../../daemon/ktlsd/agent.h"
 #include "../common/testutil.h"
 #include "netlink.h"
 

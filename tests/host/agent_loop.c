@@ -17,13 +17,7 @@
 
 #include <criterion/criterion.h>
 
-#include "../../daemon/ktlsd/agent.c"
-#include "../../daemon/ktlsd/agent_conf.c"
-#include "../../daemon/ktlsd/agent_hs.c"
-#include "../../daemon/ktlsd/agent_keys.c"
-#include "../../daemon/ktlsd/agent_nl.c"
-#include "../../daemon/ktlsd/agent_status.c"
-#include "../../daemon/ktlsd/log.c"
+#include "../../daemon/ktlsd/agent.h"
 
 static struct agent ag;
 static int peer;
@@ -88,12 +82,12 @@ Test(agent_loop, malformed_and_foreign_messages_start_nothing)
 		b[16] = HS_CMD_DONE;                        /* not a READY */
 		cr_assert_eq(send(peer, b, (size_t)n, 0), n);
 	}
-	on_netlink(&ag);
+	agent_on_netlink(&ag);
 	cr_expect_eq(ag.children, 0);
 	cr_expect_eq(ag.waiting, 0);
 	/* And the loop still works afterwards. */
 	send_ready(33, HS_CLASS_TLSHD);
-	on_netlink(&ag);
+	agent_on_netlink(&ag);
 	cr_expect_eq(ag.children, 1);
 	cr_expect_eq(reap_all(), 1);
 }
@@ -103,13 +97,13 @@ Test(agent_loop, burst_beyond_max_handshakes_is_queued)
 	ag.conf.max_handshakes = 2;
 	for (int i = 0; i < 5; i++)
 		send_ready(33, HS_CLASS_TLSHD);
-	on_netlink(&ag);
+	agent_on_netlink(&ag);
 	cr_expect_eq(ag.children, 2);
 	cr_expect_eq(ag.waiting, 3);
-	/* Children exit (ACCEPT fails here); reap() starts the waiting ones. */
+	/* Children exit (ACCEPT fails here); agent_reap() starts the waiting ones. */
 	for (int i = 0; i < 200 && (ag.waiting || ag.children); i++) {
 		usleep(20000);
-		reap(&ag);
+		agent_reap(&ag);
 		cr_expect_leq(ag.children, 2);
 	}
 	cr_expect_eq(ag.waiting, 0, "queued READYs never started");
@@ -120,6 +114,6 @@ Test(agent_loop, stopping_agent_starts_nothing)
 {
 	ag.stopping = 1;
 	send_ready(33, HS_CLASS_TLSHD);
-	on_netlink(&ag);
+	agent_on_netlink(&ag);
 	cr_expect_eq(ag.children, 0);
 }

@@ -4,8 +4,8 @@
  * (tests/fixtures/handshake/guest612-*, guest73-*: made with
  * KTLS_AGENT_CAPTURE=DIR during the agent_nvme guest suite) and
  * hand-built ones, malformed included; the builders byte by byte; the
- * status mapping; the configuration parser.  The daemon's sources are
- * compiled in (the harness links only libktls).
+ * status mapping; the configuration parser.  The daemon's code comes
+ * from its internal archive (build/libktlsd.a).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 
 #include <criterion/criterion.h>
 
-#include "../../daemon/ktlsd/agent_nl.c"
-#include "../../daemon/ktlsd/agent_conf.c"
+#include "../../daemon/ktlsd/agent.h"
+#include "ktls.h"
 
 static size_t load(const char *name, unsigned char *buf, size_t cap)
 {
@@ -434,9 +434,7 @@ Test(agent_netlink, accept_and_controller_requests_round_trip)
 
 /* ---- status mapping (agent_hs.c's table, restated: it must not drift) ------- */
 
-/* By libktls's error code (conn.c handshake_error), never by its text. */
-#include "../../daemon/ktlsd/agent_status.c"
-
+/* By libktls's error code (conn_error.c), never by its text. */
 Test(agent_netlink, status_mapping)
 {
 	cr_expect_eq(agent_status_for(KTLS_ERR_PEER_ALERT, 0), EACCES);

@@ -10,8 +10,9 @@
  *
  * Where the handshake succeeds the status depends on the kernel: on the
  * host (no kTLS) it must be EIO with "the kernel did not take the keys";
- * in the guest (tests/guest/agent_x509_guest.c includes this file) it
- * must be 0 with both directions in kTLS.
+ * in the kTLS guest (the same binary is tests/guest/agent_x509) it must be
+ * 0 with both directions in kTLS, as a kernel consumer (NFS) would
+ * receive it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +30,7 @@
 
 #include <criterion/criterion.h>
 
-#include "../../daemon/ktlsd/agent.c"
-#include "../../daemon/ktlsd/agent_conf.c"
-#include "../../daemon/ktlsd/agent_hs.c"
-#include "../../daemon/ktlsd/agent_keys.c"
-#include "../../daemon/ktlsd/agent_nl.c"
-#include "../../daemon/ktlsd/agent_status.c"
-#include "../../daemon/ktlsd/log.c"
+#include "../../daemon/ktlsd/agent.h"
 #include "../common/testutil.h"
 
 static void init(void)
@@ -156,7 +151,7 @@ Test(agent_x509, client_anon_with_the_system_store_refuses_our_test_ca)
 	/* As the daemon does: the big store is parsed once, outside the
 	 * request's timeout (seconds under TCG on a loaded machine). */
 	agent_prebuild(&c);
-	cr_assert_not_null(tmpl[T_CLIENT_ANON]);
+	cr_assert(agent_prebuilt_has(AGENT_TMPL_CLIENT_ANON));
 	s_server(&s, 0);
 	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), EACCES);
 	cr_expect(strstr(r.why, "certificate verify failed"), "%s", r.why);
@@ -438,7 +433,9 @@ Test(agent_x509, prebuilt_contexts_are_borrowed_and_rebuilt)
 	c.certificate = dupcert("server-ec.pem");
 	c.private_key = dupcert("server-ec.key");
 	agent_prebuild(&c);
-	cr_assert(tmpl[T_CLIENT_ANON] && tmpl[T_SERVER_X509] && tmpl[T_CLIENT_X509]);
+	cr_assert(agent_prebuilt_has(AGENT_TMPL_CLIENT_ANON) &&
+		  agent_prebuilt_has(AGENT_TMPL_SERVER_X509) &&
+		  agent_prebuilt_has(AGENT_TMPL_CLIENT_X509));
 	s_server(&s, 0);
 	/* Twice on the same (now frozen) context. */
 	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
@@ -452,7 +449,7 @@ Test(agent_x509, prebuilt_contexts_are_borrowed_and_rebuilt)
 	free(c.truststore);
 	c.truststore = strdup("/nonexistent/ca.pem");
 	agent_prebuild(&c);
-	cr_expect_null(tmpl[T_CLIENT_ANON]);
+	cr_expect_not(agent_prebuilt_has(AGENT_TMPL_CLIENT_ANON));
 	s_server(&s, 0);
 	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), EIO);
 	cr_expect(strstr(r.why, "/nonexistent/ca.pem"), "%s", r.why);

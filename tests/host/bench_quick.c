@@ -7,7 +7,17 @@
  * JSON that python3 parses, three PNGs.  And a lying server cannot score:
  * a stand-in "ktlsd" that flips one byte of each body makes the row fail.
  */
-#include "bench_check.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "ktls.h"
+#include "../common/bench_check.h"
+#include "../common/testutil.h"
 
 Test(bench_quick, host_run_is_honest_and_complete)
 {

@@ -17,8 +17,9 @@
 
 #include <criterion/criterion.h>
 
-#include "offload_emul.h"
-#include "offload_peer.h"
+#include "../common/offload_emul.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {

@@ -8,13 +8,15 @@
  * OpenSSL already holding peer bytes, max_fragment_length.  Every case then
  * moves data both ways with a real OpenSSL peer and closes cleanly.
  */
+#include <errno.h>
 #include <signal.h>
 #include <time.h>
 
 #include <criterion/criterion.h>
 
-#include "offload_emul.h"
-#include "offload_peer.h"
+#include "../common/offload_emul.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {

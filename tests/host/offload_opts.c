@@ -15,8 +15,9 @@
 #include <criterion/criterion.h>
 
 #include "kernel.h"
-#include "offload_emul.h"
-#include "offload_peer.h"
+#include "../common/offload_emul.h"
+#include "../common/offload_peer.h"
+#include "../common/testutil.h"
 
 static void init(void)
 {

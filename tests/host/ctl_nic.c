@@ -1,5 +1,5 @@
 /*
- * nic_cli.c - `ktlsctl nic` against the running kernel's ethtool netlink.
+ * ctl_nic.c - `ktlsctl nic` against the running kernel's ethtool netlink.
  * No interface here (loopback, virtio, ifb) offers TLS offload: each is
  * listed as unsupported and fixed, setting it on is refused by name and
  * nothing changes.  The bare FEATURES_SET request is also sent to the

@@ -1,5 +1,5 @@
 /*
- * sockets_cli.c - `ktlsctl sockets` on a kernel without kTLS (the host):
+ * ctl_sockets.c - `ktlsctl sockets` on a kernel without kTLS (the host):
  * nothing on stdout, one line saying why, and the sock_diag dump really
  * covered our own TCP connection (checked through the raw capture).
  */

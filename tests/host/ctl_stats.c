@@ -1,5 +1,5 @@
 /*
- * stats_cli.c - `ktlsctl stats`: the absent-file message on a kernel
+ * ctl_stats.c - `ktlsctl stats`: the absent-file message on a kernel
  * without kTLS, every counter of a file whatever its set, and watch-mode
  * deltas while the counters move.
  */

@@ -1,15 +1,4 @@
-/*
- * bench_check.h - shared by tests/host/bench_quick.c and
- * tests/guest/bench_quick.c: run `ktls-bench all --quick`, then check that
- * every row it claims to have measured moved the bytes it claims (client
- * count = requests x size = the server's own access log, re-summed here
- * independently of the bench), that kTLS rows are skipped with the
- * kernel's reason where there is no kTLS and really offloaded where there
- * is, that the JSON parses with /usr/bin/python3, and that the PNGs exist.
- */
-#ifndef BENCH_CHECK_H
-#define BENCH_CHECK_H
-
+/* bench_check.c - checks on a `ktls-bench all --quick` run (see bench_check.h). */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -18,11 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_check.h"
 #include "ktls.h"
-#include "../common/testutil.h"
+#include "testutil.h"
 
 static char bc_dir[256];
-static char bc_out[65536];
+char bc_out[BC_OUT_SIZE];
 
 static const char *bc_path(const char *name)
 {
@@ -34,8 +24,7 @@ static const char *bc_path(const char *name)
 	return p[k];
 }
 
-/* Run the bench into a fresh directory; its exit status. */
-static int bc_run(const char *extra, int timeout_s)
+int bc_run(const char *extra, int timeout_s)
 {
 	char cmd[2048];
 
@@ -48,7 +37,7 @@ static int bc_run(const char *extra, int timeout_s)
 	return tu_run(cmd, bc_out, sizeof(bc_out));
 }
 
-static void bc_cleanup(void)
+void bc_cleanup(void)
 {
 	char cmd[400];
 
@@ -125,12 +114,7 @@ static void bc_png(const char *name)
 	cr_assert(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG", name);
 }
 
-/*
- * Everything after a successful quick run.  expect_ktls: this kernel has
- * kTLS (rows 2, 5 and kTLS crypto must be measured and really offloaded);
- * emulated: inside the QEMU rig (the output must say so).
- */
-static void bc_check(int expect_ktls, int emulated)
+void bc_check(int expect_ktls, int emulated)
 {
 	static const char *cfg[6] = { "", "nginx-plain", "ktlsd-ktls", "ktlsd-user", "nginx-tls",
 				      "nginx-ktls" };
@@ -284,5 +268,3 @@ static void bc_check(int expect_ktls, int emulated)
 	if (!expect_ktls)
 		cr_assert_not_null(strstr(bc_out, "skipped (all sizes): no kTLS on this kernel"));
 }
-
-#endif

@@ -1,5 +1,5 @@
 /*
- * stats_parse.c - /proc/net/tls_stat parsing: every counter the kernel
+ * ctl_stats_parse.c - /proc/net/tls_stat parsing: every counter the kernel
  * prints is kept (the set differs by version), bad lines are refused.
  */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * nic_parse.c - ethtool netlink parsing against stored replies
+ * ctl_nic_parse.c - ethtool netlink parsing against stored replies
  * (tests/fixtures/netlink/: host-* captured from a real kernel by
  * capture.py, hand-* built from the documented attribute layout).
  */

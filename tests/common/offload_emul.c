@@ -1,24 +1,4 @@
-/*
- * offload_emul.h - kTLS emulated in userspace behind libktls's kernel_ops
- * seam, for hosts without kTLS.
- *
- * The emulator takes the crypto_info libktls hands to TLS_TX/TLS_RX and
- * does what the kernel would with it: seal each sendmsg as TLS records on
- * the real socket, open the peer's records on recvmsg and report their type
- * in a TLS_GET_RECORD_TYPE cmsg.  Records are sealed and opened with
- * OpenSSL's EVP AEAD directly (not libssl), so a wrong key, salt, IV or
- * sequence number shows up as the real peer failing to decrypt us, or us
- * failing to decrypt the peer's next real record.  It follows the kernel's
- * rules where libktls depends on them: exact optlen, EBUSY on a second key
- * unless rekey is on (TLS 1.3 only), EKEYEXPIRED after a KeyUpdate until the
- * new RX key, EIO for a control record without a cmsg buffer, EOPNOTSUPP
- * for MSG_WAITALL, sticky EBADMSG.
- *
- * Knobs (emu.*) make a step fail with a chosen errno.  Header-only, static.
- */
-#ifndef OFFLOAD_EMUL_H
-#define OFFLOAD_EMUL_H
-
+/* offload_emul.c - kTLS emulated in userspace (see offload_emul.h). */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,43 +12,11 @@
 
 #include "kernel.h"
 #include "keys.h"
+#include "offload_emul.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
+struct emu_state emu;
 
-#define EMU_MAXFD 1024
-#define EMU_REC (16384 + 256 + 16 + 8)
-
-struct emu_dir {
-	int set;
-	union tls_crypto info;
-	uint64_t seq;
-	unsigned char explicit_nonce[8]; /* TLS 1.2 GCM TX */
-};
-
-struct emu_sock {
-	int ulp;
-	struct emu_dir tx, rx;
-	int bad;         /* sticky EBADMSG */
-	int paused;      /* KeyUpdate read, no new RX key yet */
-	int pause_after; /* pause once the pending record is consumed */
-	unsigned char pend[EMU_REC];
-	size_t pend_off, pend_len;
-	unsigned char pend_type;
-};
-
-static struct {
-	int ulp_errno, tx_errno, rx_errno; /* fail that step with this errno */
-	int rekey;                          /* accept a second key (TLS 1.3) */
-	int corrupt_next_rx;                /* flip a ciphertext byte of the next record read */
-	int n_tx, n_rx;                     /* TLS_TX / TLS_RX accepted */
-	union tls_crypto first_tx, first_rx; /* what the first install passed */
-	uint64_t records_tx, keyupdates_tx;  /* sealed records, KeyUpdates among them */
-	struct emu_sock s[EMU_MAXFD];
-} emu;
-
-static inline size_t emu_info_len(int cipher)
+static size_t emu_info_len(int cipher)
 {
 	switch (cipher) {
 	case TLS_CIPHER_AES_GCM_128: return sizeof(struct tls12_crypto_info_aes_gcm_128);
@@ -79,8 +27,8 @@ static inline size_t emu_info_len(int cipher)
 }
 
 /* Key, 12-byte nonce base (salt|iv, or the ChaCha iv) and EVP cipher. */
-static inline const EVP_CIPHER *emu_parts(const union tls_crypto *ci, const unsigned char **key,
-					  unsigned char nb[12])
+static const EVP_CIPHER *emu_parts(const union tls_crypto *ci, const unsigned char **key,
+				   unsigned char nb[12])
 {
 	switch (ci->info.cipher_type) {
 	case TLS_CIPHER_AES_GCM_128:
@@ -100,7 +48,7 @@ static inline const EVP_CIPHER *emu_parts(const union tls_crypto *ci, const unsi
 	}
 }
 
-static inline uint64_t emu_get_seq(const union tls_crypto *ci)
+uint64_t emu_get_seq(const union tls_crypto *ci)
 {
 	const unsigned char *p = ci->info.cipher_type == TLS_CIPHER_AES_GCM_128 ? ci->g128.rec_seq
 			       : ci->info.cipher_type == TLS_CIPHER_AES_GCM_256 ? ci->g256.rec_seq
@@ -112,9 +60,9 @@ static inline uint64_t emu_get_seq(const union tls_crypto *ci)
 }
 
 /* One AEAD operation; returns 0 or -1 (authentication failure on open). */
-static inline int emu_aead(int enc, const EVP_CIPHER *c, const unsigned char *key,
-			   const unsigned char nonce[12], const unsigned char *aad, size_t aadlen,
-			   const unsigned char *in, size_t len, unsigned char *out, unsigned char tag[16])
+static int emu_aead(int enc, const EVP_CIPHER *c, const unsigned char *key,
+		    const unsigned char nonce[12], const unsigned char *aad, size_t aadlen,
+		    const unsigned char *in, size_t len, unsigned char *out, unsigned char tag[16])
 {
 	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
 	int l, ok;
@@ -131,7 +79,7 @@ static inline int emu_aead(int enc, const EVP_CIPHER *c, const unsigned char *ke
 	return ok ? 0 : -1;
 }
 
-static inline int emu_write_all(int fd, const unsigned char *p, size_t n)
+static int emu_write_all(int fd, const unsigned char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -146,8 +94,8 @@ static inline int emu_write_all(int fd, const unsigned char *p, size_t n)
 }
 
 /* Seal one record of up to 16 KiB and write it. */
-static inline int emu_seal(int fd, struct emu_dir *d, unsigned char type, const unsigned char *pt,
-			   size_t len)
+static int emu_seal(int fd, struct emu_dir *d, unsigned char type, const unsigned char *pt,
+		    size_t len)
 {
 	static unsigned char rec[EMU_REC];
 	unsigned char nb[12], nonce[12], aad[13], tag[16];
@@ -200,7 +148,7 @@ static inline int emu_seal(int fd, struct emu_dir *d, unsigned char type, const 
 	return emu_write_all(fd, rec, hdr + ctlen + 16);
 }
 
-static inline int emu_read_full(int fd, unsigned char *p, size_t n, int *got_any)
+static int emu_read_full(int fd, unsigned char *p, size_t n, int *got_any)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -216,7 +164,7 @@ static inline int emu_read_full(int fd, unsigned char *p, size_t n, int *got_any
 }
 
 /* Read and open one record into s->pend.  1, 0 on EOF, -1 with errno. */
-static inline int emu_open(int fd, struct emu_sock *s)
+static int emu_open(int fd, struct emu_sock *s)
 {
 	static unsigned char rec[EMU_REC];
 	struct emu_dir *d = &s->rx;
@@ -289,7 +237,7 @@ static inline int emu_open(int fd, struct emu_sock *s)
 	return 1;
 }
 
-static int emu_setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
+int emu_setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
 {
 	struct emu_sock *s = fd >= 0 && fd < EMU_MAXFD ? &emu.s[fd] : NULL;
 	const union tls_crypto *ci = val;
@@ -467,8 +415,7 @@ static ssize_t emu_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	return got;
 }
 
-/* Install the emulator with every knob at "works"; emu_off() restores. */
-static inline void emu_on(int rekey)
+void emu_on(int rekey)
 {
 	memset(&emu, 0, sizeof(emu));
 	emu.rekey = rekey;
@@ -478,10 +425,8 @@ static inline void emu_on(int rekey)
 	kernel_ops.sendfile = emu_sendfile;
 }
 
-static inline void emu_off(void)
+void emu_off(void)
 {
 	kernel_ops = kernel_ops_default;
 	kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
 }
-
-#endif /* OFFLOAD_EMUL_H */

@@ -1,5 +1,5 @@
 /*
- * sockets_parse.c - sock_diag parsing against stored replies: a real dump
+ * ctl_sockets_parse.c - sock_diag parsing against stored replies: a real dump
  * from the host (no socket has the tls ULP) and a hand-built reply for a
  * kTLS socket with TX on the NIC (uapi inet_diag.h / tls.h layout).
  */

@@ -1,15 +1,4 @@
-/*
- * offload_peer.h - a plain OpenSSL peer in a thread (not libktls: a real,
- * independent TLS stack on the other end of a loopback TCP pair), and our
- * side of the connection made through the public API.
- *
- * The peer echoes what it reads until close_notify, then answers with its
- * own close_notify.  Options: data sent right behind its Finished, a
- * KeyUpdate (update_requested) once it has echoed some bytes.
- */
-#ifndef OFFLOAD_PEER_H
-#define OFFLOAD_PEER_H
-
+/* offload_peer.c - an OpenSSL peer in a thread and our side (see offload_peer.h). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,40 +11,16 @@
 #include <criterion/criterion.h>
 
 #include "ktls.h"
-#include "internal.h"
-#include "../common/testutil.h"
+#include "offload_peer.h"
+#include "testutil.h"
 
-struct suite {
-	int version;        /* KTLS_TLS1_2 / KTLS_TLS1_3 */
-	const char *name;   /* TLS 1.3 ciphersuite or TLS 1.2 cipher (ECDSA: the test cert is EC) */
-	int tls_cipher;     /* TLS_CIPHER_* the kernel should get */
-};
-
-static const struct suite suites[6] = {
+const struct suite suites[6] = {
 	{ KTLS_TLS1_3, "TLS_AES_128_GCM_SHA256", 51 },
 	{ KTLS_TLS1_3, "TLS_AES_256_GCM_SHA384", 52 },
 	{ KTLS_TLS1_3, "TLS_CHACHA20_POLY1305_SHA256", 54 },
 	{ KTLS_TLS1_2, "ECDHE-ECDSA-AES128-GCM-SHA256", 51 },
 	{ KTLS_TLS1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", 52 },
 	{ KTLS_TLS1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", 54 },
-};
-
-struct peer {
-	/* in */
-	int fd;
-	int server;           /* the peer is the TLS server */
-	struct suite s;
-	int tickets;          /* peer server: TLS 1.3 tickets */
-	const char *first;    /* peer writes this right after its handshake */
-	size_t keyupdate_at;  /* peer sends KeyUpdate(update_requested) after echoing this much */
-	int mfl;              /* peer client asks for max_fragment_length 1024 */
-	/* out */
-	int hs_ok;
-	size_t echoed;
-	int got_close_notify;
-	int keyupdates_sent;
-	char err[256];
-	pthread_t th;
 };
 
 static void peer_fail(struct peer *p, SSL *ssl, int r, const char *what)
@@ -136,26 +101,19 @@ out:
 	return NULL;
 }
 
-static inline void peer_start(struct peer *p)
+void peer_start(struct peer *p)
 {
 	if (pthread_create(&p->th, NULL, peer_main, p) != 0)
 		abort();
 }
 
-static inline void peer_join(struct peer *p)
+void peer_join(struct peer *p)
 {
 	pthread_join(p->th, NULL);
 }
 
-/* Our side: a context narrowed to one suite, a connection, the handshake. */
-struct ours {
-	ktls_ctx *ctx;
-	ktls_conn *c;
-	char err[KTLS_ERRLEN];
-};
-
-static inline int ours_open(struct ours *o, int role, const struct suite *s, int tickets, int fd,
-			    void (*before_handshake)(ktls_conn *))
+int ours_open(struct ours *o, int role, const struct suite *s, int tickets, int fd,
+	      void (*before_handshake)(ktls_conn *))
 {
 	memset(o, 0, sizeof(*o));
 	o->ctx = ktls_ctx_new(role);
@@ -181,17 +139,13 @@ static inline int ours_open(struct ours *o, int role, const struct suite *s, int
 	return 0;
 }
 
-static inline void ours_close(struct ours *o)
+void ours_close(struct ours *o)
 {
 	ktls_conn_free(o->c);
 	ktls_ctx_free(o->ctx);
 }
 
-/*
- * Send total bytes in chunks through our connection and read each echo
- * back.  0, or -1 with a reason in why.
- */
-static inline int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen)
+int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen)
 {
 	unsigned char *out = malloc(chunk), *in = malloc(chunk);
 	size_t done = 0;
@@ -230,19 +184,7 @@ out:
 	return ret;
 }
 
-/* ---- one run: our side against the peer (needs criterion.h) ---- */
-
-struct run {
-	struct peer peer;
-	struct ours us;
-	int fds[2];
-	int tickets;          /* ours, as a TLS 1.3 server (default 2) */
-	size_t echo_bytes;    /* run_finish's echo (default 256 KiB) */
-	struct ktls_info info;
-};
-
-/* Our side (role) against an OpenSSL peer, handshake and offload done. */
-static inline void run_start(struct run *r, int role, const struct suite *s, void (*hook)(ktls_conn *))
+void run_start(struct run *r, int role, const struct suite *s, void (*hook)(ktls_conn *))
 {
 	memset(r, 0, sizeof(*r));
 	cr_assert_eq(tu_tcp_pair(r->fds), 0);
@@ -254,7 +196,7 @@ static inline void run_start(struct run *r, int role, const struct suite *s, voi
 	r->echo_bytes = 256 * 1024;
 }
 
-static inline void run_go(struct run *r, int role, void (*hook)(ktls_conn *))
+void run_go(struct run *r, int role, void (*hook)(ktls_conn *))
 {
 	peer_start(&r->peer);
 	if (ours_open(&r->us, role, &r->peer.s, r->tickets, r->fds[0], hook) != 0) {
@@ -266,8 +208,7 @@ static inline void run_go(struct run *r, int role, void (*hook)(ktls_conn *))
 	cr_assert_eq(ktls_conn_info(r->us.c, &r->info), 0);
 }
 
-/* Data both ways (echo_bytes, then 1 byte), close_notify both ways. */
-static inline void run_finish(struct run *r)
+void run_finish(struct run *r)
 {
 	char why[256];
 	ssize_t n;
@@ -288,5 +229,3 @@ static inline void run_finish(struct run *r)
 	close(r->fds[0]);
 	close(r->fds[1]);
 }
-
-#endif /* OFFLOAD_PEER_H */

@@ -1,7 +1,7 @@
 /*
- * http_parse.c - unit tests of ktlsd's HTTP parser, range/conditional
- * logic and path resolution beneath the root.  The daemon's sources are
- * compiled in directly (the test harness links only libktls).
+ * ktlsd_http.c - unit tests of ktlsd's HTTP parser, range/conditional
+ * logic and path resolution beneath the root, linked from the daemon's
+ * internal archive (build/libktlsd.a).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +13,8 @@
 
 #include <criterion/criterion.h>
 
-#include "../../daemon/ktlsd/http.c"
-#include "../../daemon/ktlsd/path.c"
+#include "../../daemon/ktlsd/http.h"
+#include "../../daemon/ktlsd/path.h"
 
 static int parse(const char *s, struct http_req *r)
 {
@@ -316,11 +316,11 @@ Test(path, fallback_check, .init = tree, .fini = untree)
 	snprintf(p, sizeof(p), "%s/out-link/secret", root);
 	fd = open(p, O_RDONLY);
 	cr_assert_geq(fd, 0);
-	cr_expect_not(beneath(rfd, fd));
+	cr_expect_not(path_beneath(rfd, fd));
 	close(fd);
 	snprintf(p, sizeof(p), "%s/a.txt", root);
 	fd = open(p, O_RDONLY);
-	cr_expect(beneath(rfd, fd));
+	cr_expect(path_beneath(rfd, fd));
 	close(fd);
 	close(rfd);
 }
