@@ -26,13 +26,6 @@
 
 #include "bench.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 #define REC 16384
 
 static const struct cipher {

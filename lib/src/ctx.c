@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "policy.h"
 
 int ctx_enter(const struct ktls_ctx *ctx)
@@ -49,24 +50,6 @@ int ctx_openssl_err(const struct ktls_ctx *ctx, int code, const char *what)
 	if (ERR_GET_REASON(ERR_peek_error()) == ERR_R_MALLOC_FAILURE)
 		code = KTLS_ERR_RESOURCE;
 	return ctx_fail(ctx, code, "%s: %s", what, ssl_reason(r, sizeof(r)));
-}
-
-static const char *version_name(int v)
-{
-	switch (v) {
-	case SSL3_VERSION:
-		return "SSL 3.0";
-	case TLS1_VERSION:
-		return "TLS 1.0";
-	case TLS1_1_VERSION:
-		return "TLS 1.1";
-	case TLS1_2_VERSION:
-		return "TLS 1.2";
-	case TLS1_3_VERSION:
-		return "TLS 1.3";
-	default:
-		return NULL;
-	}
 }
 
 static int verify_bits(int mode)
@@ -196,37 +179,38 @@ KTLS_API int ktls_ctx_role(const ktls_ctx *ctx)
 
 /* ---- suites and versions --------------------------------------------------------- */
 
-KTLS_API int ktls_ctx_set_ciphers(ktls_ctx *ctx, const char *list)
+/* Narrow one version's suites: the policy checks the list, OpenSSL applies it. */
+static int set_suites(ktls_ctx *ctx, const char *what, const char *list,
+		      int (*narrow)(const char *, char *, size_t, char *, size_t),
+		      int (*apply)(SSL_CTX *, const char *), const char *call)
 {
 	char names[1024], err[KTLS_ERRLEN];
 	int code;
 
-	if (ctx_mutable(ctx, "the TLS 1.2 cipher list"))
+	if (ctx_mutable(ctx, what))
 		return -1;
-	if ((code = policy_narrow_tls12(list, names, sizeof(names), err, sizeof(err))))
+	if ((code = narrow(list, names, sizeof(names), err, sizeof(err))))
 		return ctx_fail(ctx, code, "%s", err);
-	if (!SSL_CTX_set_cipher_list(ctx->ssl, names))
-		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "set_ciphers");
+	if (!apply(ctx->ssl, names))
+		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, call);
 	return 0;
+}
+
+KTLS_API int ktls_ctx_set_ciphers(ktls_ctx *ctx, const char *list)
+{
+	return set_suites(ctx, "the TLS 1.2 cipher list", list, policy_narrow_tls12,
+			  SSL_CTX_set_cipher_list, "set_ciphers");
 }
 
 KTLS_API int ktls_ctx_set_ciphersuites(ktls_ctx *ctx, const char *list)
 {
-	char names[256], err[KTLS_ERRLEN];
-	int code;
-
-	if (ctx_mutable(ctx, "the TLS 1.3 ciphersuites"))
-		return -1;
-	if ((code = policy_narrow_tls13(list, names, sizeof(names), err, sizeof(err))))
-		return ctx_fail(ctx, code, "%s", err);
-	if (!SSL_CTX_set_ciphersuites(ctx->ssl, names))
-		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "set_ciphersuites");
-	return 0;
+	return set_suites(ctx, "the TLS 1.3 ciphersuites", list, policy_narrow_tls13,
+			  SSL_CTX_set_ciphersuites, "set_ciphersuites");
 }
 
 static int check_version(const struct ktls_ctx *ctx, int v, const char *which)
 {
-	const char *name = version_name(v);
+	const char *name = proto_version_name(v);
 
 	if (!name)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "%s version 0x%04x: not a TLS version (use 0x0303 for "
@@ -248,7 +232,7 @@ KTLS_API int ktls_ctx_set_min_version(ktls_ctx *ctx, int version)
 	max = SSL_CTX_get_max_proto_version(ctx->ssl);
 	if (max && version > max)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "minimum version %s is above the maximum %s",
-				version_name(version), version_name(max));
+				proto_version_name(version), proto_version_name(max));
 	if (!SSL_CTX_set_min_proto_version(ctx->ssl, version))
 		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "set_min_version");
 	return 0;
@@ -265,7 +249,7 @@ KTLS_API int ktls_ctx_set_max_version(ktls_ctx *ctx, int version)
 	min = SSL_CTX_get_min_proto_version(ctx->ssl);
 	if (version < min)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "maximum version %s is below the minimum %s",
-				version_name(version), version_name(min));
+				proto_version_name(version), proto_version_name(min));
 	if (!SSL_CTX_set_max_proto_version(ctx->ssl, version))
 		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "set_max_version");
 	return 0;

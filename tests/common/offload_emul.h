@@ -26,10 +26,6 @@
 #include "kernel.h" /* the kernel_ops seam the emulator sits behind */
 #include "keys.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-
 #define EMU_MAXFD 1024
 #define EMU_REC (16384 + 256 + 16 + 8)
 

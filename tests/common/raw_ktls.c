@@ -11,10 +11,6 @@
 #include "raw_ktls.h"
 #include "testutil.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-
 void raw_ktls_pair(int fds[2], int version, int cipher, int ulp_only)
 {
 	cr_assert_eq(tu_tcp_pair(fds), 0);

@@ -21,10 +21,6 @@
 #include "../common/raw_ktls.h"
 #include "netlink.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-
 static int local_port(int fd)
 {
 	struct sockaddr_in a;

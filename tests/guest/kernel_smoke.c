@@ -27,13 +27,6 @@
 
 #include "../common/testutil.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 /* Large enough for any of the three crypto_info structures. */
 union crypto_info {
 	struct tls_crypto_info info;

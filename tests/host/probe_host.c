@@ -25,10 +25,6 @@
 #include "ktls.h"
 #include "../common/testutil.h"
 
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 /* Our own attach attempt: 0 or the errno. */
 static int oracle_ulp_err(void)
 {
