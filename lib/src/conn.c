@@ -1,6 +1,6 @@
 /*
  * conn.c - connections: handshake, userspace record I/O, and dispatch to
- * kTLS I/O (kernel.c) for directions the kernel owns.  What a failure is
+ * kTLS I/O (kernel_io.c) for directions the kernel owns.  What a failure is
  * called and its code: conn_error.c.
  *
  * Write semantics (userspace direction).  SSL_write has a retry contract:

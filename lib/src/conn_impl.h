@@ -1,7 +1,7 @@
 /*
  * conn_impl.h - the whole connection object, shared by conn.c (lifecycle,
  * handshake, userspace I/O) and conn_error.c (what a failure is called
- * and which KTLS_ERR_* it carries).  kernel.c and keys.c see only the
+ * and which KTLS_ERR_* it carries).  kernel_*.c and keys.c see only the
  * struct ktls_conn of internal.h.  Private to libktls.
  */
 #ifndef KTLS_CONN_IMPL_H

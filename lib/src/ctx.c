@@ -293,7 +293,7 @@ KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
 }
 
 /*
- * kTLS opt-ins: only recorded here; kernel.c applies them after the keys
+ * kTLS opt-ins: only recorded here; kernel_install.c applies them after the keys
  * are installed, and a kernel that refuses them leaves them off.
  */
 KTLS_API int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on)

@@ -10,9 +10,9 @@
  *   netlink_ethtool.c        NIC TLS offload features and driver counters
  *                            (genl "ethtool": STRSET_GET, FEATURES_GET/SET)
  *   netlink_diag.c           per-socket kTLS state (NETLINK_SOCK_DIAG, ULP
- *                            info); kernel.c asks it about its own sockets
+ *                            info); kernel_install.c asks it about its own sockets
  *   netlink_tlsstat.c        /proc/net/tls_stat (not netlink, but the third
- *                            view of the same kernel state); kernel.c reads
+ *                            view of the same kernel state); kernel_install.c reads
  *                            it to tell where an install landed
  *
  * Parsers take one netlink message (nlmsghdr included) and never trust a
