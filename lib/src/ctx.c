@@ -126,6 +126,8 @@ static int apply_policy(struct ktls_ctx *ctx)
 		/* Resumption with client certificates needs a session id context. */
 		if (!SSL_CTX_set_session_id_context(s, (const unsigned char *)"libktls", 7))
 			return openssl_err(ctx, "setting the session id context");
+		/* Resumption by ticket only: see ktls_ctx_set_num_tickets. */
+		SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
 	}
 	SSL_CTX_set_verify(s, verify_bits(ctx->verify), NULL);
 	return 0;
@@ -731,6 +733,11 @@ KTLS_API int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n)
 		return ctx_seterr(ctx, "num_tickets applies to server contexts only");
 	if (!SSL_CTX_set_num_tickets(ctx->ssl, n))
 		return openssl_err(ctx, "set_num_tickets");
+	/* 0 means no resumption: TLS 1.2 tickets go too. */
+	if (n == 0)
+		SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_TICKET);
+	else
+		SSL_CTX_clear_options(ctx->ssl, SSL_OP_NO_TICKET);
 	return 0;
 }
 
