@@ -45,6 +45,14 @@
 #define RING_ENTRIES 1024
 
 enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_LINGER, ST_CLOSING };
+
+/*
+ * A response whose head and body fit in one TLS record (2^14 bytes of
+ * plaintext) is sent with one write: one record, one syscall, and what a
+ * client reading a single record expects.  Larger files keep the head
+ * record plus the bulk path.
+ */
+#define INLINE_MAX 16384
 enum { SYS_TICK, SYS_WAKE };
 
 struct listener {
@@ -84,6 +92,7 @@ struct conn {
 	uint64_t bytes, t0_us;
 	uint64_t accept_us;     /* handshake latency starts here */
 	int tx_mode;            /* KTLS_MODE_*, for bytes by mode */
+	char *obuf;             /* an inline response (head + body), else NULL: hdr */
 	size_t lingered;        /* bytes discarded while lingering */
 	int slot_freed;         /* no longer counted against --max-conns */
 	char line[256];
@@ -162,6 +171,7 @@ static void conn_free(struct conn *c)
 	if (!c->slot_freed)
 		atomic_fetch_sub(&w->s->nconns, 1);
 	ktls_uring_xfer_free(c->xfer);
+	free(c->obuf);
 	ktls_conn_free(c->tls);
 	if (c->filefd >= 0)
 		close(c->filefd);
@@ -328,6 +338,8 @@ static void response_done(struct conn *c)
 		c->filefd = -1;
 	}
 	c->flen = 0;
+	free(c->obuf);
+	c->obuf = NULL;
 	if (!c->keep_alive || atomic_load(&s->stopping)) {
 		conn_close(c, 1);
 		return;
@@ -367,6 +379,34 @@ static void simple_response(struct conn *c, int status, const char *extra, int h
 	c->hoff = 0;
 	c->flen = 0;
 	c->state = ST_HDR;
+}
+
+/* Head (in c->hdr, c->hlen bytes) and a small body into one buffer; closes fd. */
+static void inline_body(struct conn *c, int fd, off_t first, size_t len)
+{
+	size_t got = 0;
+
+	c->obuf = malloc(c->hlen + len);
+	while (c->obuf && got < len) {
+		ssize_t r = pread(fd, c->obuf + c->hlen + got, len - got, first + (off_t)got);
+
+		if (r <= 0) {
+			log_msg("%s: %s: read: %s", c->peer, c->line, r < 0 ? strerror(errno) : "file shrank");
+			break;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	c->flen = 0;
+	if (!c->obuf || got < len) {
+		free(c->obuf);
+		c->obuf = NULL;
+		conn_close(c, 0);
+		return;
+	}
+	memcpy(c->obuf, c->hdr, c->hlen);
+	c->hlen += len;
+	c->bytes = len;
 }
 
 static void start_response(struct conn *c, int reqlen, const struct http_req *r)
@@ -430,6 +470,8 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 	if (head || last < first) {
 		close(fd);
 		c->flen = 0;
+	} else if ((size_t)n + (size_t)(last - first + 1) <= INLINE_MAX) {
+		inline_body(c, fd, first, (size_t)(last - first + 1));
 	} else {
 		c->filefd = fd;
 		c->foff = first;
@@ -547,7 +589,8 @@ static void conn_run(struct conn *c)
 			return;
 		}
 		case ST_HDR: {
-			ssize_t r = ktls_conn_write(c->tls, c->hdr + c->hoff, c->hlen - c->hoff);
+			const char *out = c->obuf ? c->obuf : c->hdr;
+			ssize_t r = ktls_conn_write(c->tls, out + c->hoff, c->hlen - c->hoff);
 
 			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
 				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
