@@ -24,6 +24,7 @@ static const struct opt {
 	{ "handshake-timeout", ARG_STR }, { "idle-timeout", ARG_STR },
 	{ "request-timeout", ARG_STR }, { "grace-period", ARG_STR },
 	{ "tickets", ARG_STR }, { "metrics", ARG_STR },
+	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
 };
 
 void cfg_usage(FILE *f)
@@ -34,10 +35,15 @@ void cfg_usage(FILE *f)
 	      "         [--access-log FILE|-] [--config FILE] [--foreground] [--no-offload]\n"
 	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
+	      "         [--linger-time S] [--linger-bytes N]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
-	      "10 s grace on SIGTERM, --tickets 2 (TLS 1.3 session tickets per handshake;\n"
-	      "0 sends none).  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
+	      "10 s grace on SIGTERM.  --tickets 2: TLS 1.3 session tickets per handshake,\n"
+	      "and one TLS 1.2 ticket when asked; 0 sends none, so neither version resumes\n"
+	      "(TLS 1.2 session IDs never do).  After its last response or alert ktlsd sends\n"
+	      "FIN and discards what the client still sends, for up to --linger-time 5 s\n"
+	      "and --linger-bytes 1048576 (0: close at once), so that the client reads it\n"
+	      "instead of a reset.  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
 	      "(plain HTTP, no auth: give a loopback address such as 127.0.0.1:9443).\n"
 	      "Without --cert a self-signed ECDSA P-256 certificate for localhost is made\n"
 	      "once and reused.\n",
@@ -166,6 +172,10 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return set_str(&c->metrics, v);
 	if (!strcmp(k, "grace-period"))
 		return parse_secs(k, v, &c->grace_ms);
+	if (!strcmp(k, "linger-time"))
+		return parse_secs(k, v, &c->linger_ms);
+	if (!strcmp(k, "linger-bytes"))
+		return parse_int(k, v, 0, &c->linger_bytes);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
 	return -1;
 }
@@ -268,6 +278,8 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	c->request_timeout_ms = 10000;
 	c->grace_ms = 10000;
 	c->tickets = 2;
+	c->linger_ms = 5000;
+	c->linger_bytes = 1 << 20;
 
 	/* pass 1: syntax, --help and --config */
 	for (int i = 0; i < argc; i++) {

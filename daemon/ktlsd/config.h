@@ -29,6 +29,8 @@ struct cfg {
 	int tickets;              /* TLS 1.3 session tickets per handshake */
 	char *metrics;           /* --metrics ADDR:PORT; NULL: off */
 	int handshake_timeout_ms, idle_timeout_ms, request_timeout_ms, grace_ms;
+	int linger_ms;            /* lingering close: at most this long ... */
+	int linger_bytes;         /* ... and this many bytes read; 0: no lingering */
 	char *config;
 };
 

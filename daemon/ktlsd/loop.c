@@ -44,7 +44,15 @@
 #define TICK_MS 250
 #define RING_ENTRIES 1024
 
-enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_CLOSING };
+enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_LINGER, ST_CLOSING };
+
+/*
+ * A response whose head and body fit in one TLS record (2^14 bytes of
+ * plaintext) is sent with one write: one record, one syscall, and what a
+ * client reading a single record expects.  Larger files keep the head
+ * record plus the bulk path.
+ */
+#define INLINE_MAX 16384
 enum { SYS_TICK, SYS_WAKE };
 
 struct listener {
@@ -84,6 +92,9 @@ struct conn {
 	uint64_t bytes, t0_us;
 	uint64_t accept_us;     /* handshake latency starts here */
 	int tx_mode;            /* KTLS_MODE_*, for bytes by mode */
+	char *obuf;             /* an inline response (head + body), else NULL: hdr */
+	size_t lingered;        /* bytes discarded while lingering */
+	int slot_freed;         /* no longer counted against --max-conns */
 	char line[256];
 	struct ktls_uring_rx rx;
 	char hdr[1024];
@@ -103,6 +114,7 @@ struct worker {
 	struct conn *head;
 	struct conn *reap;      /* closed, nothing in flight: free after the batch */
 	int nconns;
+	int nlinger;            /* connections in ST_LINGER */
 	int stopping;
 	uint64_t stop_deadline;
 	int rearm_accept;       /* accept failed (EMFILE...): retry on tick */
@@ -151,8 +163,10 @@ static void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	atomic_fetch_sub(&w->s->nconns, 1);
+	if (!c->slot_freed)
+		atomic_fetch_sub(&w->s->nconns, 1);
 	ktls_uring_xfer_free(c->xfer);
+	free(c->obuf);
 	ktls_conn_free(c->tls);
 	if (c->filefd >= 0)
 		close(c->filefd);
@@ -184,21 +198,94 @@ static void reap(struct worker *w)
 	}
 }
 
+/* The end of a connection: nothing more is read; freed once nothing is in flight. */
+static void conn_finish(struct conn *c)
+{
+	if (c->state == ST_LINGER)
+		c->w->nlinger--;
+	c->state = ST_CLOSING;
+	if (c->own_inflight)
+		shutdown(c->fd, SHUT_RD); /* wake a pending poll/recv */
+	conn_maybe_free(c);
+}
+
 /*
- * Close: a close_notify when the TLS stream is in a sane state, then
- * shutdown(2) so that whatever we still have in flight completes at once.
+ * Lingering close, as nginx's lingering_close: close(2) with unread bytes
+ * makes the kernel answer with RST, and a client still writing (pipelined
+ * requests, the rest of a handshake) would get "connection reset" instead
+ * of reading our last response or alert.  So after the FIN we read and
+ * discard until the client closes, --linger-bytes were discarded or
+ * --linger-time passed.  A lingering connection no longer counts against
+ * --max-conns; at most max_conns of them linger per worker, beyond that a
+ * connection closes at once.
+ */
+static void linger_arm(struct conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(c->w);
+
+	if (!sqe) {
+		conn_finish(c);
+		return;
+	}
+	/* kTLS RX: with a control buffer, so alerts read as records, not EIO */
+	if (c->rx_kernel)
+		ktls_uring_prep_recvmsg(sqe, c->fd, &c->rx, c->rbuf, sizeof(c->rbuf));
+	else
+		io_uring_prep_recv(sqe, c->fd, c->rbuf, sizeof(c->rbuf), 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_RECV);
+	c->own_inflight++;
+}
+
+static void linger_start(struct conn *c)
+{
+	const struct cfg *cfg = &c->w->s->cfg;
+
+	c->state = ST_LINGER;
+	c->w->nlinger++;
+	c->lingered = 0;
+	c->deadline = now_ms() + (uint64_t)cfg->linger_ms;
+	c->slot_freed = 1;
+	atomic_fetch_sub(&c->w->s->nconns, 1);
+	/* a pending poll or recv ends in linger_cqe and arms the next read */
+	if (c->own_inflight == 0)
+		linger_arm(c);
+}
+
+/* A CQE of ours while lingering: res is what the read (or poll) returned. */
+static void linger_cqe(struct conn *c, int res)
+{
+	c->own_inflight--;
+	if (res > 0)
+		c->lingered += (size_t)res;
+	if (res == 0 || (res < 0 && res != -EAGAIN && res != -EINTR) ||
+	    c->lingered >= (size_t)c->w->s->cfg.linger_bytes) {
+		conn_finish(c);
+		return;
+	}
+	if (c->own_inflight == 0)
+		linger_arm(c);
+}
+
+/*
+ * Close: a close_notify when the TLS stream is in a sane state, then FIN
+ * and a lingering read (or, with --linger-bytes 0, shutdown(2) at once so
+ * that whatever we still have in flight completes).
  */
 static void conn_close(struct conn *c, int graceful)
 {
-	if (c->state == ST_CLOSING)
+	const struct cfg *cfg = &c->w->s->cfg;
+
+	if (c->state == ST_CLOSING || c->state == ST_LINGER)
 		return;
 	if (graceful && c->hs_done)
 		ktls_conn_shutdown(c->tls); /* best effort on a non-blocking socket */
-	c->state = ST_CLOSING;
+	if (cfg->linger_bytes > 0 && c->w->nlinger < cfg->max_conns) {
+		shutdown(c->fd, SHUT_WR);
+		linger_start(c);
+		return;
+	}
 	shutdown(c->fd, graceful ? SHUT_WR : SHUT_RDWR);
-	if (graceful && c->own_inflight)
-		shutdown(c->fd, SHUT_RD); /* wake a pending poll/recvmsg */
-	conn_maybe_free(c);
+	conn_finish(c);
 }
 
 static void arm_poll(struct conn *c, unsigned mask)
@@ -246,6 +333,8 @@ static void response_done(struct conn *c)
 		c->filefd = -1;
 	}
 	c->flen = 0;
+	free(c->obuf);
+	c->obuf = NULL;
 	if (!c->keep_alive || atomic_load(&s->stopping)) {
 		conn_close(c, 1);
 		return;
@@ -285,6 +374,34 @@ static void simple_response(struct conn *c, int status, const char *extra, int h
 	c->hoff = 0;
 	c->flen = 0;
 	c->state = ST_HDR;
+}
+
+/* Head (in c->hdr, c->hlen bytes) and a small body into one buffer; closes fd. */
+static void inline_body(struct conn *c, int fd, off_t first, size_t len)
+{
+	size_t got = 0;
+
+	c->obuf = malloc(c->hlen + len);
+	while (c->obuf && got < len) {
+		ssize_t r = pread(fd, c->obuf + c->hlen + got, len - got, first + (off_t)got);
+
+		if (r <= 0) {
+			log_msg("%s: %s: read: %s", c->peer, c->line, r < 0 ? strerror(errno) : "file shrank");
+			break;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	c->flen = 0;
+	if (!c->obuf || got < len) {
+		free(c->obuf);
+		c->obuf = NULL;
+		conn_close(c, 0);
+		return;
+	}
+	memcpy(c->obuf, c->hdr, c->hlen);
+	c->hlen += len;
+	c->bytes = len;
 }
 
 static void start_response(struct conn *c, int reqlen, const struct http_req *r)
@@ -348,6 +465,8 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 	if (head || last < first) {
 		close(fd);
 		c->flen = 0;
+	} else if ((size_t)n + (size_t)(last - first + 1) <= INLINE_MAX) {
+		inline_body(c, fd, first, (size_t)(last - first + 1));
 	} else {
 		c->filefd = fd;
 		c->foff = first;
@@ -465,7 +584,8 @@ static void conn_run(struct conn *c)
 			return;
 		}
 		case ST_HDR: {
-			ssize_t r = ktls_conn_write(c->tls, c->hdr + c->hoff, c->hlen - c->hoff);
+			const char *out = c->obuf ? c->obuf : c->hdr;
+			ssize_t r = ktls_conn_write(c->tls, out + c->hoff, c->hlen - c->hoff);
 
 			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
 				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
@@ -497,7 +617,7 @@ static void conn_run(struct conn *c)
 			response_done(c);
 			continue;
 		}
-		default: /* ST_BODY: driven by transfer CQEs; ST_CLOSING: draining */
+		default: /* ST_BODY: driven by transfer CQEs; ST_LINGER, ST_CLOSING: draining */
 			return;
 		}
 	}
@@ -507,6 +627,10 @@ static void conn_run(struct conn *c)
 
 static void on_poll(struct conn *c, int res)
 {
+	if (c->state == ST_LINGER) {
+		linger_cqe(c, -EAGAIN); /* not a read: arm one */
+		return;
+	}
 	c->own_inflight--;
 	if (c->state == ST_CLOSING) {
 		conn_maybe_free(c);
@@ -523,6 +647,10 @@ static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
 {
 	int type, n;
 
+	if (c->state == ST_LINGER) {
+		linger_cqe(c, cqe->res);
+		return;
+	}
 	c->own_inflight--;
 	if (c->state == ST_CLOSING) {
 		conn_maybe_free(c);
@@ -563,7 +691,7 @@ static void on_xfer(struct conn *c, const struct io_uring_cqe *cqe)
 {
 	int r = ktls_uring_xfer_cqe(c->xfer, &c->w->ring, cqe);
 
-	if (c->state == ST_CLOSING) {
+	if (c->state == ST_CLOSING || c->state == ST_LINGER) {
 		conn_maybe_free(c);
 		return;
 	}
@@ -762,6 +890,11 @@ static void on_tick(struct worker *w)
 		next = c->next;
 		if (c->state == ST_CLOSING)
 			continue;
+		if (c->state == ST_LINGER) {
+			if (now >= c->deadline || (w->stopping && now >= w->stop_deadline))
+				conn_finish(c);
+			continue;
+		}
 		if (w->stopping && now >= w->stop_deadline) {
 			log_msg("%s: grace period over, closing", c->peer);
 			conn_close(c, 0);

@@ -227,7 +227,15 @@ int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile);
 
 /*
  * ktls_ctx_set_num_tickets - server only: TLS 1.3 session tickets sent
- * after each handshake (default 2, as OpenSSL).  0 turns them off.
+ * after each handshake (default 2, as OpenSSL).  0 means no resumption for
+ * either version: no TLS 1.3 tickets and no TLS 1.2 (RFC 5077) tickets.
+ * With n > 0 a TLS 1.2 client that asks gets one ticket per full handshake.
+ * Tickets are sealed with keys the context makes when it is created, so
+ * every connection (and thread) using the context can resume them, and
+ * none made by another context.  Server contexts keep no session cache, so
+ * TLS 1.2 session IDs never resume (as nginx's default "ssl_session_cache
+ * none"): a per-process cache would resume only on the process that made
+ * the session, and is lost on reload.
  */
 int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n);
 

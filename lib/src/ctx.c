@@ -108,6 +108,8 @@ static int apply_policy(struct ktls_ctx *ctx)
 		/* Resumption with client certificates needs a session id context. */
 		if (!SSL_CTX_set_session_id_context(s, (const unsigned char *)"libktls", 7))
 			return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "setting the session id context");
+		/* Resumption by ticket only: see ktls_ctx_set_num_tickets. */
+		SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
 	}
 	SSL_CTX_set_verify(s, verify_bits(ctx->verify), NULL);
 	return 0;
@@ -322,6 +324,11 @@ KTLS_API int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "num_tickets applies to server contexts only");
 	if (!SSL_CTX_set_num_tickets(ctx->ssl, n))
 		return ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, "set_num_tickets");
+	/* 0 means no resumption: TLS 1.2 tickets go too. */
+	if (n == 0)
+		SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_TICKET);
+	else
+		SSL_CTX_clear_options(ctx->ssl, SSL_OP_NO_TICKET);
 	return 0;
 }
 

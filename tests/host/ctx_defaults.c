@@ -267,10 +267,15 @@ Test(ctx_defaults, num_tickets_server_only)
 	ktls_ctx *s = ktls_ctx_new(KTLS_SERVER), *c = ktls_ctx_new(KTLS_CLIENT);
 
 	cr_assert(s && c);
+	cr_expect_eq(SSL_CTX_get_session_cache_mode(s->ssl), SSL_SESS_CACHE_OFF,
+		     "server contexts resume by ticket only");
+	cr_expect(!(SSL_CTX_get_options(s->ssl) & SSL_OP_NO_TICKET));
 	EXPECT_OK(s, ktls_ctx_set_num_tickets(s, 0));
 	cr_expect_eq(SSL_CTX_get_num_tickets(s->ssl), 0);
+	cr_expect(SSL_CTX_get_options(s->ssl) & SSL_OP_NO_TICKET, "0: no TLS 1.2 tickets either");
 	EXPECT_OK(s, ktls_ctx_set_num_tickets(s, 5));
 	cr_expect_eq(SSL_CTX_get_num_tickets(s->ssl), 5);
+	cr_expect(!(SSL_CTX_get_options(s->ssl) & SSL_OP_NO_TICKET));
 	EXPECT_ERR(c, ktls_ctx_set_num_tickets(c, 1), "num_tickets applies to server contexts only");
 	cr_expect_eq(SSL_CTX_get_num_tickets(c->ssl), 2);
 	ktls_ctx_free(s);

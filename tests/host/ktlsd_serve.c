@@ -557,6 +557,20 @@ static void py(const char *check)
 		fprintf(stderr, "%s", out);
 }
 
+/* A check of tests/host/ktlsd_close.py (run from the project root). */
+static void pyclose(const char *check)
+{
+	char cmd[1200], out[8192];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/host/ktlsd_close.py %d %s %s %s 2>&1",
+		 S.port, certs_ca(), S.root, check);
+	rc = tu_run(cmd, out, sizeof(out));
+	cr_assert(rc == 0 && strstr(out, "PASS"), "ktlsd_close.py %s: %s\nserver log:\n%s", check,
+		  out, log_text_early());
+	fprintf(stderr, "%s", out);
+}
+
 static char *log_text(void)
 {
 	size_t n;
@@ -750,6 +764,61 @@ Test(ktlsd_ops, tickets_from_config_file, .init = NULL, .fini = stop, .timeout =
 }
 
 /* --metrics: Prometheus text; counters move by what was served. */
+/*
+ * Lingering close: after a refused handshake or a 400 the client, still
+ * writing, reads our alert or whole response and then EOF, not a reset.
+ */
+Test(ktlsd, refused_handshake_alert_not_reset)
+{
+	pyclose("refused_alert");
+	pyclose("refused_alert"); /* and the server keeps serving */
+}
+
+Test(ktlsd, pipelined_400_read_whole_not_reset)
+{
+	pyclose("pipelined_400");
+	py("normal");
+}
+
+/* --linger-bytes 0: close at once (the reset the lingering close avoids). */
+Test(ktlsd_ops, linger_off_resets_a_writing_client, .init = setup, .fini = stop, .timeout = 60)
+{
+	char cmd[1200], out[8192];
+
+	start_args("--linger-bytes 0");
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/host/ktlsd_close.py %d %s %s refused_alert 2>&1",
+		 S.port, certs_ca(), S.root);
+	cr_assert_neq(tu_run(cmd, out, sizeof(out)), 0, "no lingering, yet no reset:\n%s", out);
+	cr_expect(strstr(out, "reset") || strstr(out, "Broken pipe") || strstr(out, "instead of EOF"),
+		  "%s", out);
+}
+
+/* With --max-conns 1, a lingering client does not keep the next one out. */
+Test(ktlsd_ops, lingering_holds_no_slot, .init = setup, .fini = stop, .timeout = 60)
+{
+	start_args("--max-conns 1 --workers 1");
+	pyclose("linger_slot");
+}
+
+/* --tickets N: resumption for TLS 1.2 and 1.3 exactly when N > 0; never by session id. */
+Test(ktlsd_ops, resumption_follows_tickets, .init = setup, .fini = stop, .timeout = 120)
+{
+	start_args(NULL);
+	setenv("KTLSD_TICKETS", "2", 1);
+	pyclose("resume");
+	stop();
+	setup();
+	start_args("--tickets 0");
+	setenv("KTLSD_TICKETS", "0", 1);
+	pyclose("resume");
+}
+
+/* A response that fits one TLS record goes out as one record. */
+Test(ktlsd, small_response_one_record)
+{
+	pyclose("records");
+}
+
 Test(ktlsd_ops, metrics_scraped_and_moving, .init = setup, .fini = stop, .timeout = 120)
 {
 	char extra[64], mp[16];
