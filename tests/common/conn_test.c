@@ -275,3 +275,17 @@ int ct_pin_ctx(ktls_ctx *ctx, const struct ct_cell *c)
 		       ktls_ctx_set_ciphersuites(ctx, c->openssl);
 	return ktls_ctx_set_max_version(ctx, KTLS_TLS1_2) || ktls_ctx_set_ciphers(ctx, c->openssl);
 }
+
+pid_t ct_peer = -1;
+
+void ct_suite_init(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void ct_suite_fini(void)
+{
+	if (ct_peer > 0)
+		tu_stop(ct_peer, 2000);
+	ct_peer = -1;
+}

@@ -38,6 +38,15 @@ long long ct_now_ms(void);
 /* Set or clear O_NONBLOCK; -1 on failure. */
 int ct_set_nonblock(int fd, int on);
 
+/*
+ * The peer process a suite's current test spawned (openssl, gnutls, Python),
+ * stopped by ct_suite_fini; ct_suite_init ignores SIGPIPE (a peer that goes
+ * away must fail a write, not kill the runner).  For TestSuite(.init/.fini).
+ */
+extern pid_t ct_peer;
+void ct_suite_init(void);
+void ct_suite_fini(void);
+
 /* A client context trusting the test CA (NULL on failure, reason on stderr). */
 ktls_ctx *ct_client_ctx(void);
 

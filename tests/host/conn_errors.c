@@ -18,21 +18,7 @@
 #include "../common/testutil.h"
 #include "ktls.h"
 
-static pid_t peer = -1;
-
-static void init(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void fini(void)
-{
-	if (peer > 0)
-		tu_stop(peer, 2000);
-	peer = -1;
-}
-
-TestSuite(conn_errors, .init = init, .fini = fini, .timeout = 60);
+TestSuite(conn_errors, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 
 /* The code and alert of the last serve_once/connect_once/serve_mtls failure. */
 static int last_code, last_alert;
@@ -99,7 +85,7 @@ Test(conn_errors, tls11_client_named)
 	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
 	char *argv[] = { "openssl", "s_client", "-connect", target, "-tls1_1", "-cipher",
 			 "DEFAULT:@SECLEVEL=0", NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(serve_once(l, err, sizeof(err)), -1);
 	cr_expect_str_eq(err, "peer offered only TLS 1.1; minimum is TLS 1.2");
 	cr_expect_eq(last_code, KTLS_ERR_POLICY, "%s", ktls_error_name(last_code));
@@ -117,7 +103,7 @@ Test(conn_errors, tls11_server_named)
 			 "-cert", (char *)tu_cert("server-rsa.pem"), "-key",
 			 (char *)tu_cert("server-rsa.key"), "-tls1_1", "-cipher",
 			 "DEFAULT:@SECLEVEL=0", NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	/* OpenSSL refuses our TLS 1.2/1.3 ClientHello with an alert. */
 	cr_expect_str_eq(err, "peer sent alert: protocol version");
@@ -134,7 +120,7 @@ Test(conn_errors, untrusted_certificate)
 	char *argv[] = { "openssl", "s_server", "-quiet", "-naccept", "1", "-accept", accept_arg,
 			 "-cert", (char *)tu_cert("untrusted.pem"), "-key",
 			 (char *)tu_cert("untrusted.key"), NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "certificate verify failed: unable to get local issuer certificate");
 	cr_expect_eq(last_code, KTLS_ERR_VERIFY, "%s", ktls_error_name(last_code));
@@ -161,7 +147,7 @@ Test(conn_errors, wrong_hostname_against_python)
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	char *argv[] = { (char *)ct_python(), "-c", (char *)py, portarg,
 			 (char *)tu_cert("server-ec.pem"), (char *)tu_cert("server-ec.key"), NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "other.example", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "certificate verify failed: Hostname mismatch, certificate is not "
 			      "valid for 'other.example'");
@@ -179,7 +165,7 @@ Test(conn_errors, client_cert_required_tls12)
 			 "-cert", (char *)tu_cert("server-ec.pem"), "-key",
 			 (char *)tu_cert("server-ec.key"), "-Verify", "1", "-CAfile",
 			 (char *)tu_cert("ca.pem"), "-tls1_2", NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), NULL), -1);
 	cr_expect_str_eq(err, "peer sent alert: handshake failure");
 	cr_expect_eq(last_code, KTLS_ERR_PEER_ALERT, "%s", ktls_error_name(last_code));
@@ -199,7 +185,7 @@ Test(conn_errors, client_cert_required_tls13_on_read)
 			 "-cert", (char *)tu_cert("server-ec.pem"), "-key",
 			 (char *)tu_cert("server-ec.key"), "-Verify", "1", "-CAfile",
 			 (char *)tu_cert("ca.pem"), "-tls1_3", NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), &c), 0, "%s", err);
 	r = ktls_conn_read(c, buf, sizeof(buf));
 	cr_expect_eq(r, -1);
@@ -225,7 +211,7 @@ Test(conn_errors, plain_http_to_tls_server)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	char *argv[] = { "curl", "-s", "-m", "5", "-o", "/dev/null", url, NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(serve_once(l, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "non-TLS data") && strstr(err, "0x47"), "%s", err);
 	cr_expect_eq(last_code, KTLS_ERR_PROTOCOL, "%s", ktls_error_name(last_code));
@@ -256,12 +242,12 @@ Test(conn_errors, reset_by_python_is_truncation)
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	char *argv[] = { (char *)ct_python(), "-c", (char *)py, portarg,
 			 (char *)tu_cert("server-ec.pem"), (char *)tu_cert("server-ec.key"), NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(connect_once(port, "localhost", err, sizeof(err), &c), 0, "%s", err);
 	cr_assert_eq(ct_read_full(c, buf, 7), 0);
 	cr_expect_eq(memcmp(buf, "partial", 7), 0);
 	cr_assert_eq(ktls_conn_write(c, "x", 1), 1);
-	cr_assert_eq(tu_wait(peer, 5000) != -1, 1, "python did not finish");
+	cr_assert_eq(tu_wait(ct_peer, 5000) != -1, 1, "python did not finish");
 	cr_expect_eq(ktls_conn_read(c, buf, sizeof(buf)), -1);
 	cr_expect_str_eq(ktls_conn_error(c),
 			 "peer closed without close_notify (truncation): connection reset");
@@ -308,7 +294,7 @@ static void mtls_cell(const char *ver, int with_cert, int expect)
 			 (char *)tu_cert("ca.pem"), (char *)ver,
 			 with_cert ? "-cert" : NULL, (char *)tu_cert("client.pem"), "-key",
 			 (char *)tu_cert("client.key"), NULL };
-	peer = tu_spawn(argv, NULL, NULL);
+	ct_peer = tu_spawn(argv, NULL, NULL);
 	cr_assert_eq(serve_mtls(l, err, sizeof(err)), expect, "%s", err);
 	if (expect)
 		cr_expect_str_eq(err, "client sent no certificate; this server requires one "

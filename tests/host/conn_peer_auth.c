@@ -22,21 +22,7 @@
 /* 32 bytes: SHA-256, TLS_AES_128_GCM_SHA256. */
 #define PSK_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-static pid_t peer = -1;
-
-static void init(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void fini(void)
-{
-	if (peer > 0)
-		tu_stop(peer, 2000);
-	peer = -1;
-}
-
-TestSuite(conn_peer_auth, .init = init, .fini = fini, .timeout = 60);
+TestSuite(conn_peer_auth, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 
 static void psk_key(unsigned char key[32])
 {
@@ -72,8 +58,8 @@ static int serve_one(ktls_ctx *ctx, char *const extra[])
 	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
 	for (int i = 0; extra[i]; i++)
 		argv[n++] = extra[i];
-	peer = tu_spawn(argv, NULL, NULL);
-	cr_assert(peer > 0);
+	ct_peer = tu_spawn(argv, NULL, NULL);
+	cr_assert(ct_peer > 0);
 	cr_assert_eq(poll(&p, 1, 10000), 1, "s_client never connected");
 	fd = accept(l, NULL, NULL);
 	cr_assert_geq(fd, 0);
@@ -99,8 +85,8 @@ static int connect_one(ktls_ctx *ctx, const char *name, char *const extra[])
 	snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
 	for (int i = 0; extra[i]; i++)
 		argv[n++] = extra[i];
-	peer = tu_spawn(argv, NULL, NULL);
-	cr_assert(peer > 0);
+	ct_peer = tu_spawn(argv, NULL, NULL);
+	cr_assert(ct_peer > 0);
 	fd = ct_connect_retry(port, 10000);
 	cr_assert_geq(fd, 0);
 	c = ktls_conn_connect(ctx, fd, name);

@@ -17,21 +17,7 @@
 #include "../common/testutil.h"
 #include "ktls.h"
 
-static pid_t peer = -1;
-
-static void init(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void fini(void)
-{
-	if (peer > 0)
-		tu_stop(peer, 2000);
-	peer = -1;
-}
-
-TestSuite(ctx_crl, .init = init, .fini = fini, .timeout = 60);
+TestSuite(ctx_crl, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 
 /*
  * One s_server connection presenting cert (and intermediate, when not
@@ -54,8 +40,8 @@ static int handshake(const char *cert, const char *key, const char *intermediate
 		argv[11] = "-cert_chain";
 		argv[12] = (char *)tu_cert(intermediate);
 	}
-	peer = tu_spawn(argv, NULL, NULL);
-	cr_assert(peer > 0);
+	ct_peer = tu_spawn(argv, NULL, NULL);
+	cr_assert(ct_peer > 0);
 	ctx = ktls_ctx_new(KTLS_CLIENT);
 	cr_assert(ctx);
 	cr_assert_eq(ktls_ctx_load_verify_locations(ctx, tu_cert(store), NULL), 0, "%s",
@@ -70,8 +56,8 @@ static int handshake(const char *cert, const char *key, const char *intermediate
 	ktls_conn_free(c);
 	ktls_ctx_free(ctx);
 	close(fd);
-	tu_stop(peer, 2000);
-	peer = -1;
+	tu_stop(ct_peer, 2000);
+	ct_peer = -1;
 	return r;
 }
 

@@ -20,21 +20,8 @@
 #define LEN CT_MIB
 
 /* The peer of the running test, stopped even when an assertion fails. */
-static pid_t peer = -1;
 
-static void init(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void fini(void)
-{
-	if (peer > 0)
-		tu_stop(peer, 2000);
-	peer = -1;
-}
-
-TestSuite(interop_client, .init = init, .fini = fini, .timeout = 60);
+TestSuite(interop_client, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 
 /* Printable lines: GnuTLS's echo server handles C strings, not binary. */
 static void fill_text(unsigned char *buf, size_t len, unsigned seed)
@@ -110,7 +97,7 @@ static void s_server_cell(int v, int ci)
 	tu_fill(a, LEN, 1);
 	tu_fill(b, LEN, 2);
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", port);
-	peer = pid = tu_spawn(argv, &to, &from);
+	ct_peer = pid = tu_spawn(argv, &to, &from);
 	cr_assert_gt(pid, 0);
 	pin = (struct ct_pipe){ .fd = to, .buf = b, .len = LEN };
 	pout = (struct ct_pipe){ .fd = from, .buf = out, .len = LEN };
@@ -176,7 +163,7 @@ static void gnutls_cell(int v, int ci)
 			 "--x509certfile", (char *)tu_cert("server-ec.pem"),
 			 "--x509keyfile", (char *)tu_cert("server-ec.key"),
 			 "--priority", prio, NULL };
-	peer = pid = tu_spawn(argv, NULL, NULL);
+	ct_peer = pid = tu_spawn(argv, NULL, NULL);
 	cr_assert_gt(pid, 0);
 	echo_cell(pid, port, &cell, 0, 1);
 }
@@ -224,7 +211,7 @@ static void python_cell(int v, int ci)
 	char *argv[] = { (char *)ct_python(), "-c", (char *)py_server, portarg,
 			 v == KTLS_TLS1_3 ? "1.3" : "1.2", (char *)cell.openssl,
 			 (char *)tu_cert("server-ec.pem"), (char *)tu_cert("server-ec.key"), NULL };
-	peer = pid = tu_spawn(argv, NULL, &from);
+	ct_peer = pid = tu_spawn(argv, NULL, &from);
 	cr_assert_gt(pid, 0);
 	/* Python cannot pin a TLS 1.3 suite: we do, on our side. */
 	echo_cell(pid, port, &cell, v == KTLS_TLS1_3, 0);

@@ -22,21 +22,7 @@
 
 #define LEN CT_MIB
 
-static pid_t peer = -1;
-
-static void init(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void fini(void)
-{
-	if (peer > 0)
-		tu_stop(peer, 2000);
-	peer = -1;
-}
-
-TestSuite(interop_server, .init = init, .fini = fini, .timeout = 60);
+TestSuite(interop_server, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 
 /* Printable lines (for peers that treat stdin as text). */
 static void fill_text(unsigned char *buf, size_t len, unsigned seed)
@@ -118,8 +104,8 @@ static void stdio_client(char *const argv[], int l, const struct ct_cell *cell, 
 		tu_fill(a, LEN, 1);
 		tu_fill(b, LEN, 2);
 	}
-	peer = tu_spawn(argv, &to, &from);
-	cr_assert_gt(peer, 0);
+	ct_peer = tu_spawn(argv, &to, &from);
+	cr_assert_gt(ct_peer, 0);
 	pin = (struct ct_pipe){ .fd = to, .buf = a, .len = LEN };
 	pout = (struct ct_pipe){ .fd = from, .buf = out, .len = LEN + 1 };
 	ct_pipe_start(&pin, 1);
@@ -226,8 +212,8 @@ static void python_cell(int v, int ci)
 			 (char *)tu_cert("ca.pem"), nArg, NULL };
 	tu_fill(a, LEN, 5);
 	tu_fill(b, LEN, 6);
-	peer = tu_spawn(argv, &to, &from);
-	cr_assert_gt(peer, 0);
+	ct_peer = tu_spawn(argv, &to, &from);
+	cr_assert_gt(ct_peer, 0);
 	pin = (struct ct_pipe){ .fd = to, .buf = a, .len = LEN, .close_after = 1 };
 	ct_pipe_start(&pin, 1);
 	/* Python cannot pin a TLS 1.3 suite: we do, on our side. */
@@ -239,7 +225,7 @@ static void python_cell(int v, int ci)
 	while (got < sizeof(out) - 1 && (n = read(from, out + got, sizeof(out) - 1 - got)) > 0)
 		got += (size_t)n;
 	out[got] = '\0';
-	int st = tu_wait(peer, 10000);
+	int st = tu_wait(ct_peer, 10000);
 	cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "python client failed: %s", out);
 	tu_sha256_hex(b, LEN, h);
 	cr_expect(strncmp(out, h, 64) == 0, "python got %s, we sent %s", out, h);
@@ -303,8 +289,8 @@ static void curl_cell(int v, int ci)
 			 v == KTLS_TLS1_3 ? "1.3" : "1.2",
 			 v == KTLS_TLS1_3 ? "--tls13-ciphers" : "--ciphers", (char *)cell.openssl,
 			 "-o", "-", url, NULL };
-	peer = tu_spawn(argv, NULL, &from);
-	cr_assert_gt(peer, 0);
+	ct_peer = tu_spawn(argv, NULL, &from);
+	cr_assert_gt(ct_peer, 0);
 	pout = (struct ct_pipe){ .fd = from, .buf = out, .len = LEN + 1 };
 	ct_pipe_start(&pout, 0);
 	c = accept_cell(l, &ctx, &cell, 0);
@@ -318,7 +304,7 @@ static void curl_cell(int v, int ci)
 	/* curl may drop the connection without close_notify: not ours to judge. */
 	done(ctx, c, END_ANY);
 	cr_expect_eq(ct_pipe_join(&pout, 10000), 0);
-	int st = tu_wait(peer, 10000);
+	int st = tu_wait(ct_peer, 10000);
 	cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl failed");
 	tu_sha256_hex(b, LEN, h1);
 	tu_sha256_hex(out, pout.done, h2);
