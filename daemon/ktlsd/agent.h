@@ -2,14 +2,15 @@
  * agent.h - `ktlsd agent`: the kernel's userspace TLS handshake service
  * (tlshd-compatible), on libktls.
  *
- *   agent.c       command line, capability and family checks, the event
- *                 loop (READY notifications, signals, children)
- *   agent_nl.c    generic netlink "handshake": message building and strict
- *                 parsing (pure, unit-tested on bytes), and the socket I/O
- *   agent_hs.c    one request, in its own process: ACCEPT, the handshake
- *                 under our policy, kTLS, DONE
- *   agent_keys.c  kernel keyrings (raw syscalls): PSKs, DER certs, links
- *   agent_conf.c  the key = value configuration file
+ *   agent.c         command line, capability and family checks, the event
+ *                   loop (READY notifications, signals, children)
+ *   agent_nl_msg.c  generic netlink "handshake": message building and
+ *                   strict parsing (pure, unit-tested on bytes)
+ *   agent_nl.c      its sockets: requests, replies, who else holds the group
+ *   agent_hs.c      one request, in its own process: ACCEPT, the handshake
+ *                   under our policy, kTLS, DONE
+ *   agent_keys.c    kernel keyrings (raw syscalls): PSKs, DER certs, links
+ *   agent_conf.c    the key = value configuration file
  *
  * Protocol (include/uapi/linux/handshake.h, Linux >= 6.5): the kernel
  * multicasts READY on group "tlshd" when a consumer (NVMe/TCP host or
@@ -58,7 +59,7 @@ enum { HS_A_DONE_STATUS = 1, HS_A_DONE_SOCKFD = 2, HS_A_DONE_REMOTE_AUTH = 3 };
 #define HS_MAX_PEERIDS 5
 #define HS_MAX_CERTS 4
 
-/* ---- agent_nl.c: pure message code ------------------------------------ */
+/* ---- agent_nl_msg.c: pure message code -------------------------------- */
 
 struct hs_accept {
 	int sockfd;               /* -1 when absent (then the reply is refused) */

@@ -4,7 +4,7 @@
  * The main thread binds every listener (SO_REUSEPORT: one socket per
  * address per worker), loads keys, drops privileges, then runs the
  * workers and waits for signals.  Each worker owns one io_uring and the
- * connections it accepted (loop.c).
+ * connections it accepted (worker.c; one connection's life in http_conn.c).
  */
 #ifndef KTLSD_SERVE_H
 #define KTLSD_SERVE_H
@@ -29,7 +29,7 @@ struct srv {
 	int nworkers;
 };
 
-/* loop.c */
+/* worker.c */
 struct worker *worker_new(struct srv *s, int id, const int *lfds, int nl);
 int worker_start(struct worker *w);
 void worker_wake(struct worker *w);   /* re-read srv->stopping */

@@ -1,0 +1,331 @@
+/*
+ * agent_nl.c - the agent's netlink sockets: requests sent to the kernel
+ * and their replies read, with agent_nl_msg.c building and parsing the
+ * bytes.
+ *
+ * The attribute probe is a policy dump (CTRL_CMD_GETPOLICY, Linux >= 5.10
+ * for per-op dumps), never a trial DONE: a trial send only proves that
+ * bytes left the socket (tlshd's bug, oracle/ktls-utils#160).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+
+#include "agent.h"
+
+/* agent_nl_msg.c's ten lines again: not worth a name in agent.h. */
+static int seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- sockets ----------------------------------------------------------------- */
+
+/*
+ * With $KTLS_AGENT_CAPTURE naming a directory, every message received is
+ * also written raw to DIR/KIND-PID-N.bin: how tests/fixtures/handshake/
+ * was made from real kernels.
+ */
+void hs_capture(const char *kind, const void *msg, size_t len)
+{
+	static unsigned n;
+	const char *dir = getenv("KTLS_AGENT_CAPTURE");
+	char path[512];
+	FILE *f;
+
+	if (!dir || !*dir)
+		return;
+	snprintf(path, sizeof(path), "%s/%s-%d-%u.bin", dir, kind, (int)getpid(), n++);
+	if ((f = fopen(path, "we"))) {
+		fwrite(msg, 1, len, f);
+		fclose(f);
+	}
+}
+
+static uint32_t next_seq(void)
+{
+	static uint32_t seq;
+
+	if (!seq)
+		seq = (uint32_t)getpid() << 12;
+	return ++seq;
+}
+
+static int nl_open(int proto, char *err, size_t errlen)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { 5, 0 };
+	int one = 1;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+
+	if (fd < 0)
+		return seterr(err, errlen, "netlink socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		seterr(err, errlen, "netlink bind: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* The kernel's reason text for refusals; best effort. */
+	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	return fd;
+}
+
+int hs_socket(char *err, size_t errlen)
+{
+	return nl_open(NETLINK_GENERIC, err, errlen);
+}
+
+/*
+ * Send one request and feed each reply message to fn until the ack, the
+ * dump's end or an error.  fn returns 0 to go on, -1 to fail.  -1 with
+ * *kerr for a kernel error.
+ */
+static int transact(const char *kind, int fd, const void *req, int reqlen,
+		    int (*fn)(const void *msg, size_t len, void *arg, char *err, size_t errlen),
+		    void *arg, int *kerr, char *err, size_t errlen)
+{
+	static unsigned char buf[32768];
+	uint32_t seq = ((const struct nlmsghdr *)req)->nlmsg_seq;
+	int failed = 0;
+
+	*kerr = 0;
+	if (send(fd, req, (size_t)reqlen, 0) != reqlen)
+		return seterr(err, errlen, "netlink send: %s", strerror(errno));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		size_t off = 0;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return seterr(err, errlen, "netlink receive: %s",
+				      errno == EAGAIN ? "no reply within 5 s" : strerror(errno));
+		}
+		if (n == 0)
+			return seterr(err, errlen, "netlink receive: socket closed");
+		while (off < (size_t)n) {
+			const struct nlmsghdr *nlh = (const void *)(buf + off);
+			size_t left = (size_t)n - off;
+
+			if (left < NLMSG_HDRLEN || nlh->nlmsg_len < NLMSG_HDRLEN ||
+			    nlh->nlmsg_len > left)
+				return seterr(err, errlen, "malformed netlink reply");
+			off += NLMSG_ALIGN(nlh->nlmsg_len);
+			if (nlh->nlmsg_seq != seq)
+				continue; /* a stale reply to an earlier request */
+			if (nlh->nlmsg_type == NLMSG_DONE)
+				return failed ? -1 : 0;
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nlh);
+				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+					return seterr(err, errlen, "truncated netlink error");
+				if (e->error == 0)
+					return failed ? -1 : 0;
+				*kerr = -e->error;
+				return seterr(err, errlen, "%s", strerror(*kerr));
+			}
+			hs_capture(kind, nlh, nlh->nlmsg_len);
+			if (!failed && fn(nlh, nlh->nlmsg_len, arg, err, errlen) != 0)
+				failed = 1; /* keep reading to the end of the reply */
+			if (!(nlh->nlmsg_flags & NLM_F_MULTI) &&
+			    !(((const struct nlmsghdr *)req)->nlmsg_flags & NLM_F_ACK) &&
+			    !(((const struct nlmsghdr *)req)->nlmsg_flags & NLM_F_DUMP))
+				return failed ? -1 : 0;
+		}
+	}
+}
+
+static int family_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
+{
+	struct hs_family *f = arg;
+
+	return hs_parse_family(msg, len, HS_GROUP_NAME, &f->id, &f->group, NULL, err, errlen);
+}
+
+int hs_resolve(int fd, struct hs_family *f, int *kerr, char *err, size_t errlen)
+{
+	unsigned char req[128];
+	int n = hs_build_getfamily(req, sizeof(req), next_seq(), HS_FAMILY_NAME);
+
+	memset(f, 0, sizeof(*f));
+	return transact("family", fd, req, n, family_cb, f, kerr, err, errlen);
+}
+
+static int policy_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
+{
+	return hs_policy_feed(arg, msg, len, err, errlen);
+}
+
+int hs_probe_policy(int fd, struct hs_family *f, char *err, size_t errlen)
+{
+	unsigned char req[128];
+	struct hs_policy p;
+	int kerr, n = hs_build_getpolicy(req, sizeof(req), next_seq(), f->id, HS_CMD_DONE);
+
+	hs_policy_init(&p);
+	f->remote_auth = 0;
+	if (transact("policy", fd, req, n, policy_cb, &p, &kerr, err, errlen) != 0)
+		return -1;
+	if (hs_policy_has(&p, HS_A_DONE_STATUS) != 1)
+		return seterr(err, errlen, "policy dump did not describe DONE (%d messages)",
+			      p.seen);
+	f->remote_auth = hs_policy_has(&p, HS_A_DONE_REMOTE_AUTH) == 1;
+	return 0;
+}
+
+struct accept_arg {
+	struct hs_accept *out;
+	uint16_t family;
+	int got;
+};
+
+static int accept_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
+{
+	struct accept_arg *a = arg;
+	int kerr;
+
+	if (hs_parse_accept(msg, len, a->family, a->out, &kerr, err, errlen) != 0)
+		return -1;
+	a->got = 1;
+	return 0;
+}
+
+int hs_accept(int fd, const struct hs_family *f, struct hs_accept *out, int *kerr, char *err,
+	      size_t errlen)
+{
+	unsigned char req[64];
+	struct accept_arg a = { out, f->id, 0 };
+	int n = hs_build_accept(req, sizeof(req), next_seq(), f->id);
+
+	memset(out, 0, sizeof(*out));
+	out->sockfd = -1;
+	if (transact("accept", fd, req, n, accept_cb, &a, kerr, err, errlen) != 0)
+		return -1;
+	if (!a.got)
+		return seterr(err, errlen, "ACCEPT acknowledged without a reply");
+	return 0;
+}
+
+static int ignore_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
+{
+	return 0;
+}
+
+int hs_done(int fd, const struct hs_family *f, uint32_t status, int sockfd,
+	    const int32_t *peerids, unsigned npeerids, int *kerr, char *err, size_t errlen)
+{
+	unsigned char req[128];
+	int n = hs_build_done(req, sizeof(req), next_seq(), f->id, status, sockfd, peerids,
+			      f->remote_auth ? npeerids : 0);
+
+	if (n < 0)
+		return seterr(err, errlen, "DONE does not fit");
+	return transact("done", fd, req, n, ignore_cb, NULL, kerr, err, errlen);
+}
+
+/* ---- the group's other listeners ------------------------------------------- */
+
+/* "pid N (comm)" of the process holding socket inode ino, best effort. */
+static void owner_of(uint32_t ino, char *who, size_t wholen)
+{
+	char want[64], path[300], link[64];
+	DIR *proc = opendir("/proc");
+	struct dirent *p;
+
+	snprintf(want, sizeof(want), "socket:[%u]", ino);
+	snprintf(who, wholen, "socket inode %u", ino);
+	while (proc && (p = readdir(proc))) {
+		DIR *fds;
+		struct dirent *d;
+		int pid = atoi(p->d_name);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		if (!(fds = opendir(path)))
+			continue;
+		while ((d = readdir(fds))) {
+			ssize_t n;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, d->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (!strcmp(link, want)) {
+				char comm[32] = "?";
+				FILE *f;
+				snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+				if ((f = fopen(path, "re"))) {
+					if (fgets(comm, sizeof(comm), f))
+						comm[strcspn(comm, "\n")] = '\0';
+					fclose(f);
+				}
+				snprintf(who, wholen, "pid %d (%s)", pid, comm);
+				closedir(fds);
+				closedir(proc);
+				return;
+			}
+		}
+		closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+}
+
+struct taken_arg {
+	uint32_t group, own, portid, inode;
+	int found;
+};
+
+static int taken_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
+{
+	struct taken_arg *t = arg;
+	uint32_t portid, inode;
+	int r = hs_parse_ndiag(msg, len, t->group, &portid, &inode, err, errlen);
+
+	if (r < 0)
+		return -1;
+	if (r == 1 && portid != t->own && !t->found) {
+		t->found = 1;
+		t->portid = portid;
+		t->inode = inode;
+	}
+	return 0;
+}
+
+int hs_group_taken(const struct hs_family *f, uint32_t own_portid, char *who, size_t wholen,
+		   char *err, size_t errlen)
+{
+	unsigned char req[128];
+	struct taken_arg t = { f->group, own_portid, 0, 0, 0 };
+	int kerr, fd = nl_open(NETLINK_SOCK_DIAG, err, errlen);
+	int n = hs_build_ndiag(req, sizeof(req), next_seq());
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = transact("ndiag", fd, req, n, taken_cb, &t, &kerr, err, errlen);
+	close(fd);
+	if (r != 0)
+		return -1;
+	if (!t.found)
+		return 0;
+	owner_of(t.inode, who, wholen);
+	return 1;
+}
