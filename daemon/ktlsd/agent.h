@@ -61,6 +61,9 @@ enum { HS_A_DONE_STATUS = 1, HS_A_DONE_SOCKFD = 2, HS_A_DONE_REMOTE_AUTH = 3 };
 
 /* ---- agent_nl_msg.c: pure message code -------------------------------- */
 
+/* Format a reason into err (both files' error convention); returns -1. */
+int hs_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 struct hs_accept {
 	int sockfd;               /* -1 when absent (then the reply is refused) */
 	uint32_t msg_type;        /* HS_MSG_* */

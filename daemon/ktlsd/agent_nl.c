@@ -21,19 +21,6 @@
 
 #include "agent.h"
 
-/* agent_nl_msg.c's ten lines again: not worth a name in agent.h. */
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* ---- sockets ----------------------------------------------------------------- */
 
 /*
@@ -74,9 +61,9 @@ static int nl_open(int proto, char *err, size_t errlen)
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
 
 	if (fd < 0)
-		return seterr(err, errlen, "netlink socket: %s", strerror(errno));
+		return hs_seterr(err, errlen, "netlink socket: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		seterr(err, errlen, "netlink bind: %s", strerror(errno));
+		hs_seterr(err, errlen, "netlink bind: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -106,7 +93,7 @@ static int transact(const char *kind, int fd, const void *req, int reqlen,
 
 	*kerr = 0;
 	if (send(fd, req, (size_t)reqlen, 0) != reqlen)
-		return seterr(err, errlen, "netlink send: %s", strerror(errno));
+		return hs_seterr(err, errlen, "netlink send: %s", strerror(errno));
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		size_t off = 0;
@@ -114,18 +101,18 @@ static int transact(const char *kind, int fd, const void *req, int reqlen,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return seterr(err, errlen, "netlink receive: %s",
+			return hs_seterr(err, errlen, "netlink receive: %s",
 				      errno == EAGAIN ? "no reply within 5 s" : strerror(errno));
 		}
 		if (n == 0)
-			return seterr(err, errlen, "netlink receive: socket closed");
+			return hs_seterr(err, errlen, "netlink receive: socket closed");
 		while (off < (size_t)n) {
 			const struct nlmsghdr *nlh = (const void *)(buf + off);
 			size_t left = (size_t)n - off;
 
 			if (left < NLMSG_HDRLEN || nlh->nlmsg_len < NLMSG_HDRLEN ||
 			    nlh->nlmsg_len > left)
-				return seterr(err, errlen, "malformed netlink reply");
+				return hs_seterr(err, errlen, "malformed netlink reply");
 			off += NLMSG_ALIGN(nlh->nlmsg_len);
 			if (nlh->nlmsg_seq != seq)
 				continue; /* a stale reply to an earlier request */
@@ -134,11 +121,11 @@ static int transact(const char *kind, int fd, const void *req, int reqlen,
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = NLMSG_DATA(nlh);
 				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					return seterr(err, errlen, "truncated netlink error");
+					return hs_seterr(err, errlen, "truncated netlink error");
 				if (e->error == 0)
 					return failed ? -1 : 0;
 				*kerr = -e->error;
-				return seterr(err, errlen, "%s", strerror(*kerr));
+				return hs_seterr(err, errlen, "%s", strerror(*kerr));
 			}
 			hs_capture(kind, nlh, nlh->nlmsg_len);
 			if (!failed && fn(nlh, nlh->nlmsg_len, arg, err, errlen) != 0)
@@ -183,7 +170,7 @@ int hs_probe_policy(int fd, struct hs_family *f, char *err, size_t errlen)
 	if (transact("policy", fd, req, n, policy_cb, &p, &kerr, err, errlen) != 0)
 		return -1;
 	if (hs_policy_has(&p, HS_A_DONE_STATUS) != 1)
-		return seterr(err, errlen, "policy dump did not describe DONE (%d messages)",
+		return hs_seterr(err, errlen, "policy dump did not describe DONE (%d messages)",
 			      p.seen);
 	f->remote_auth = hs_policy_has(&p, HS_A_DONE_REMOTE_AUTH) == 1;
 	return 0;
@@ -218,7 +205,7 @@ int hs_accept(int fd, const struct hs_family *f, struct hs_accept *out, int *ker
 	if (transact("accept", fd, req, n, accept_cb, &a, kerr, err, errlen) != 0)
 		return -1;
 	if (!a.got)
-		return seterr(err, errlen, "ACCEPT acknowledged without a reply");
+		return hs_seterr(err, errlen, "ACCEPT acknowledged without a reply");
 	return 0;
 }
 
@@ -235,7 +222,7 @@ int hs_done(int fd, const struct hs_family *f, uint32_t status, int sockfd,
 			      f->remote_auth ? npeerids : 0);
 
 	if (n < 0)
-		return seterr(err, errlen, "DONE does not fit");
+		return hs_seterr(err, errlen, "DONE does not fit");
 	return transact("done", fd, req, n, ignore_cb, NULL, kerr, err, errlen);
 }
 

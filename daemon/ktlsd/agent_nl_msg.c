@@ -20,9 +20,8 @@
 
 #include "agent.h"
 
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
+/* Format a reason into err; returns -1 so callers can `return hs_seterr(...)`. */
+int hs_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -50,10 +49,10 @@ static int walk_next(struct walk *w, const struct nlattr **a, char *err, size_t 
 	if (left == 0)
 		return 0;
 	if (left < NLA_HDRLEN)
-		return seterr(err, errlen, "truncated attribute header (%zu bytes left)", left);
+		return hs_seterr(err, errlen, "truncated attribute header (%zu bytes left)", left);
 	na = (const struct nlattr *)w->p;
 	if (na->nla_len < NLA_HDRLEN || na->nla_len > left)
-		return seterr(err, errlen, "attribute type %u: length %u does not fit in %zu",
+		return hs_seterr(err, errlen, "attribute type %u: length %u does not fit in %zu",
 			      na->nla_type & NLA_TYPE_MASK, na->nla_len, left);
 	*a = na;
 	left = NLA_ALIGN(na->nla_len);
@@ -81,7 +80,7 @@ static size_t a_len(const struct nlattr *a)
 static int a_u32(const struct nlattr *a, uint32_t *v, const char *name, char *err, size_t errlen)
 {
 	if (a_len(a) != 4)
-		return seterr(err, errlen, "%s: %zu bytes, expected 4", name, a_len(a));
+		return hs_seterr(err, errlen, "%s: %zu bytes, expected 4", name, a_len(a));
 	memcpy(v, a_data(a), 4);
 	return 0;
 }
@@ -102,25 +101,25 @@ static int msg_open(const void *msg, size_t len, uint16_t family, struct walk *w
 	const struct nlmsghdr *nlh = msg;
 
 	if (len < NLMSG_HDRLEN)
-		return seterr(err, errlen, "short message (%zu bytes)", len);
+		return hs_seterr(err, errlen, "short message (%zu bytes)", len);
 	if (nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_len > len)
-		return seterr(err, errlen, "message length %u does not fit in %zu",
+		return hs_seterr(err, errlen, "message length %u does not fit in %zu",
 			      nlh->nlmsg_len, len);
 	if (nlh->nlmsg_type == NLMSG_ERROR) {
 		const struct nlmsgerr *e = NLMSG_DATA(nlh);
 		if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
-			return seterr(err, errlen, "truncated error message");
+			return hs_seterr(err, errlen, "truncated error message");
 		if (kerr)
 			*kerr = -e->error;
 		return 0;
 	}
 	if (nlh->nlmsg_type < NLMSG_MIN_TYPE)
-		return seterr(err, errlen, "unexpected control message type %u", nlh->nlmsg_type);
+		return hs_seterr(err, errlen, "unexpected control message type %u", nlh->nlmsg_type);
 	if (family && nlh->nlmsg_type != family)
-		return seterr(err, errlen, "message for family %u, expected %u", nlh->nlmsg_type,
+		return hs_seterr(err, errlen, "message for family %u, expected %u", nlh->nlmsg_type,
 			      family);
 	if (nlh->nlmsg_len < GENL_HDR)
-		return seterr(err, errlen, "no generic netlink header");
+		return hs_seterr(err, errlen, "no generic netlink header");
 	*cmd = ((const struct genlmsghdr *)NLMSG_DATA(nlh))->cmd;
 	w->p = (const unsigned char *)msg + GENL_HDR;
 	w->end = (const unsigned char *)msg + nlh->nlmsg_len;
@@ -137,7 +136,7 @@ static int parse_cert(const struct nlattr *a, struct hs_accept *out, char *err, 
 	int r;
 
 	if (out->ncerts >= HS_MAX_CERTS)
-		return seterr(err, errlen, "more than %d certificates", HS_MAX_CERTS);
+		return hs_seterr(err, errlen, "more than %d certificates", HS_MAX_CERTS);
 	out->certs[out->ncerts].cert = out->certs[out->ncerts].privkey = 0;
 	while ((r = walk_next(&w, &x, err, errlen)) > 0) {
 		if (a_type(x) == HS_A_X509_CERT || a_type(x) == HS_A_X509_PRIVKEY) {
@@ -170,17 +169,17 @@ int hs_parse_accept(const void *msg, size_t len, uint16_t family, struct hs_acce
 		*kerr = 0;
 	r = msg_open(msg, len, family, &w, &cmd, kerr, err, errlen);
 	if (r <= 0)
-		return r == 0 ? seterr(err, errlen, "ACCEPT refused: %s",
+		return r == 0 ? hs_seterr(err, errlen, "ACCEPT refused: %s",
 				       strerror(kerr ? *kerr : EIO)) : -1;
 	if (cmd != HS_CMD_ACCEPT)
-		return seterr(err, errlen, "reply command %u, expected ACCEPT", cmd);
+		return hs_seterr(err, errlen, "reply command %u, expected ACCEPT", cmd);
 	while ((r = walk_next(&w, &a, err, errlen)) > 0) {
 		switch (a_type(a)) {
 		case HS_A_ACCEPT_SOCKFD:
 			if (a_u32(a, &v, "sockfd", err, errlen))
 				return -1;
 			if ((int32_t)v < 0)
-				return seterr(err, errlen, "negative sockfd %d", (int32_t)v);
+				return hs_seterr(err, errlen, "negative sockfd %d", (int32_t)v);
 			out->sockfd = (int)(int32_t)v;
 			break;
 		case HS_A_ACCEPT_HANDLER_CLASS:
@@ -205,7 +204,7 @@ int hs_parse_accept(const void *msg, size_t len, uint16_t family, struct hs_acce
 			if (a_u32(a, &v, "peer identity", err, errlen))
 				return -1;
 			if (out->npeerids >= HS_MAX_PEERIDS)
-				return seterr(err, errlen, "more than %d peer identities",
+				return hs_seterr(err, errlen, "more than %d peer identities",
 					      HS_MAX_PEERIDS);
 			out->peerids[out->npeerids++] = (int32_t)v;
 			break;
@@ -217,9 +216,9 @@ int hs_parse_accept(const void *msg, size_t len, uint16_t family, struct hs_acce
 			size_t n = a_len(a);
 			const char *s = a_data(a);
 			if (n == 0 || s[n - 1] != '\0' || strlen(s) != n - 1)
-				return seterr(err, errlen, "peername is not one NUL-terminated string");
+				return hs_seterr(err, errlen, "peername is not one NUL-terminated string");
 			if (n > sizeof(out->peername))
-				return seterr(err, errlen, "peername longer than %zu bytes",
+				return hs_seterr(err, errlen, "peername longer than %zu bytes",
 					      sizeof(out->peername) - 1);
 			memcpy(out->peername, s, n);
 			break;
@@ -237,12 +236,12 @@ int hs_parse_accept(const void *msg, size_t len, uint16_t family, struct hs_acce
 	if (r < 0)
 		return -1;
 	if (out->sockfd < 0)
-		return seterr(err, errlen, "ACCEPT reply without a sockfd");
+		return hs_seterr(err, errlen, "ACCEPT reply without a sockfd");
 	if (!have_type || (out->msg_type != HS_MSG_CLIENTHELLO && out->msg_type != HS_MSG_SERVERHELLO))
-		return seterr(err, errlen, "ACCEPT reply with %s message type %u",
+		return hs_seterr(err, errlen, "ACCEPT reply with %s message type %u",
 			      have_type ? "unknown" : "no", out->msg_type);
 	if (!have_auth || out->auth_mode < HS_AUTH_UNAUTH || out->auth_mode > HS_AUTH_X509)
-		return seterr(err, errlen, "ACCEPT reply with %s auth mode %u",
+		return hs_seterr(err, errlen, "ACCEPT reply with %s auth mode %u",
 			      have_auth ? "unknown" : "no", out->auth_mode);
 	return 0;
 }
@@ -257,9 +256,9 @@ int hs_parse_ready(const void *msg, size_t len, uint16_t family, uint32_t *handl
 
 	r = msg_open(msg, len, family, &w, &cmd, &kerr, err, errlen);
 	if (r <= 0)
-		return r == 0 ? seterr(err, errlen, "error message (%d) on the group", kerr) : -1;
+		return r == 0 ? hs_seterr(err, errlen, "error message (%d) on the group", kerr) : -1;
 	if (cmd != HS_CMD_READY)
-		return seterr(err, errlen, "notification command %u, expected READY", cmd);
+		return hs_seterr(err, errlen, "notification command %u, expected READY", cmd);
 	while ((r = walk_next(&w, &a, err, errlen)) > 0) {
 		if (a_type(a) == HS_A_ACCEPT_HANDLER_CLASS) {
 			if (a_u32(a, handler_class, "handler class", err, errlen))
@@ -270,7 +269,7 @@ int hs_parse_ready(const void *msg, size_t len, uint16_t family, uint32_t *handl
 	if (r < 0)
 		return -1;
 	if (!have)
-		return seterr(err, errlen, "READY without a handler class");
+		return hs_seterr(err, errlen, "READY without a handler class");
 	return 0;
 }
 
@@ -289,15 +288,15 @@ int hs_parse_family(const void *msg, size_t len, const char *group, uint16_t *fa
 		*kerr = 0;
 	r = msg_open(msg, len, GENL_ID_CTRL, &w, &cmd, kerr, err, errlen);
 	if (r <= 0)
-		return r == 0 ? seterr(err, errlen, "family lookup refused: %s",
+		return r == 0 ? hs_seterr(err, errlen, "family lookup refused: %s",
 				       strerror(kerr ? *kerr : EIO)) : -1;
 	if (cmd != CTRL_CMD_NEWFAMILY)
-		return seterr(err, errlen, "controller command %u, expected NEWFAMILY", cmd);
+		return hs_seterr(err, errlen, "controller command %u, expected NEWFAMILY", cmd);
 	while ((r = walk_next(&w, &a, err, errlen)) > 0) {
 		if (a_type(a) == CTRL_ATTR_FAMILY_ID) {
 			uint16_t id;
 			if (a_len(a) != 2)
-				return seterr(err, errlen, "family id: %zu bytes, expected 2", a_len(a));
+				return hs_seterr(err, errlen, "family id: %zu bytes, expected 2", a_len(a));
 			memcpy(&id, a_data(a), 2);
 			*family = id;
 			have_id = 1;
@@ -312,7 +311,7 @@ int hs_parse_family(const void *msg, size_t len, const char *group, uint16_t *fa
 					if (a_type(o) == CTRL_ATTR_MCAST_GRP_NAME) {
 						name = a_data(o);
 						if (a_len(o) == 0 || name[a_len(o) - 1] != '\0')
-							return seterr(err, errlen, "group name not terminated");
+							return hs_seterr(err, errlen, "group name not terminated");
 					} else if (a_type(o) == CTRL_ATTR_MCAST_GRP_ID) {
 						if (a_u32(o, &v, "group id", err, errlen))
 							return -1;
@@ -333,9 +332,9 @@ int hs_parse_family(const void *msg, size_t len, const char *group, uint16_t *fa
 	if (r < 0)
 		return -1;
 	if (!have_id)
-		return seterr(err, errlen, "family reply without an id");
+		return hs_seterr(err, errlen, "family reply without an id");
 	if (!have_grp)
-		return seterr(err, errlen, "family has no multicast group \"%s\"", group);
+		return hs_seterr(err, errlen, "family has no multicast group \"%s\"", group);
 	return 0;
 }
 
@@ -355,9 +354,9 @@ int hs_policy_feed(struct hs_policy *p, const void *msg, size_t len, char *err, 
 
 	r = msg_open(msg, len, GENL_ID_CTRL, &w, &cmd, &kerr, err, errlen);
 	if (r <= 0)
-		return r == 0 ? seterr(err, errlen, "policy dump refused: %s", strerror(kerr)) : -1;
+		return r == 0 ? hs_seterr(err, errlen, "policy dump refused: %s", strerror(kerr)) : -1;
 	if (cmd != CTRL_CMD_GETPOLICY)
-		return seterr(err, errlen, "controller command %u, expected GETPOLICY", cmd);
+		return hs_seterr(err, errlen, "controller command %u, expected GETPOLICY", cmd);
 	p->seen++;
 	while ((r = walk_next(&w, &a, err, errlen)) > 0) {
 		if (a_type(a) == CTRL_ATTR_OP_POLICY) {
@@ -416,9 +415,9 @@ int hs_parse_ndiag(const void *msg, size_t len, uint32_t group, uint32_t *portid
 	int r;
 
 	if (len < NLMSG_HDRLEN || nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_len > len)
-		return seterr(err, errlen, "bad diag message length");
+		return hs_seterr(err, errlen, "bad diag message length");
 	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
-		return seterr(err, errlen, "truncated diag message");
+		return hs_seterr(err, errlen, "truncated diag message");
 	d = NLMSG_DATA(nlh);
 	w.p = (const unsigned char *)msg + NLMSG_ALIGN(NLMSG_LENGTH(sizeof(*d)));
 	w.end = (const unsigned char *)msg + nlh->nlmsg_len;
