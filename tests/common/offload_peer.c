@@ -229,3 +229,12 @@ void run_finish(struct run *r)
 	close(r->fds[0]);
 	close(r->fds[1]);
 }
+
+void run_abort(struct run *r)
+{
+	shutdown(r->fds[0], SHUT_RDWR);
+	peer_join(&r->peer);
+	ours_close(&r->us);
+	close(r->fds[0]);
+	close(r->fds[1]);
+}

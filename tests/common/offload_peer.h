@@ -96,4 +96,10 @@ void run_go(struct run *r, int role, void (*hook)(ktls_conn *));
 /* Data both ways (echo_bytes, then 1 byte), close_notify both ways. */
 void run_finish(struct run *r);
 
+/*
+ * Tear down a run that ended early (a failure under test): both ends of
+ * the pair shut, the peer joined, our side freed, the fds closed.
+ */
+void run_abort(struct run *r);
+
 #endif /* OFFLOAD_PEER_H */

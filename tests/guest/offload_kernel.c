@@ -183,11 +183,7 @@ Test(offload_kernel, peer_key_update)
 	cr_expect_eq(echo_check(r.us.c, 512 * 1024, 16384, why, sizeof(why)), -1);
 	cr_expect(strstr(why, "peer sent KeyUpdate but this kernel cannot rekey kTLS (needs Linux "
 			      ">= 6.14)"), "%s", why);
-	shutdown(r.fds[0], SHUT_RDWR);
-	peer_join(&r.peer);
-	ours_close(&r.us);
-	close(r.fds[0]);
-	close(r.fds[1]);
+	run_abort(&r);
 }
 
 Test(offload_kernel, our_key_update)
@@ -230,11 +226,7 @@ Test(offload_kernel, gcm_record_limit)
 	} else {
 		cr_expect_eq(echo_check(r.us.c, 256 * 1024, 16384, why, sizeof(why)), -1);
 		cr_expect(strstr(why, "this kernel cannot rekey kTLS"), "%s", why);
-		shutdown(r.fds[0], SHUT_RDWR);
-		peer_join(&r.peer);
-		ours_close(&r.us);
-		close(r.fds[0]);
-		close(r.fds[1]);
+		run_abort(&r);
 	}
 	kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
 }

@@ -174,11 +174,7 @@ Test(offload_emul, peer_key_update_without_rekey)
 	cr_expect(strstr(why, "peer sent KeyUpdate but this kernel cannot rekey kTLS (needs Linux "
 			      ">= 6.14)"), "%s", why);
 	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_KERNEL);
-	shutdown(r.fds[0], SHUT_RDWR);
-	peer_join(&r.peer);
-	ours_close(&r.us);
-	close(r.fds[0]);
-	close(r.fds[1]);
+	run_abort(&r);
 	emu_off();
 }
 
@@ -335,11 +331,7 @@ Test(offload_emul, truncation_is_an_error)
 	cr_expect_eq(n, -1);
 	cr_expect_str_eq(ktls_conn_error(r.us.c), "peer closed the connection without close_notify");
 	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PEER_CLOSED);
-	shutdown(r.fds[0], SHUT_RDWR);
-	peer_join(&r.peer);
-	ours_close(&r.us);
-	close(r.fds[0]);
-	close(r.fds[1]);
+	run_abort(&r);
 	emu_off();
 }
 
@@ -389,11 +381,7 @@ Test(offload_emul, received_alert_has_code_and_number)
 		cr_expect_eq(ktls_conn_error_code(r.us.c), cases[i].code, "%s",
 			     ktls_error_name(ktls_conn_error_code(r.us.c)));
 		cr_expect_eq(ktls_conn_peer_alert(r.us.c), cases[i].desc);
-		shutdown(r.fds[0], SHUT_RDWR);
-		peer_join(&r.peer);
-		ours_close(&r.us);
-		close(r.fds[0]);
-		close(r.fds[1]);
+		run_abort(&r);
 		emu_off();
 	}
 }
@@ -413,11 +401,7 @@ Test(offload_emul, receive_timeout_on_blocking_socket)
 	cr_expect_eq(ktls_conn_read(r.us.c, b, sizeof(b)), KTLS_WANT_READ);
 	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_TIMEOUT, "%s", ktls_conn_error(r.us.c));
 	cr_expect_str_eq(ktls_conn_error(r.us.c), "read: timed out (SO_RCVTIMEO expired)");
-	shutdown(r.fds[0], SHUT_RDWR);
-	peer_join(&r.peer);
-	ours_close(&r.us);
-	close(r.fds[0]);
-	close(r.fds[1]);
+	run_abort(&r);
 	emu_off();
 }
 

@@ -158,11 +158,7 @@ Test(offload_fallback, rx_refused_peer_keyupdate_without_rekey)
 	run_go(&r, KTLS_CLIENT, NULL);
 	cr_expect_eq(echo_check(r.us.c, 128 * 1024, 16384, why, sizeof(why)), -1);
 	cr_expect(strstr(why, "cannot rekey kTLS (needs Linux >= 6.14)"), "%s", why);
-	shutdown(r.fds[0], SHUT_RDWR);
-	peer_join(&r.peer);
-	ours_close(&r.us);
-	close(r.fds[0]);
-	close(r.fds[1]);
+	run_abort(&r);
 	emu_off();
 }
 
