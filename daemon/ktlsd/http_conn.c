@@ -412,6 +412,18 @@ static void handshake_done(struct conn *c)
 	set_deadline(c, s->cfg.idle_timeout_ms);
 }
 
+/*
+ * A read ended the connection: 0 is the peer's close_notify (answered with
+ * ours); on -1 the library already sent the fatal alert the failure called
+ * for.  A client that just goes away between requests is not news.
+ */
+static void read_failed(struct conn *c, ssize_t r)
+{
+	if (r < 0 && (c->rlen || ktls_conn_error_code(c->tls) != KTLS_ERR_PEER_CLOSED))
+		log_msg("%s: read: %s", c->peer, ktls_conn_error(c->tls));
+	conn_close(c, r == 0);
+}
+
 static void conn_run(struct conn *c)
 {
 	struct srv *s = c->w->s;
@@ -475,9 +487,7 @@ static void conn_run(struct conn *c)
 				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
 				return;
 			}
-			if (r < 0 && c->rlen)
-				log_msg("%s: read: %s", c->peer, ktls_conn_error(c->tls));
-			conn_close(c, r == 0);
+			read_failed(c, r);
 			return;
 		}
 		case ST_HDR: {
@@ -542,7 +552,7 @@ void conn_on_poll(struct conn *c, int res)
 
 void conn_on_recv(struct conn *c, const struct io_uring_cqe *cqe)
 {
-	int type, n;
+	ssize_t n;
 
 	if (c->state == ST_LINGER) {
 		linger_cqe(c, cqe->res);
@@ -553,35 +563,20 @@ void conn_on_recv(struct conn *c, const struct io_uring_cqe *cqe)
 		conn_maybe_free(c);
 		return;
 	}
-	n = ktls_uring_recvmsg_result(&c->rx, cqe, &type);
-	if (n == -EAGAIN || n == -EINTR) {
+	/* the library's control-record path: alerts, tickets, KeyUpdates */
+	n = ktls_uring_recv_result(c->tls, &c->rx, cqe);
+	if (n == KTLS_WANT_READ) {
 		conn_run(c);
 		return;
 	}
 	if (n <= 0) {
-		if (n < 0)
-			log_msg("%s: recvmsg: %s", c->peer, strerror(-n));
-		conn_close(c, n == 0);
+		read_failed(c, n);
 		return;
 	}
-	if (type == KTLS_RECORD_DATA) {
-		if (c->rlen == 0)
-			set_deadline(c, c->w->s->cfg.request_timeout_ms);
-		c->rlen += (size_t)n;
-		conn_run(c);
-		return;
-	}
-	if (type == KTLS_RECORD_ALERT) {
-		unsigned char *a = (unsigned char *)c->rbuf + c->rlen;
-
-		if (!(n >= 2 && a[1] == 0)) /* anything but close_notify */
-			log_msg("%s: alert %d received", c->peer, n >= 2 ? a[1] : -1);
-		conn_close(c, 1);
-		return;
-	}
-	/* KeyUpdate or a ticket from a client: kTLS here cannot follow it */
-	log_msg("%s: TLS record type %d on kTLS RX (post-handshake message): closing", c->peer, type);
-	conn_close(c, 0);
+	if (c->rlen == 0)
+		set_deadline(c, c->w->s->cfg.request_timeout_ms);
+	c->rlen += (size_t)n;
+	conn_run(c);
 }
 
 void conn_on_xfer(struct conn *c, const struct io_uring_cqe *cqe)

@@ -47,7 +47,10 @@
  * Receiving on an offloaded RX direction needs recvmsg with a control
  * buffer: the kernel returns one record type per call and reports it as a
  * TLS_GET_RECORD_TYPE cmsg (a plain recv fails with EIO on control
- * records).  ktls_uring_prep_recvmsg / ktls_uring_recvmsg_result do that.
+ * records).  ktls_uring_prep_recvmsg queues one; ktls_uring_recv_result
+ * hands its completion to the same code as ktls_conn_read, so alerts,
+ * tickets and KeyUpdates (followed and answered on kernels that can rekey)
+ * behave alike whichever way the bytes were read.
  *
  * Key limits: spliced records count against the connection's AES-GCM key
  * limit like any other kTLS write; near the limit (or when the peer asked
@@ -184,14 +187,6 @@ const char *ktls_uring_xfer_error(const ktls_uring_xfer *x);
  */
 int ktls_uring_xfer_error_code(const ktls_uring_xfer *x);
 
-/* TLS record content types (RFC 8446 5.1). */
-enum {
-	KTLS_RECORD_CHANGE_CIPHER_SPEC = 20,
-	KTLS_RECORD_ALERT = 21,
-	KTLS_RECORD_HANDSHAKE = 22,
-	KTLS_RECORD_DATA = 23,
-};
-
 /*
  * Per-receive state the kernel writes into: keep it alive (and unmoved)
  * until the CQE arrives.  One per outstanding RECVMSG.
@@ -206,9 +201,10 @@ struct ktls_uring_rx {
 };
 
 /*
- * ktls_uring_prep_recvmsg - fill sqe with a RECVMSG on fd (an offloaded
- * RX socket) into buf with a control buffer for the record type.  The
- * caller sets sqe->user_data (its own tag, not a KTLS_URING_TAG_*).
+ * ktls_uring_prep_recvmsg - fill sqe with a RECVMSG on fd (a connection
+ * whose RX is in the kernel) into buf, with a control buffer for the
+ * record type.  The caller sets sqe->user_data (its own tag, not a
+ * KTLS_URING_TAG_*) and hands the CQE to ktls_uring_recv_result.
  *
  *     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
  *     ktls_uring_prep_recvmsg(sqe, fd, &c->rx, c->buf, sizeof(c->buf));
@@ -218,19 +214,26 @@ void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct ktls_uring
 			     void *buf, size_t len);
 
 /*
- * ktls_uring_recvmsg_result - classify a completed RECVMSG.  Returns the
- * byte count (0 at end of stream) with *type set to KTLS_RECORD_* (DATA
- * when the kernel attached no record type), or -errno (-EIO for a record
- * the kernel could not decrypt, -EMSGSIZE if the control buffer was
- * truncated).  For an alert, buf holds level and description: a
- * close_notify is { 1, 0 }.
+ * ktls_uring_recv_result - finish that RECVMSG exactly as ktls_conn_read
+ * would have: the record goes through the library's one control-record
+ * path.  Returns the bytes of application data now in buf (> 0);
+ * KTLS_WANT_READ when nothing for the caller arrived (the socket had
+ * nothing, or the record was one the library handled: a KeyUpdate followed
+ * and, if the peer asked, answered; a ticket; a warning alert; an empty
+ * record): queue the next receive; 0 at the peer's close_notify; -1 on
+ * failure, after the fatal alert the record called for (bad_record_mac,
+ * record_overflow, decode_error, unexpected_message, ...) was sent, with
+ * the reason in ktls_conn_error() and ktls_conn_error_code().  Bytes of
+ * control records are wiped from buf.  -1 with KTLS_ERR_INVALID when the
+ * connection's RX is not in the kernel (read it with ktls_conn_read).
  *
- *     int type, n = ktls_uring_recvmsg_result(&c->rx, cqe, &type);
- *     if (n > 0 && type == KTLS_RECORD_DATA) consume(c->buf, n);
- *     else if (n > 0 && type == KTLS_RECORD_ALERT) close_conn(c);
+ *     ssize_t n = ktls_uring_recv_result(c->tls, &c->rx, cqe);
+ *     if (n > 0) consume(c->buf, n);
+ *     else if (n == KTLS_WANT_READ) queue_recv(c);
+ *     else close_conn(c, n == 0);
  */
-int ktls_uring_recvmsg_result(const struct ktls_uring_rx *rx, const struct io_uring_cqe *cqe,
-			      int *type);
+ssize_t ktls_uring_recv_result(ktls_conn *conn, const struct ktls_uring_rx *rx,
+			       const struct io_uring_cqe *cqe);
 
 #ifdef __cplusplus
 }

@@ -211,6 +211,13 @@ int conn_would_block(struct ktls_conn *c, int want, const char *what);
  * KeyUpdate) itself.
  */
 ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len);
+/*
+ * The same for a receive the caller made itself (io_uring): res is what
+ * recvmsg returned (bytes or -errno), type the TLS_GET_RECORD_TYPE cmsg (0
+ * when none), buf the bytes.  KTLS_WANT_READ also when a control record
+ * was handled and nothing is left for the caller.
+ */
+ssize_t kernel_read_done(struct ktls_conn *c, int res, int type, void *buf);
 ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len);
 ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count);
 int kernel_send_alert(struct ktls_conn *c, int level, int desc);

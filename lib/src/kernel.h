@@ -4,7 +4,7 @@
  * what the kernel owns) share, and the seams tests use.
  *
  * Every call that touches kTLS state (setsockopt of TCP_ULP/TLS_TX/TLS_RX,
- * sendmsg, recvmsg, sendfile) goes through kernel_ops (kernel_ops.c), so a
+ * getsockopt of SO_ERROR, sendmsg, recvmsg, sendfile) goes through kernel_ops (kernel_ops.c), so a
  * test can replace them: make TLS_RX fail with ENOPROTOOPT after TLS_TX
  * succeeded, capture the crypto_info, or emulate kTLS in userspace on a
  * host without it.  Tests must restore kernel_ops_default when done.
@@ -20,6 +20,7 @@
 
 struct kernel_ops {
 	int (*setsockopt)(int fd, int level, int opt, const void *val, socklen_t len);
+	int (*getsockopt)(int fd, int level, int opt, void *val, socklen_t *len);
 	ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
 	ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
 	ssize_t (*sendfile)(int out_fd, int in_fd, off_t *offset, size_t count);

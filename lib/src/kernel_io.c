@@ -452,8 +452,12 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 					       "KeyUpdate was not the last message of its record");
 			k->hs_len = 0;
 			return rx_update(c, k, h[4]);
-		} else if (!tls13 && h[0] == SSL3_MT_HELLO_REQUEST && !k->server) {
-			/* No renegotiation (policy): say so, keep the connection. */
+		} else if (!tls13 && (k->server ? h[0] == SSL3_MT_CLIENT_HELLO
+						: h[0] == SSL3_MT_HELLO_REQUEST)) {
+			/*
+			 * No renegotiation (policy): say so, keep the connection,
+			 * as OpenSSL does with SSL_OP_NO_RENEGOTIATION.
+			 */
 			forward_alert(k, ALERT_WARNING, AD_NO_RENEGOTIATION);
 		} else {
 			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "unexpected post-handshake "
@@ -540,8 +544,25 @@ static ssize_t recv_record(int fd, void *buf, size_t len, unsigned char *type)
 	return n;
 }
 
+/*
+ * A kernel RX failure (tls_err_abort() in net/tls/tls_sw.c, or the
+ * strparser's tls_strp_abort_strp()) leaves its errno in sk->sk_err, and
+ * TCP refuses every send while sk_err is set (tcp_sendmsg_locked: EPIPE).
+ * Reading SO_ERROR clears it; the record layer's TX side is untouched, so
+ * the fatal alert the failure calls for can still go out through kTLS.
+ */
+static void take_sock_error(int fd)
+{
+	int e = 0;
+	socklen_t l = sizeof(e);
+
+	(void)kernel_ops.getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+}
+
 static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 {
+	if (e == EBADMSG || e == EMSGSIZE || e == EINVAL)
+		take_sock_error(c->fd);
 	switch (e) {
 	case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
@@ -567,6 +588,51 @@ static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 	}
 }
 
+/*
+ * One record the kernel returned: n bytes of type (0 when no cmsg came,
+ * which with n == 0 is the end of the stream).  The application data
+ * length, KTLS_WANT_READ when the record was ours to handle (a control
+ * record, an empty data record), 0 at close_notify, -1 on failure.
+ */
+static ssize_t rx_record(struct ktls_conn *c, struct kernel_state *k, unsigned char type,
+			 void *buf, size_t n)
+{
+	int r;
+
+	if (n == 0 && type == 0)
+		return rx_fail(c, k, KTLS_ERR_PEER_CLOSED, -1,
+			       "peer closed the connection without close_notify");
+	if (type == 0 || type == REC_DATA) {
+		if (k->hs_len || k->alert_len)
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "application data inside "
+				       "a fragmented handshake message or alert");
+		return n ? (ssize_t)n : KTLS_WANT_READ;
+	}
+	if (type == REC_ALERT) {
+		size_t take = n < 2 - k->alert_len ? n : 2 - k->alert_len;
+
+		if (n > take)
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR,
+				       "alert record of %zu bytes", n + k->alert_len);
+		memcpy(k->alert + k->alert_len, buf, take);
+		k->alert_len += take;
+		if (k->alert_len < 2)
+			return KTLS_WANT_READ;
+		r = rx_alert(c, k);
+		return r <= 0 ? r : KTLS_WANT_READ;
+	}
+	if (type == REC_HANDSHAKE) {
+		r = hs_append(k, buf, n);
+		secure_zero(buf, n);
+		if (r)
+			return rx_fail(c, k, r, AD_INTERNAL_ERROR, "post-handshake message too "
+				       "large or out of memory");
+		return rx_handshake(c, k) ? -1 : KTLS_WANT_READ;
+	}
+	return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE,
+		       "unexpected record type %d after the handshake", type);
+}
+
 ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 {
 	struct kernel_state *k = c->kernel;
@@ -578,53 +644,31 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 	for (;;) {
 		unsigned char type;
 		ssize_t n = recv_record(c->fd, buf, len, &type);
-		int r;
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return rx_errno(c, k, errno);
 		}
-		if (n == 0 && type == 0)
-			return rx_fail(c, k, KTLS_ERR_PEER_CLOSED, -1,
-				       "peer closed the connection without close_notify");
-		if (type == 0 || type == REC_DATA) {
-			if (k->hs_len || k->alert_len)
-				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE, "application data inside "
-					       "a fragmented handshake message or alert");
-			if (n == 0)
-				continue; /* empty data record */
+		n = rx_record(c, k, type, buf, (size_t)n);
+		if (n != KTLS_WANT_READ)
 			return n;
-		}
-		if (type == REC_ALERT) {
-			size_t take = (size_t)n < 2 - k->alert_len ? (size_t)n : 2 - k->alert_len;
-
-			if ((size_t)n > take)
-				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR,
-					       "alert record of %zd bytes", n + k->alert_len);
-			memcpy(k->alert + k->alert_len, buf, take);
-			k->alert_len += take;
-			if (k->alert_len < 2)
-				continue;
-			r = rx_alert(c, k);
-			if (r <= 0)
-				return r;
-			continue;
-		}
-		if (type == REC_HANDSHAKE) {
-			r = hs_append(k, buf, (size_t)n);
-			if (r)
-				return rx_fail(c, k, r, AD_INTERNAL_ERROR, "post-handshake message too "
-					       "large or out of memory");
-			secure_zero(buf, (size_t)n);
-			if (rx_handshake(c, k))
-				return -1;
-			continue;
-		}
-		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE,
-			       "unexpected record type %d after the "
-			       "handshake", type);
 	}
+}
+
+ssize_t kernel_read_done(struct ktls_conn *c, int res, int type, void *buf)
+{
+	struct kernel_state *k = c->kernel;
+
+	if (k->rx_dead)
+		return conn_fail(c, k->rx_code, "%s", k->rx_err);
+	if (c->peer_closed)
+		return 0;
+	if (res == -EINTR)
+		return KTLS_WANT_READ;
+	if (res < 0)
+		return rx_errno(c, k, -res);
+	return rx_record(c, k, (unsigned char)type, buf, (size_t)res);
 }
 
 KTLS_API int ktls_conn_key_update(ktls_conn *c, int request_peer)

@@ -12,6 +12,11 @@ static int sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t
 	return setsockopt(fd, level, opt, val, len);
 }
 
+static int sys_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+	return getsockopt(fd, level, opt, val, len);
+}
+
 static ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	return sendmsg(fd, msg, flags);
@@ -28,10 +33,10 @@ static ssize_t sys_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 }
 
 const struct kernel_ops kernel_ops_default = {
-	sys_setsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
+	sys_setsockopt, sys_getsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
 };
 struct kernel_ops kernel_ops = {
-	sys_setsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
+	sys_setsockopt, sys_getsockopt, sys_sendmsg, sys_recvmsg, sys_sendfile,
 };
 uint64_t kernel_gcm_record_limit = KTLS_GCM_RECORD_LIMIT;
 

@@ -382,19 +382,23 @@ KTLS_API void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct k
 	io_uring_prep_recvmsg(sqe, fd, &rx->msg, 0);
 }
 
-KTLS_API int ktls_uring_recvmsg_result(const struct ktls_uring_rx *rx, const struct io_uring_cqe *cqe,
-				       int *type)
+KTLS_API ssize_t ktls_uring_recv_result(ktls_conn *c, const struct ktls_uring_rx *rx,
+				       const struct io_uring_cqe *cqe)
 {
 	/* io_uring does not write msg_controllen back: read the zeroed buffer */
 	const struct cmsghdr *h = &rx->ctl.align;
+	int type = 0;
 
-	*type = KTLS_RECORD_DATA;
-	if (cqe->res < 0)
-		return cqe->res;
-	if (rx->msg.msg_flags & MSG_CTRUNC)
-		return -EMSGSIZE;
+	if (!c || !rx || !cqe) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (c->rx == KTLS_MODE_USER || !c->kernel)
+		return conn_fail(c, KTLS_ERR_INVALID, "read: RX is not in the kernel (use ktls_conn_read)");
+	if (cqe->res >= 0 && (rx->msg.msg_flags & MSG_CTRUNC))
+		return conn_fail(c, KTLS_ERR_INTERNAL, "read: record type control message truncated");
 	if (h->cmsg_len >= CMSG_LEN(sizeof(unsigned char)) && h->cmsg_level == SOL_TLS &&
 	    h->cmsg_type == TLS_GET_RECORD_TYPE)
-		*type = *(const unsigned char *)CMSG_DATA(h);
-	return cqe->res;
+		type = *(const unsigned char *)CMSG_DATA(h);
+	return kernel_read_done(c, cqe->res, type, rx->iov.iov_base);
 }

@@ -214,6 +214,7 @@ static int emu_open(int fd, struct emu_sock *s)
 	}
 	if (r) {
 		s->bad = 1;
+		s->sk_err = EBADMSG;
 		errno = EBADMSG;
 		return -1;
 	}
@@ -313,8 +314,8 @@ static ssize_t emu_sendmsg(int fd, const struct msghdr *m, int flags)
 
 	if (!s || !s->tx.set)
 		return kernel_ops_default.sendmsg(fd, m, flags);
-	if (s->bad) { /* the kernel fails the whole socket on a bad record */
-		errno = EBADMSG;
+	if (s->sk_err) { /* tls_sw_sendmsg fails while the RX error sits in sk_err */
+		errno = s->sk_err;
 		return -1;
 	}
 	if (flags & ~(MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL | MSG_EOR)) {
@@ -415,11 +416,26 @@ static ssize_t emu_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	return got;
 }
 
+/* SO_ERROR reads and clears the error a bad record left, as sock_error() does. */
+static int emu_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+	struct emu_sock *s = fd >= 0 && fd < EMU_MAXFD ? &emu.s[fd] : NULL;
+
+	if (s && s->sk_err && level == SOL_SOCKET && opt == SO_ERROR && *len >= sizeof(int)) {
+		*(int *)val = s->sk_err;
+		*len = sizeof(int);
+		s->sk_err = 0;
+		return 0;
+	}
+	return kernel_ops_default.getsockopt(fd, level, opt, val, len);
+}
+
 void emu_on(int rekey)
 {
 	memset(&emu, 0, sizeof(emu));
 	emu.rekey = rekey;
 	kernel_ops.setsockopt = emu_setsockopt;
+	kernel_ops.getsockopt = emu_getsockopt;
 	kernel_ops.sendmsg = emu_sendmsg;
 	kernel_ops.recvmsg = emu_recvmsg;
 	kernel_ops.sendfile = emu_sendfile;

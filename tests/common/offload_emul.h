@@ -12,7 +12,8 @@
  * rules where libktls depends on them: exact optlen, EBUSY on a second key
  * unless rekey is on (TLS 1.3 only), EKEYEXPIRED after a KeyUpdate until the
  * new RX key, EIO for a control record without a cmsg buffer, EOPNOTSUPP
- * for MSG_WAITALL, sticky EBADMSG.
+ * for MSG_WAITALL, sticky EBADMSG on RX, and sends failing with it until
+ * SO_ERROR is read (tls_err_abort sets sk_err, which tls_sw_sendmsg checks).
  *
  * Knobs (emu.*) make a step fail with a chosen errno.
  */
@@ -41,7 +42,8 @@ struct emu_dir {
 struct emu_sock {
 	int ulp;
 	struct emu_dir tx, rx;
-	int bad;         /* sticky EBADMSG */
+	int bad;         /* sticky EBADMSG on RX */
+	int sk_err;      /* the socket error a bad record left, until SO_ERROR */
 	int paused;      /* KeyUpdate read, no new RX key yet */
 	int pause_after; /* pause once the pending record is consumed */
 	unsigned char pend[EMU_REC];

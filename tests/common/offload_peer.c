@@ -147,6 +147,12 @@ void ours_close(struct ours *o)
 
 int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen)
 {
+	return echo_check_read(c, total, chunk, ktls_conn_read, why, wlen);
+}
+
+int echo_check_read(ktls_conn *c, size_t total, size_t chunk,
+		    ssize_t (*rd)(ktls_conn *, void *, size_t), char *why, size_t wlen)
+{
 	unsigned char *out = malloc(chunk), *in = malloc(chunk);
 	size_t done = 0;
 	unsigned seed = 1;
@@ -163,7 +169,7 @@ int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen)
 			goto out;
 		}
 		while (got < n) {
-			ssize_t r = ktls_conn_read(c, in + got, n - got);
+			ssize_t r = rd(c, in + got, n - got);
 			if (r <= 0) {
 				snprintf(why, wlen, "read returned %zd after %zu bytes: %s", r, done + got,
 					 ktls_conn_error(c));

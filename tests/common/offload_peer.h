@@ -83,6 +83,10 @@ void ours_close(struct ours *o);
  */
 int echo_check(ktls_conn *c, size_t total, size_t chunk, char *why, size_t wlen);
 
+/* The same, reading with rd (e.g. through io_uring) instead of ktls_conn_read. */
+int echo_check_read(ktls_conn *c, size_t total, size_t chunk,
+		    ssize_t (*rd)(ktls_conn *, void *, size_t), char *why, size_t wlen);
+
 /*
  * Prepare our side (role) against an OpenSSL peer on a fresh TCP pair,
  * with the defaults; adjust r->peer, r->tickets, r->echo_bytes before

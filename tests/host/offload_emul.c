@@ -17,6 +17,8 @@
 
 #include <criterion/criterion.h>
 
+#include "ktls_uring.h"
+
 #include "../common/offload_emul.h"
 #include "../common/offload_peer.h"
 #include "../common/testutil.h"
@@ -286,8 +288,9 @@ Test(offload_emul, gcm_record_limit_closes_tls12)
 }
 
 /*
- * A tampered record: clean error that stays.  Like the kernel, the emulator
- * then fails the socket, so our bad_record_mac alert cannot go out.
+ * A tampered record: clean error that stays, and the peer reads our
+ * bad_record_mac alert.  Like the kernel, the emulator then fails every send
+ * until SO_ERROR is read: the alert getting through shows we read it.
  */
 Test(offload_emul, tampered_record_bad_record_mac)
 {
@@ -308,7 +311,7 @@ Test(offload_emul, tampered_record_bad_record_mac)
 		cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PROTOCOL, "the code stays too");
 		shutdown(r.fds[0], SHUT_WR);
 		peer_join(&r.peer);
-		cr_expect_str_not_empty(r.peer.err);
+		cr_expect(strstr(r.peer.err, "bad record mac"), "peer saw: %s", r.peer.err);
 		ours_close(&r.us);
 		close(r.fds[0]);
 		close(r.fds[1]);
@@ -443,4 +446,68 @@ Test(offload_emul, sendfile_via_kernel)
 		free(back);
 		emu_off();
 	}
+}
+
+/*
+ * What an io_uring RECVMSG would complete with, made through the emulator
+ * (a real ring would bypass it), handed to ktls_uring_recv_result: the
+ * completion path must do what ktls_conn_read does.
+ */
+static ssize_t uring_read(ktls_conn *c, void *buf, size_t len)
+{
+	struct io_uring_sqe sqe;
+	struct io_uring_cqe cqe;
+	struct ktls_uring_rx rx;
+	ssize_t n;
+
+	do {
+		ktls_uring_prep_recvmsg(&sqe, ktls_conn_fd(c), &rx, buf, len);
+		n = kernel_ops.recvmsg(ktls_conn_fd(c), &rx.msg, 0);
+		memset(&cqe, 0, sizeof(cqe));
+		cqe.res = n < 0 ? -errno : (int)n;
+		n = ktls_uring_recv_result(c, &rx, &cqe);
+	} while (n == KTLS_WANT_READ);
+	return n;
+}
+
+/* A peer KeyUpdate(update_requested) read through io_uring: followed and answered. */
+Test(offload_emul, uring_recv_follows_key_update)
+{
+	struct run r;
+	char why[256];
+
+	emu_on(1);
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	r.peer.keyupdate_at = 64 * 1024;
+	run_go(&r, KTLS_SERVER, NULL);
+	expect_offloaded(&r);
+	cr_expect_eq(echo_check_read(r.us.c, 256 * 1024, 16384, uring_read, why, sizeof(why)), 0,
+		     "%s", why);
+	run_finish(&r);
+	cr_expect_eq(r.peer.keyupdates_sent, 1);
+	cr_expect_eq(emu.n_rx, 2, "RX re-keyed once (%d)", emu.n_rx);
+	cr_expect_eq(emu.n_tx, 2, "TX re-keyed once (%d)", emu.n_tx);
+	cr_expect_eq(emu.keyupdates_tx, 1, "our KeyUpdate answered the peer's");
+	emu_off();
+}
+
+/* A tampered record read through io_uring: bad_record_mac sent, code PROTOCOL. */
+Test(offload_emul, uring_recv_tampered_record_alerts)
+{
+	struct run r;
+	char why[256];
+
+	emu_on(1);
+	run_start(&r, KTLS_SERVER, &suites[3], NULL);
+	run_go(&r, KTLS_SERVER, NULL);
+	emu.corrupt_next_rx = 1;
+	cr_expect_eq(echo_check_read(r.us.c, 16384, 16384, uring_read, why, sizeof(why)), -1);
+	cr_expect_eq(ktls_conn_error_code(r.us.c), KTLS_ERR_PROTOCOL, "%s", ktls_conn_error(r.us.c));
+	shutdown(r.fds[0], SHUT_WR);
+	peer_join(&r.peer);
+	cr_expect(strstr(r.peer.err, "bad record mac"), "peer saw: %s", r.peer.err);
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	emu_off();
 }
