@@ -99,7 +99,7 @@ void conn_reap(struct worker *w)
 void conn_finish(struct conn *c)
 {
 	if (c->state == ST_LINGER)
-		c->w->nlinger--;
+		atomic_fetch_sub(&c->w->s->nlinger, 1);
 	c->state = ST_CLOSING;
 	if (c->own_inflight)
 		shutdown(c->fd, SHUT_RD); /* wake a pending poll/recv */
@@ -113,9 +113,17 @@ void conn_finish(struct conn *c)
  * of reading our last response or alert.  So after the FIN we read and
  * discard until the client closes, --linger-bytes were discarded or
  * --linger-time passed.  A lingering connection no longer counts against
- * --max-conns; at most max_conns of them linger per worker, beyond that a
- * connection closes at once.
+ * --max-conns; at most max_conns of them linger at once (all workers
+ * together), beyond that a connection closes at once.
  */
+static int linger_reserve(struct srv *s)
+{
+	if (atomic_fetch_add(&s->nlinger, 1) < s->cfg.max_conns)
+		return 1;
+	atomic_fetch_sub(&s->nlinger, 1);
+	return 0;
+}
+
 static void linger_arm(struct conn *c)
 {
 	struct io_uring_sqe *sqe = sqe_get(c->w);
@@ -138,7 +146,8 @@ static void linger_start(struct conn *c)
 	const struct cfg *cfg = &c->w->s->cfg;
 
 	c->state = ST_LINGER;
-	c->w->nlinger++;
+	free(c->obuf); /* a lingering connection holds no response */
+	c->obuf = NULL;
 	c->lingered = 0;
 	c->deadline = now_ms() + (uint64_t)cfg->linger_ms;
 	c->slot_freed = 1;
@@ -176,7 +185,7 @@ void conn_close(struct conn *c, int graceful)
 		return;
 	if (graceful && c->hs_done)
 		ktls_conn_shutdown(c->tls); /* best effort on a non-blocking socket */
-	if (cfg->linger_bytes > 0 && c->w->nlinger < cfg->max_conns) {
+	if (cfg->linger_bytes > 0 && linger_reserve(c->w->s)) {
 		shutdown(c->fd, SHUT_WR);
 		linger_start(c);
 		return;

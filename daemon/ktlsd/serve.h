@@ -24,6 +24,7 @@ struct srv {
 	pthread_mutex_t ctx_mu;  /* guards ctx: SIGHUP swaps it */
 	ktls_ctx *ctx;
 	atomic_int nconns;       /* all workers together, for --max-conns */
+	atomic_int nlinger;      /* lingering closes, all workers: at most max_conns */
 	atomic_int stopping;     /* SIGTERM/SIGINT seen */
 	struct worker **workers;
 	int nworkers;

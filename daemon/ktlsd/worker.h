@@ -81,7 +81,6 @@ struct worker {
 	struct conn *head;
 	struct conn *reap;      /* closed, nothing in flight: free after the batch */
 	int nconns;
-	int nlinger;            /* connections in ST_LINGER */
 	int stopping;
 	uint64_t stop_deadline;
 	int rearm_accept;       /* accept failed (EMFILE...): retry on tick */
