@@ -20,7 +20,7 @@ TEST_PKGS := criterion
 # Debian packages: what building and running needs, and what tests add.
 DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev openssl ca-certificates
-DEB_TEST  := libcriterion-dev gnutls-bin python3 curl iproute2 qemu-system-x86 \
+DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
              busybox-static cpio kmod xz-utils procps nginx gnuplot-nox
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -59,7 +59,7 @@ THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
 # Suites whose one source in tests/host is also the guest suite: they look
 # at KTLS_TEST_EXPECT_KTLS at run time.
-TSHARED     := agent_x509 ktlsd_serve uring_xfer
+TSHARED     := agent_x509 ktlsd_serve uring_xfer wire_diff
 TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%) \
                $(TSHARED:%=$(BUILD)/tests/guest/%)
 
@@ -86,9 +86,11 @@ $(BUILD)/obj/lib/%.o: lib/%.c
 
 # One relocatable object with every hidden symbol made local: what a
 # program linking the archive can see is exactly what libktls.so exports.
+# Linked by the compiler driver (cross and LTO toolchains), written under a
+# temporary name so that an interrupted build never leaves it unlocalised.
 $(BUILD)/obj/libktls.o: $(LIB_OBJ)
 	@echo "  LD -r   $@"
-	$(Q)$(LD) -r -o $@ $^ && $(OBJCOPY) --localize-hidden $@
+	$(Q)$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp && mv $@.tmp $@
 
 $(LIBA): $(BUILD)/obj/libktls.o
 	@echo "  AR      $@"

@@ -179,7 +179,7 @@ void kernel_stat_snap(struct install_stat *s)
 	char err[128];
 
 	s->tx_dev = s->tx_sw = s->rx_dev = s->rx_sw = -1;
-	if (ktls_stat_read("/proc/net/tls_stat", &v, &n, err, sizeof(err)))
+	if (ktls_stat_read(KTLS_STAT_PATH, &v, &n, err, sizeof(err)))
 		return;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
