@@ -445,8 +445,12 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 		if (tls13 && h[0] == SSL3_MT_NEWSESSION_TICKET && !k->server) {
 			/* Session tickets: this library does not resume; consumed quietly. */
 		} else if (tls13 && h[0] == SSL3_MT_KEY_UPDATE) {
+			/* the alerts OpenSSL sends for the same faults */
+			if (mlen == 0)
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR, "empty KeyUpdate");
 			if (mlen != 1 || h[4] > 1)
-				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR, "malformed KeyUpdate");
+				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_ILLEGAL_PARAMETER,
+					       "malformed KeyUpdate (%zu bytes, request_update %d)", mlen, h[4]);
 			if (k->hs_len != 5)
 				return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_UNEXPECTED_MESSAGE,
 					       "KeyUpdate was not the last message of its record");
@@ -508,8 +512,13 @@ static int rx_alert(struct ktls_conn *c, struct kernel_state *k)
 	}
 	if (desc == AD_USER_CANCELED)
 		return 1; /* a close_notify follows */
-	if (level == ALERT_WARNING && k->p.version == TLS1_2_VERSION)
-		return 1; /* TLS 1.2 warnings (e.g. no_renegotiation) do not end it */
+	if (level == ALERT_WARNING && k->p.version == TLS1_2_VERSION) {
+		/* We never renegotiate, so a refusal is a protocol error (as in OpenSSL). */
+		if (desc == AD_NO_RENEGOTIATION)
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_HANDSHAKE_FAILURE,
+				       "peer sent no_renegotiation, but nobody asked to renegotiate");
+		return 1; /* other TLS 1.2 warnings do not end it */
+	}
 	/* The code says who refused; the number is kept for ktls_conn_peer_alert. */
 	c->peer_alert = desc;
 	return rx_fail(c, k, desc == AD_UNKNOWN_PSK_IDENTITY ? KTLS_ERR_PSK_UNKNOWN : KTLS_ERR_PEER_ALERT,
@@ -575,9 +584,12 @@ static int rx_errno(struct ktls_conn *c, struct kernel_state *k, int e)
 	case EMSGSIZE:
 		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_RECORD_OVERFLOW,
 			       "record too large or malformed (record_overflow)");
-	case EINVAL:
+	case EINVAL: /* the kernel checks legacy_record_version; OpenSSL's alert differs by version */
+		if (k->p.version == TLS1_3_VERSION)
+			return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_DECODE_ERROR,
+				       "record has a wrong version (decode_error)");
 		return rx_fail(c, k, KTLS_ERR_PROTOCOL, AD_PROTOCOL_VERSION,
-			       "record has a wrong version or type (protocol_version)");
+			       "record has a wrong version (protocol_version)");
 	case EKEYEXPIRED:
 		return rx_fail(c, k, KTLS_ERR_INTERNAL, -1,
 			       "kernel paused RX for a KeyUpdate that was not handled");
