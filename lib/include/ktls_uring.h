@@ -219,8 +219,8 @@ void ktls_uring_prep_recvmsg(struct io_uring_sqe *sqe, int fd, struct ktls_uring
  * path.  Returns the bytes of application data now in buf (> 0);
  * KTLS_WANT_READ when nothing for the caller arrived (the socket had
  * nothing, or the record was one the library handled: a KeyUpdate followed
- * and, if the peer asked, answered; a ticket; a warning alert; an empty
- * record): queue the next receive; 0 at the peer's close_notify; -1 on
+ * (and, if the peer asked, ours sent before our next data); a ticket; a
+ * warning alert; an empty record): queue the next receive; 0 at the peer's close_notify; -1 on
  * failure, after the fatal alert the record called for (bad_record_mac,
  * record_overflow, decode_error, unexpected_message, ...) was sent, with
  * the reason in ktls_conn_error() and ktls_conn_error_code().  Bytes of

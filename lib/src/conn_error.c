@@ -103,7 +103,7 @@ static int peer_not_tls(const struct conn_impl *ci)
 /* ---- OpenSSL error classification -------------------------------------- */
 
 struct sslerr {
-	unsigned long first;  /* first error of the queue (root cause) */
+	unsigned long first;  /* the TLS layer's first error, else the queue's first */
 	int alert;            /* alert description received, or -1 */
 	int reason;           /* ERR_GET_REASON(first) for ERR_LIB_SSL, else 0 */
 	char text[160];
@@ -117,8 +117,13 @@ static void sslerr_take(struct sslerr *e)
 	e->first = 0;
 	e->alert = -1;
 	e->reason = 0;
+	/*
+	 * A provider error can come before the TLS layer's own (TLS 1.2
+	 * AES-GCM: the cipher's failure, then bad_record_mac): the TLS
+	 * layer's names the cause.
+	 */
 	while ((x = ERR_get_error()) != 0) {
-		if (!e->first)
+		if (!e->first || (ERR_GET_LIB(x) == ERR_LIB_SSL && ERR_GET_LIB(e->first) != ERR_LIB_SSL))
 			e->first = x;
 		/* A received alert is reported as reason SSL_AD_REASON_OFFSET + desc. */
 		if (ERR_GET_LIB(x) == ERR_LIB_SSL && e->alert < 0 &&

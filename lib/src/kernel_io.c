@@ -385,7 +385,7 @@ static int rx_fail(struct ktls_conn *c, struct kernel_state *k, int code, int al
 	return conn_fail(c, code, "%s", k->rx_err);
 }
 
-/* The peer's KeyUpdate: next RX secret, new TLS_RX key; answer if asked. */
+/* The peer's KeyUpdate: next RX secret, new TLS_RX key; our answer owed if asked. */
 static int rx_update(struct ktls_conn *c, struct kernel_state *k, int requested)
 {
 	unsigned char next[KEYS_MAX_SECRET];
@@ -413,16 +413,12 @@ static int rx_update(struct ktls_conn *c, struct kernel_state *k, int requested)
 	}
 	k->rekey_ok = 1;
 	memcpy(k->rx_secret, next, k->secret_len);
-	if (requested) {
-		/* Owed before our next data; try now, a full socket retries later. */
+	/*
+	 * Ours goes out before our next data record (RFC 8446 4.6.3), as
+	 * OpenSSL does it: a reader that never writes again never sends one.
+	 */
+	if (requested)
 		k->update_owed = 1;
-		r = tx_update(c, k, 0);
-		if (r == KTLS_WANT_WRITE) {
-			r = 0;
-		} else if (r != 0) {
-			r = rx_fail(c, k, c->err_code, -1, "peer asked for a KeyUpdate: %s", c->err);
-		}
-	}
 out:
 	secure_zero(next, sizeof(next));
 	secure_zero(&info, sizeof(info));

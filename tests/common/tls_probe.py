@@ -12,6 +12,12 @@
 #
 #   tls_probe.py --port P --version 1.3|1.2 --cipher aes128gcm|aes256gcm|chacha20
 #                --probe NAME|all [--path /probe.bin] [--timeout S] [--list]
+#   tls_probe.py --serve --cert PEM --key PEM --version ... --cipher ... --probe NAME|all
+#
+# --serve turns it around: it listens (printing "PORT n" first), runs the
+# server's side of the handshake with the test certificate for each probe
+# in turn, reads the client's request and answers with the probe's records,
+# then reports what the client sent back (alerts, KeyUpdates, data).
 import argparse
 import errno
 import hashlib
@@ -124,8 +130,9 @@ class Keys:
 
 
 class Conn:
-    def __init__(self, host, port, timeout):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout, sock=None):
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b''
         self.eof = None  # 'fin', 'rst', 'timeout' once the transport ended
@@ -374,11 +381,162 @@ def handshake12(c, args, suite):
     return Session(c, False, aead, klen, h)
 
 
-class Session:
-    """After the handshake: what we send, and what we saw."""
 
-    def __init__(self, conn, tls13, aead, klen, h):
+# ---- server mode: our handshake as the server, for probing a TLS client ----------
+
+class ServerCreds:
+    """The test certificate (ECDSA P-256) and its key, for signing our flight."""
+
+    def __init__(self, cert, key):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        with open(cert, 'rb') as f:
+            pems = f.read().split(b'-----BEGIN CERTIFICATE-----')[1:]
+        self.chain = [x509.load_pem_x509_certificate(b'-----BEGIN CERTIFICATE-----' + p)
+                      .public_bytes(Encoding.DER) for p in pems]
+        with open(key, 'rb') as f:
+            self.key = load_pem_private_key(f.read(), None)
+
+    def sign(self, data):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def parse_client_hello(msg):
+    if msg[0] != 1:
+        raise ProbeError('expected ClientHello, got %d' % msg[0])
+    b = msg[4:]
+    crandom, p = b[2:34], 35 + b[34]
+    sid = b[35:p]
+    n = struct.unpack('>H', b[p:p + 2])[0]
+    suites = [struct.unpack('>H', b[p + 2 + i:p + 4 + i])[0] for i in range(0, n, 2)]
+    p += 2 + n
+    p += 1 + b[p]
+    return crandom, sid, suites, parse_exts(b[p + 2:p + 2 + struct.unpack('>H', b[p:p + 2])[0]])
+
+
+def pick(offered, ours):
+    for s in ours:
+        if s in offered:
+            return s
+    raise ProbeError('client offered none of %r' % ours)
+
+
+def server_handshake13(c, creds, suite):
+    suites, aead, klen, hname = suite
+    h = getattr(hashlib, hname)
+    hlen = h().digest_size
+    hs = Handshake(c)
+    ch = hs.next()
+    _, sid, offered, exts = parse_client_hello(ch)
+    chosen = pick(offered, suites)
+    shares, p, client_pub = exts.get(51, b'')[2:], 0, None
+    while p + 4 <= len(shares):
+        g, n = struct.unpack('>HH', shares[p:p + 4])
+        if g == 0x1d:
+            client_pub = shares[p + 4:p + 4 + n]
+        p += 4 + n
+    if client_pub is None:
+        raise ProbeError('client sent no x25519 key share')
+    hs.add(ch)
+    priv = X25519PrivateKey.generate()
+    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    sh_exts = ext(43, struct.pack('>H', 0x0304)) + ext(51, struct.pack('>HH', 0x1d, 32) + pub)
+    sh = hs_msg(2, struct.pack('>H', 0x0303) + os.urandom(32) + vec(1, sid) +
+                struct.pack('>HB', chosen, 0) + vec(2, sh_exts))
+    hs.add(sh)
+    shared = priv.exchange(X25519PublicKey.from_public_bytes(client_pub))
+    zero = b'\0' * hlen
+    early = hkdf_extract(h, zero, zero)
+    hsec = hkdf_extract(h, hkdf_expand_label(h, early, b'derived', h(b'').digest(), hlen), shared)
+    th = h(hs.transcript).digest()
+    c_hs = hkdf_expand_label(h, hsec, b'c hs traffic', th, hlen)
+    s_hs = hkdf_expand_label(h, hsec, b's hs traffic', th, hlen)
+    out = struct.pack('>BHH', HANDSHAKE, 0x0303, len(sh)) + sh
+    c.wr, c.rd = keys13(aead, klen, h, s_hs), keys13(aead, klen, h, c_hs)
+    flight = [hs_msg(8, vec(2, b''))]
+    flight.append(hs_msg(11, b'\0' + vec(3, b''.join(vec(3, d) + b'\0\0' for d in creds.chain))))
+    for m in flight:
+        hs.add(m)
+    tbs = b' ' * 64 + b'TLS 1.3, server CertificateVerify\0' + h(hs.transcript).digest()
+    cv = hs_msg(15, struct.pack('>H', 0x0403) + vec(2, creds.sign(tbs)))
+    hs.add(cv)
+    fk = hkdf_expand_label(h, s_hs, b'finished', b'', hlen)
+    fin = hs_msg(20, hmac.new(fk, h(hs.transcript).digest(), h).digest())
+    hs.add(fin)
+    out += c.wr.seal(HANDSHAKE, b''.join(flight) + cv + fin)
+    c.send(out)
+    th_sf = h(hs.transcript).digest()
+    msec = hkdf_extract(h, hkdf_expand_label(h, hsec, b'derived', h(b'').digest(), hlen), zero)
+    cfin = hs.next()
+    fk = hkdf_expand_label(h, c_hs, b'finished', b'', hlen)
+    if cfin[0] != 20 or cfin[4:] != hmac.new(fk, h(hs.transcript).digest(), h).digest():
+        raise ProbeError('client Finished does not verify')
+    st = Session(c, True, aead, klen, h, server=True)
+    st.c_secret = hkdf_expand_label(h, msec, b's ap traffic', th_sf, hlen)  # ours: we write
+    st.s_secret = hkdf_expand_label(h, msec, b'c ap traffic', th_sf, hlen)  # theirs
+    c.wr = keys13(aead, klen, h, st.c_secret)
+    c.rd = keys13(aead, klen, h, st.s_secret)
+    return st
+
+
+def server_handshake12(c, creds, suite):
+    suites, aead, klen, hname = suite
+    h = getattr(hashlib, hname)
+    hs = Handshake(c)
+    ch = hs.next()
+    crandom, _, offered, exts = parse_client_hello(ch)
+    chosen = pick(offered, suites[1:])  # the ECDSA suite: our certificate is EC
+    if 23 not in exts:
+        raise ProbeError('client did not offer the extended master secret')
+    hs.add(ch)
+    srandom = os.urandom(32)
+    sh = hs_msg(2, struct.pack('>H', 0x0303) + srandom + vec(1, os.urandom(32)) +
+                struct.pack('>HB', chosen, 0) + vec(2, ext(23, b'') + ext(0xff01, b'\0') +
+                                                    ext(11, vec(1, b'\0'))))
+    cert = hs_msg(11, vec(3, b''.join(vec(3, d) for d in creds.chain)))
+    priv = X25519PrivateKey.generate()
+    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    params = struct.pack('>BHB', 3, 0x1d, 32) + pub
+    ske = hs_msg(12, params + struct.pack('>H', 0x0403) +
+                 vec(2, creds.sign(crandom + srandom + params)))
+    done = hs_msg(14, b'')
+    for m in (sh, cert, ske, done):
+        hs.add(m)
+    flight = sh + cert + ske + done
+    c.send(struct.pack('>BHH', HANDSHAKE, 0x0303, len(flight)) + flight)
+    cke = hs.next()
+    if cke[0] != 16:
+        raise ProbeError('expected ClientKeyExchange, got %d' % cke[0])
+    hs.add(cke)
+    shared = priv.exchange(X25519PublicKey.from_public_bytes(cke[5:5 + cke[4]]))
+    master = prf12(h, shared, b'extended master secret', h(hs.transcript).digest(), 48)
+    ivlen = 4 if aead is AESGCM else 12
+    kb = prf12(h, master, b'key expansion', srandom + crandom, 2 * klen + 2 * ivlen)
+    ck, sk = kb[:klen], kb[klen:2 * klen]
+    civ, siv = kb[2 * klen:2 * klen + ivlen], kb[2 * klen + ivlen:]
+    rec = c.record()  # ChangeCipherSpec
+    if rec is None or rec[0] != CCS:
+        raise ProbeError('expected ChangeCipherSpec')
+    c.rd = Keys(False, aead, ck, civ)
+    want = prf12(h, master, b'client finished', h(hs.transcript).digest(), 12)
+    cfin = hs.next()
+    if cfin[0] != 20 or cfin[4:] != want:
+        raise ProbeError('client Finished does not verify')
+    hs.add(cfin)
+    c.wr = Keys(False, aead, sk, siv)
+    fin = hs_msg(20, prf12(h, master, b'server finished', h(hs.transcript).digest(), 12))
+    c.send(struct.pack('>BHHB', CCS, 0x0303, 1, 1) + c.wr.seal(HANDSHAKE, fin))
+    return Session(c, False, aead, klen, h, server=True)
+
+class Session:
+    """After the handshake: what we send, and what we saw.  c_secret is
+    always the secret of what we write (the client's in client mode)."""
+
+    def __init__(self, conn, tls13, aead, klen, h, server=False):
         self.c, self.tls13, self.aead, self.klen, self.h = conn, tls13, aead, klen, h
+        self.server = server
         self.c_secret = self.s_secret = None
         self.alerts, self.keyupdates, self.requested, self.tickets = [], 0, 0, 0
         self.data, self.owe_update = b'', False
@@ -605,6 +763,174 @@ def probes(version):
     return COMMON + (ONLY13 if version == '1.3' else ONLY12)
 
 
+# ---- server-mode probes: what we send a client after its request -----------------
+
+BODY = bytes(range(256)) * 160  # 40960 bytes the client hashes
+
+
+def response(s, size=MAX_PLAIN):
+    """The response to the client's request, as records of at most size bytes."""
+    data = b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(BODY) + BODY
+    return [s.rec(DATA, data[i:i + size]) for i in range(0, len(data), size)]
+
+
+def close_notify(s):
+    return s.rec(ALERT, b'\x01\x00')
+
+
+def s_baseline(s, a):
+    return [b''.join(response(s)) + close_notify(s)]
+
+
+def s_split_bytes(s, a):
+    r = b''.join(response(s)) + close_notify(s)
+    return [r[i:i + 1] for i in range(64)] + [r[64:]]
+
+
+def s_coalesce(s, a):
+    return [b''.join(response(s, 100)) + close_notify(s)]
+
+
+def s_zero_len(s, a):
+    return [s.rec(DATA, b'') + b''.join(response(s)) + close_notify(s)]
+
+
+def s_zero_len_padded(s, a):
+    return [s.rec(DATA, b'', pad=1000) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_zero_len_padded_max(s, a):
+    return [s.rec(DATA, b'', pad=MAX_PLAIN) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_tamper_ciphertext(s, a):
+    r = response(s)
+    return [flip(r[0], 5 + (len(r[0]) - 5) // 2) + b''.join(r[1:]) + close_notify(s)]
+
+
+def s_tamper_tag(s, a):
+    r = response(s)
+    return [flip(r[0], len(r[0]) - 1) + b''.join(r[1:]) + close_notify(s)]
+
+
+def s_tamper_version(s, a):
+    r = response(s)
+    return [r[0][:1] + b'\x03\x01' + r[0][3:] + b''.join(r[1:]) + close_notify(s)]
+
+
+def s_oversize_ciphertext(s, a):
+    return p_oversize_ciphertext(s, a)
+
+
+def s_oversize_plaintext(s, a):
+    return [s.rec(DATA, b'x' * (MAX_PLAIN + 1))]
+
+
+def s_oversize_padding(s, a):
+    return [s.rec(DATA, b'x', pad=MAX_PLAIN) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_padding_only(s, a):
+    return [s.rec(DATA, b'', inner=b'\0' * 16) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_tickets(s, a):
+    nst = hs_msg(4, struct.pack('>IIB', 7200, 1, 8) + b'\0' * 8 + vec(2, os.urandom(32)) + vec(2, b''))
+    return [s.rec(HANDSHAKE, nst + nst) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_keyupdate(s, a):
+    return [s.key_update(0) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_keyupdate_requested(s, a):
+    return [s.key_update(1) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_keyupdate_invalid(s, a):
+    return [s.rec(HANDSHAKE, hs_msg(24, b'\x02')) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_hello_request(s, a):
+    return [s.rec(HANDSHAKE, hs_msg(0, b'')) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_unexpected_hs(s, a):
+    return [s.rec(HANDSHAKE, hs_msg(20, b'\0' * 32)) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_unexpected_ccs(s, a):
+    return [struct.pack('>BHHB', CCS, 0x0303, 1, 1) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_alert_warning(s, a):
+    al = b'\x01\x5a' if s.tls13 else b'\x01\x31'  # user_canceled; access_denied as a 1.2 warning
+    return [s.rec(ALERT, al) + b''.join(response(s)) + close_notify(s)]
+
+
+def s_alert_fatal(s, a):
+    return [s.rec(ALERT, b'\x02\x28')]
+
+
+SERVE_COMMON = ['baseline', 'split_bytes', 'coalesce', 'zero_len', 'tamper_ciphertext',
+                'tamper_tag', 'tamper_version', 'oversize_ciphertext', 'oversize_plaintext',
+                'unexpected_ccs', 'alert_warning', 'alert_fatal']
+SERVE13 = ['zero_len_padded', 'zero_len_padded_max', 'oversize_padding', 'padding_only',
+           'tickets', 'keyupdate', 'keyupdate_requested', 'keyupdate_invalid', 'unexpected_hs']
+SERVE12 = ['hello_request']
+
+
+def serve_probes(version):
+    return SERVE_COMMON + (SERVE13 if version == '1.3' else SERVE12)
+
+
+def serve_one(args, lsock, creds, name):
+    """Accept one client, handshake, read its request, answer with the probe."""
+    tls13 = args.version == '1.3'
+    sock, _ = lsock.accept()
+    c = Conn(None, None, args.timeout, sock)
+    try:
+        suite = (SUITES13 if tls13 else SUITES12)[args.cipher]
+        s = server_handshake13(c, creds, suite) if tls13 else server_handshake12(c, creds, suite)
+        while b'\r\n\r\n' not in s.data:  # the client's request
+            rec = c.record()
+            if rec is None:
+                raise ProbeError('client closed before its request (%s)' % c.eof)
+            if rec[0] == DATA:
+                s.data += rec[1]
+        s.data = b''
+        for w in globals()['s_' + name](s, args):
+            try:
+                c.send(w)
+            except OSError:
+                break
+        transport = s.read_all()
+    finally:
+        c.sock.close()
+    closing = 'close_notify+' if [1, 0] in s.alerts else \
+        'alert+' if any(al[0] == 2 for al in s.alerts) else ''
+    return {'probe': name, 'version': args.version, 'cipher': args.cipher, 'side': 'server',
+            'client_alerts': s.alerts, 'client_keyupdates': s.keyupdates,
+            'client_data': len(s.data), 'end': closing + transport}
+
+
+def serve(args):
+    creds = ServerCreds(args.cert, args.key)
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((args.host, 0))
+    lsock.listen(8)
+    lsock.settimeout(60)
+    print('PORT %d' % lsock.getsockname()[1], flush=True)
+    names = serve_probes(args.version)
+    for name in names if args.probe == 'all' else args.probe.split(','):
+        try:
+            print(json.dumps(serve_one(args, lsock, creds, name), sort_keys=True), flush=True)
+        except (ProbeError, OSError) as e:
+            print(json.dumps({'probe': name, 'error': str(e)}, sort_keys=True), flush=True)
+    return 0
+
+
 def run_one(args, name):
     tls13 = args.version == '1.3'
     suite = (SUITES13 if tls13 else SUITES12)[args.cipher]
@@ -653,8 +979,13 @@ def main():
     ap.add_argument('--path', default='/probe.bin')
     ap.add_argument('--timeout', type=float, default=5)
     ap.add_argument('--list', action='store_true')
+    ap.add_argument('--serve', action='store_true', help='be the server: probe a TLS client')
+    ap.add_argument('--cert')
+    ap.add_argument('--key')
     args = ap.parse_args()
-    names = probes(args.version)
+    names = serve_probes(args.version) if args.serve else probes(args.version)
+    if args.serve and not args.list:
+        return serve(args)
     if args.list:
         print('\n'.join(names))
         return 0

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 
 #include "ktls.h"
 
@@ -208,6 +209,15 @@ static char *run_probes(int port, const char *version, const char *cipher)
 	return out;
 }
 
+/* KTLS_WIRE_SHOW=1 prints both reports, to see what the probes saw. */
+static void show_reports(const char *who, const char *version, const char *cipher, const char *off,
+			 const char *user)
+{
+	if (getenv("KTLS_WIRE_SHOW"))
+		fprintf(stderr, "== %s %s %s offloaded:\n%s== userspace:\n%s", who, version, cipher,
+			off, user);
+}
+
 /* The line of one probe in a report, copied into line (NULL if absent). */
 static const char *probe_line(const char *out, const char *name, char *line, size_t cap)
 {
@@ -307,6 +317,7 @@ static void compare(const char *server, const char *version, const char *cipher,
 	const char *want;
 	int n = 0;
 
+	show_reports(server, version, cipher, off, user);
 	snprintf(list_cmd, sizeof(list_cmd), "/usr/bin/python3 %s --list --version %s", probe_py,
 		 version);
 	cr_assert_eq(tu_run(list_cmd, names, sizeof(names)), 0, "%s", names);
@@ -327,6 +338,156 @@ static void compare(const char *server, const char *version, const char *cipher,
 			continue;
 		}
 		cr_expect_str_eq(a, b, "%s %s %s: probe %s differs\n offload: %s\n    user: %s", server,
+				 version, cipher, name, a, b);
+	}
+	cr_expect_gt(n, 10, "only %d probes listed", n);
+	free(off);
+	free(user);
+}
+
+/* ---- the other direction: our client against the probe as a server ----------- */
+
+/*
+ * One connection of our client to the probe server: handshake, offload (or
+ * not), the request, then everything read until the end.  What it saw,
+ * as one line: bytes and their hash, and how reading ended.
+ */
+static void lib_client_one(int port, int offload, const struct ct_cell *cell, char *obs, size_t cap)
+{
+	static const char req[] = "GET /probe.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	struct timeval tv = { .tv_sec = 10 };
+	unsigned char buf[16384], md[32];
+	char hex[65];
+	unsigned mdlen = 0;
+	size_t total = 0;
+	ssize_t r = -1;
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	ktls_ctx *ctx = ct_client_ctx();
+	ktls_conn *c = NULL;
+	int fd = tu_connect(port);
+
+	cr_assert(h && ctx && fd >= 0);
+	cr_assert_eq(ct_pin_ctx(ctx, cell), 0, "%s", ktls_ctx_error(ctx));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+	c = ktls_conn_new(ctx, fd, "localhost");
+	cr_assert(c, "%s", ktls_ctx_error(ctx));
+	if (ct_handshake(c, 10000) != 0) {
+		snprintf(obs, cap, "handshake failed: %s", ktls_conn_error(c));
+		goto out;
+	}
+	if (offload)
+		cr_assert_eq(ktls_conn_offload(c), 0, "%s", ktls_conn_error(c));
+	cr_assert_eq(ct_write_full(c, req, sizeof(req) - 1), 0, "%s", ktls_conn_error(c));
+	while ((r = ktls_conn_read(c, buf, sizeof(buf))) > 0) {
+		EVP_DigestUpdate(h, buf, (size_t)r);
+		total += (size_t)r;
+	}
+	EVP_DigestFinal_ex(h, md, &mdlen);
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if (r == 0) {
+		ktls_conn_shutdown(c);
+		snprintf(obs, cap, "client read %zu bytes sha %.16s, then close_notify", total, hex);
+	} else {
+		snprintf(obs, cap, "client read %zu bytes sha %.16s, then %s (peer alert %d)", total, hex,
+			 ktls_error_name(ktls_conn_error_code(c)), ktls_conn_peer_alert(c));
+	}
+out:
+	shutdown(fd, SHUT_WR);
+	drain(fd);
+	ktls_conn_free(c);
+	ktls_ctx_free(ctx);
+	close(fd);
+	EVP_MD_CTX_free(h);
+}
+
+/* Our client through every server-side probe: "probe: client ... | server JSON" lines. */
+static char *client_run(const char *version, const char *cipher, int offload, char *names)
+{
+	char v[8], cp[16];
+	char *argv[] = { "/usr/bin/python3", (char *)probe_py, "--serve", "--cert",
+			 (char *)tu_cert("server-ec.pem"), "--key", (char *)tu_cert("server-ec.key"),
+			 "--version", v, "--cipher", cp, "--probe", "all", "--timeout", "10", NULL };
+	struct ct_cell cell = ct_cell(!strcmp(version, "1.3") ? KTLS_TLS1_3 : KTLS_TLS1_2,
+				      !strcmp(cipher, "chacha20") ? 2 : 0);
+	char *out = calloc(1, PROBE_OUT), line[4096], obs[512], *list = strdup(names);
+	size_t used = 0;
+	int from, port = 0;
+	FILE *f;
+	pid_t pid;
+
+	cr_assert(out && list);
+	snprintf(v, sizeof(v), "%s", version);
+	snprintf(cp, sizeof(cp), "%s", cipher);
+	pid = tu_spawn(argv, NULL, &from);
+	cr_assert_gt(pid, 0);
+	f = fdopen(from, "r");
+	cr_assert(f && fgets(line, sizeof(line), f) && sscanf(line, "PORT %d", &port) == 1,
+		  "the probe server did not start");
+	for (char *sv = NULL, *name = strtok_r(list, "\n", &sv); name; name = strtok_r(NULL, "\n", &sv)) {
+		lib_client_one(port, offload, &cell, obs, sizeof(obs));
+		cr_assert(fgets(line, sizeof(line), f), "probe server ended before %s", name);
+		line[strcspn(line, "\n")] = '\0';
+		used += (size_t)snprintf(out + used, PROBE_OUT - used, "\"probe\": \"%s\" %s | %s\n",
+					 name, obs, line);
+	}
+	fclose(f);
+	tu_wait(pid, 10000);
+	free(list);
+	return out;
+}
+
+/*
+ * Where the kernel answers differently on the client side too: what the
+ * offloaded client's line shows instead (same causes as kernel_diffs).
+ */
+static const struct kernel_diff client_diffs[] = {
+	{ "unexpected_ccs", NULL, "then protocol (peer alert -1)", "EBADMSG, see kernel_diffs" },
+	{ "padding_only", "1.3", "then protocol (peer alert -1)", "EBADMSG, see kernel_diffs" },
+	{ "oversize_padding", "1.3", "then protocol (peer alert -1)", "RFC 8446 5.4, see kernel_diffs" },
+};
+
+static const char *client_kernel_answer(const char *probe, const char *version)
+{
+	if (!tu_expect_ktls())
+		return NULL;
+	if ((!strcmp(probe, "keyupdate") || !strcmp(probe, "keyupdate_requested")) && !kernel_rekeys())
+		return "then kernel";
+	for (size_t i = 0; i < sizeof(client_diffs) / sizeof(client_diffs[0]); i++)
+		if (!strcmp(client_diffs[i].probe, probe) &&
+		    (!client_diffs[i].version || !strcmp(client_diffs[i].version, version)))
+			return client_diffs[i].offload_has;
+	return NULL;
+}
+
+static void client_case(const char *version, const char *cipher)
+{
+	char list_cmd[256], names[4096], lo[4096], lu[4096];
+	char *off, *user;
+	const char *want;
+	int n = 0;
+
+	snprintf(list_cmd, sizeof(list_cmd), "/usr/bin/python3 %s --serve --list --version %s",
+		 probe_py, version);
+	cr_assert_eq(tu_run(list_cmd, names, sizeof(names)), 0, "%s", names);
+	off = client_run(version, cipher, 1, names);
+	user = client_run(version, cipher, 0, names);
+	show_reports("client", version, cipher, off, user);
+	for (char *sv = NULL, *name = strtok_r(names, "\n", &sv); name; name = strtok_r(NULL, "\n", &sv)) {
+		const char *a = probe_line(off, name, lo, sizeof(lo));
+		const char *b = probe_line(user, name, lu, sizeof(lu));
+
+		n++;
+		cr_assert(a && b, "client %s %s: probe %s missing", version, cipher, name);
+		cr_expect(!strstr(b, "\"error\""), "client %s %s: the probe failed: %s", version, cipher, b);
+		if ((want = client_kernel_answer(name, version))) {
+			cr_expect(strstr(a, want), "client %s %s: %s offloaded should show the documented "
+				  "kernel answer %s:\n%s", version, cipher, name, want, a);
+			continue;
+		}
+		cr_expect_str_eq(a, b, "client %s %s: probe %s differs\n offload: %s\n    user: %s",
 				 version, cipher, name, a, b);
 	}
 	cr_expect_gt(n, 10, "only %d probes listed", n);
@@ -395,3 +556,7 @@ Test(wire_diff, libktls_tls13_aes128gcm) { lib_case("1.3", "aes128gcm"); }
 Test(wire_diff, libktls_tls13_chacha20) { lib_case("1.3", "chacha20"); }
 Test(wire_diff, libktls_tls12_aes128gcm) { lib_case("1.2", "aes128gcm"); }
 Test(wire_diff, libktls_tls12_chacha20) { lib_case("1.2", "chacha20"); }
+Test(wire_diff, client_tls13_aes128gcm) { client_case("1.3", "aes128gcm"); }
+Test(wire_diff, client_tls13_chacha20) { client_case("1.3", "chacha20"); }
+Test(wire_diff, client_tls12_aes128gcm) { client_case("1.2", "aes128gcm"); }
+Test(wire_diff, client_tls12_chacha20) { client_case("1.2", "chacha20"); }
