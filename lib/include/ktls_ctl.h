@@ -53,7 +53,7 @@ struct ktls_sock {
 	int txconf, rxconf;           /* TLS_CONF_*, 0 when not reported */
 	int zc_ro_tx, rx_no_pad;      /* flags */
 	int pid;                      /* owning process, 0 when unknown */
-	char comm[32];
+	char comm[32];                /* its name, bytes outside printable ASCII as \xHH */
 };
 
 /*

@@ -394,6 +394,29 @@ KTLS_API void ktls_sock_list_free(struct ktls_sock *v)
 	free(v);
 }
 
+/*
+ * Any process names itself (prctl PR_SET_NAME): what it chose reaches
+ * terminals and logs, so bytes outside printable ASCII, and '\', become
+ * \xHH, cut at a whole escape.
+ */
+static void comm_escape(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in; in++) {
+		unsigned char ch = (unsigned char)*in;
+		int esc = ch < 0x20 || ch >= 0x7f || ch == '\\';
+
+		if (o + (esc ? 4 : 1) >= cap)
+			break;
+		if (esc)
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
 /* /proc/PID/fd/N -> "socket:[INODE]": match against the sockets we found. */
 KTLS_API void ktls_sock_owners(struct ktls_sock *v, size_t n)
 {
@@ -430,9 +453,12 @@ KTLS_API void ktls_sock_owners(struct ktls_sock *v, size_t n)
 				char cpath[300];
 				snprintf(cpath, sizeof(cpath), "/proc/%s/comm", de->d_name);
 				FILE *c = fopen(cpath, "re");
+				char raw[32];
 				if (c) {
-					if (fgets(v[i].comm, sizeof(v[i].comm), c))
-						v[i].comm[strcspn(v[i].comm, "\n")] = '\0';
+					if (fgets(raw, sizeof(raw), c)) {
+						raw[strcspn(raw, "\n")] = '\0';
+						comm_escape(v[i].comm, sizeof(v[i].comm), raw);
+					}
 					fclose(c);
 				}
 			}
