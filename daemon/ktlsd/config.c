@@ -25,6 +25,8 @@ static const struct opt {
 	{ "request-timeout", ARG_STR }, { "grace-period", ARG_STR },
 	{ "tickets", ARG_STR }, { "metrics", ARG_STR },
 	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
+	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
+	{ "serve-dotfiles", ARG_NONE },
 };
 
 void cfg_usage(FILE *f)
@@ -35,12 +37,18 @@ void cfg_usage(FILE *f)
 	      "         [--access-log FILE|-] [--config FILE] [--foreground] [--no-offload]\n"
 	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
-	      "         [--linger-time S] [--linger-bytes N]\n"
+	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
+	      "         [--first-byte-timeout S] [--serve-dotfiles]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
-	      "10 s grace on SIGTERM.  --tickets 2: TLS 1.3 session tickets per handshake,\n"
-	      "and one TLS 1.2 ticket when asked; 0 sends none, so neither version resumes\n"
-	      "(TLS 1.2 session IDs never do).  After its last response or alert ktlsd sends\n"
+	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
+	      "at most --max-conns-per-client connections, a quarter of --max-conns unless\n"
+	      "given (0: no cap), and must start its handshake within --first-byte-timeout\n"
+	      "5 s of connecting.  Names starting with '.' (.git, .env) are 404 unless\n"
+	      "--serve-dotfiles; /.well-known/ is always served.\n"
+	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
+	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
+	      "never do).  After its last response or alert ktlsd sends\n"
 	      "FIN and discards what the client still sends, for up to --linger-time 5 s\n"
 	      "and --linger-bytes 1048576 (0: close at once), so that the client reads it\n"
 	      "instead of a reset.  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
@@ -176,6 +184,12 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_secs(k, v, &c->linger_ms);
 	if (!strcmp(k, "linger-bytes"))
 		return parse_int(k, v, 0, &c->linger_bytes);
+	if (!strcmp(k, "max-conns-per-client"))
+		return parse_int(k, v, 0, &c->max_conns_per_client);
+	if (!strcmp(k, "first-byte-timeout"))
+		return parse_secs(k, v, &c->first_byte_timeout_ms);
+	if (!strcmp(k, "serve-dotfiles"))
+		return parse_bool(k, v, &c->serve_dotfiles);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
 	return -1;
 }
@@ -280,6 +294,8 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	c->tickets = 2;
 	c->linger_ms = 5000;
 	c->linger_bytes = 1 << 20;
+	c->max_conns_per_client = -1; /* a quarter of max_conns, once that is known */
+	c->first_byte_timeout_ms = 5000;
 
 	/* pass 1: syntax, --help and --config */
 	for (int i = 0; i < argc; i++) {
@@ -325,6 +341,8 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	}
 	if (c->nlisten == 0)
 		c->listen_default = 1;
+	if (c->max_conns_per_client < 0)
+		c->max_conns_per_client = c->max_conns >= 4 ? c->max_conns / 4 : 1;
 	return 0;
 }
 

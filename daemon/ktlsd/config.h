@@ -22,6 +22,7 @@ struct cfg {
 	char *ciphers, *ciphersuites;
 	int workers;
 	int max_conns;
+	int max_conns_per_client; /* per IPv4 address or IPv6 /64; 0: no cap */
 	char *user;
 	char *access_log;        /* NULL: none; "-": stdout */
 	int foreground;
@@ -29,6 +30,8 @@ struct cfg {
 	int tickets;              /* TLS 1.3 session tickets per handshake */
 	char *metrics;           /* --metrics ADDR:PORT; NULL: off */
 	int handshake_timeout_ms, idle_timeout_ms, request_timeout_ms, grace_ms;
+	int first_byte_timeout_ms; /* accept to the first byte of the ClientHello */
+	int serve_dotfiles;        /* names starting with '.' (never .well-known: always) */
 	int linger_ms;            /* lingering close: at most this long ... */
 	int linger_bytes;         /* ... and this many bytes read; 0: no lingering */
 	char *config;

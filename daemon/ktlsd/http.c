@@ -86,10 +86,7 @@ static int parse_request_line(const char *l, size_t ll, struct http_req *r)
 	const char *sp1 = memchr(l, ' ', ll), *sp2, *t, *v;
 	size_t ml, tl, vl;
 
-	snprintf(r->line, sizeof(r->line), "%.*s", (int)ll, l);
-	for (char *q = r->line; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f || *q == '"')
-			*q = '?';
+	snprintf(r->line, sizeof(r->line), "%.*s", (int)ll, l); /* raw: the logs escape it */
 	if (!sp1)
 		return -400;
 	ml = sp1 - l;
@@ -330,8 +327,7 @@ time_t http_parse_date(const char *s, size_t len)
 
 void http_etag(const struct stat *st, char out[64])
 {
-	snprintf(out, 64, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino,
-		 (unsigned long long)st->st_size,
+	snprintf(out, 64, "\"%llx-%llx\"", (unsigned long long)st->st_size,
 		 (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
 			 (unsigned long long)st->st_mtim.tv_nsec);
 }

@@ -50,7 +50,11 @@ void http_date(time_t t, char out[30]);
 /* Parse an HTTP-date (IMF-fixdate, RFC 850 or asctime); -1 if invalid. */
 time_t http_parse_date(const char *s, size_t len);
 
-/* The strong ETag of a file (quotes included) into out[64]. */
+/*
+ * The strong ETag of a file (quotes included) into out[64]: its size and
+ * modification time in nanoseconds, as nginx's (seconds there).  Never the
+ * inode, which would tell every client about the server's file system.
+ */
 void http_etag(const struct stat *st, char out[64]);
 
 /*

@@ -49,6 +49,21 @@ static uint64_t now_us(void)
 
 static void conn_run(struct conn *c);
 
+/* The connection stops counting against --max-conns and its client's cap. */
+static void conn_release_slot(struct conn *c)
+{
+	struct srv *s = c->w->s;
+
+	if (c->slot_freed)
+		return;
+	c->slot_freed = 1;
+	atomic_fetch_sub(&s->nconns, 1);
+	if (c->peer_counted) {
+		peer_limit_put(s->peers, &c->pkey);
+		c->peer_counted = 0;
+	}
+}
+
 static void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -60,8 +75,7 @@ static void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	if (!c->slot_freed)
-		atomic_fetch_sub(&w->s->nconns, 1);
+	conn_release_slot(c);
 	ktls_uring_xfer_free(c->xfer);
 	free(c->obuf);
 	ktls_conn_free(c->tls);
@@ -150,8 +164,7 @@ static void linger_start(struct conn *c)
 	c->obuf = NULL;
 	c->lingered = 0;
 	c->deadline = now_ms() + (uint64_t)cfg->linger_ms;
-	c->slot_freed = 1;
-	atomic_fetch_sub(&c->w->s->nconns, 1);
+	conn_release_slot(c);
 	/* a pending poll or recv ends in linger_cqe and arms the next read */
 	if (c->own_inflight == 0)
 		linger_arm(c);
@@ -325,6 +338,10 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 	status = path_decode(r->target, r->target_len, rel, sizeof(rel));
 	if (status < 0) {
 		simple_response(c, -status, NULL, head);
+		return;
+	}
+	if (!c->w->s->cfg.serve_dotfiles && path_hidden(rel)) {
+		simple_response(c, 404, NULL, head); /* as if absent: nginx's "location ~ /\." */
 		return;
 	}
 	status = path_open(c->w->s->rootfd, rel, &fd, &st, name, sizeof(name));
@@ -556,6 +573,11 @@ void conn_on_poll(struct conn *c, int res)
 		conn_close(c, 0);
 		return;
 	}
+	if (c->state == ST_HS && !c->first_byte_seen && (res & POLLIN)) {
+		/* the client spoke: the handshake timeout, counted from accept */
+		c->first_byte_seen = 1;
+		c->deadline = c->accept_us / 1000 + (uint64_t)c->w->s->cfg.handshake_timeout_ms;
+	}
 	conn_run(c);
 }
 
@@ -615,55 +637,81 @@ void conn_on_xfer(struct conn *c, const struct io_uring_cqe *cqe)
 
 /* ---- a new connection ------------------------------------------------------ */
 
-static void peer_name(int fd, char *peer, size_t plen, char *host, size_t hlen)
+static void peer_name(const struct sockaddr_storage *ss, char *peer, size_t plen, char *host,
+		      size_t hlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char a[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
 
-			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-			port = ntohs(s4->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 
-			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-			port = ntohs(s6->sin6_port);
-		}
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		port = ntohs(s6->sin6_port);
 	}
 	snprintf(host, hlen, "%s", a);
 	snprintf(peer, plen, strchr(a, ':') ? "[%s]:%d" : "%s:%d", a, port);
 }
 
+/* RST at once: the client learns now, not after a timeout. */
+static void refuse(struct worker *w, int fd, const char *why, const char *host)
+{
+	struct linger lg = { 1, 0 };
+	uint64_t now = now_ms();
+
+	if (why && now - w->last_refuse_log > 1000) {
+		log_msg("%s%s%s: refusing new connections", why, host ? " for " : "", host ? host : "");
+		w->last_refuse_log = now;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
 void conn_accepted(struct worker *w, int fd)
 {
 	struct srv *s = w->s;
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl = sizeof(ss);
+	struct peer_key pkey = { 0 };
+	int counted = 0;
+	char why[64], peer[64], host[48];
 	struct conn *c;
 
-	if (w->stopping ||
-	    atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
-		struct linger lg = { 1, 0 };
-		uint64_t now = now_ms();
-
-		if (!w->stopping) {
-			atomic_fetch_sub(&s->nconns, 1);
-			if (now - w->last_refuse_log > 1000) {
-				log_msg("--max-conns %d reached: refusing new connections", s->cfg.max_conns);
-				w->last_refuse_log = now;
-			}
-		}
-		/* RST at once: the client learns now, not after a timeout */
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		close(fd);
+	if (w->stopping) {
+		refuse(w, fd, NULL, NULL);
 		return;
+	}
+	if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
+		atomic_fetch_sub(&s->nconns, 1);
+		metrics_refused("max-conns");
+		snprintf(why, sizeof(why), "--max-conns %d reached", s->cfg.max_conns);
+		refuse(w, fd, why, NULL);
+		return;
+	}
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		ss.ss_family = AF_UNSPEC;
+	peer_name(&ss, peer, sizeof(peer), host, sizeof(host));
+	if (s->peers && peer_key_of((struct sockaddr *)&ss, sl, &pkey) == 0) {
+		if (!peer_limit_take(s->peers, &pkey)) {
+			atomic_fetch_sub(&s->nconns, 1);
+			metrics_refused("max-conns-per-client");
+			snprintf(why, sizeof(why), "--max-conns-per-client %d reached",
+				 s->cfg.max_conns_per_client);
+			refuse(w, fd, why, host);
+			return;
+		}
+		counted = 1;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		atomic_fetch_sub(&s->nconns, 1);
+		if (counted)
+			peer_limit_put(s->peers, &pkey);
 		close(fd);
 		return;
 	}
@@ -682,7 +730,10 @@ void conn_accepted(struct worker *w, int fd)
 	c->fd = fd;
 	c->filefd = -1;
 	c->accept_us = now_us();
-	peer_name(fd, c->peer, sizeof(c->peer), c->host, sizeof(c->host));
+	c->pkey = pkey;
+	c->peer_counted = counted;
+	memcpy(c->peer, peer, sizeof(peer));
+	memcpy(c->host, host, sizeof(host));
 	c->tls = srv_accept_conn(s, fd);
 	c->next = w->head;
 	if (w->head)
@@ -694,7 +745,14 @@ void conn_accepted(struct worker *w, int fd)
 		conn_maybe_free(c);
 		return;
 	}
+	/*
+	 * An idle connect must not hold its slot for the whole handshake
+	 * timeout: until the ClientHello's first byte is readable the shorter
+	 * deadline applies (conn_on_poll lifts it).
+	 */
 	c->state = ST_HS;
-	set_deadline(c, s->cfg.handshake_timeout_ms);
-	conn_run(c);
+	set_deadline(c, s->cfg.first_byte_timeout_ms < s->cfg.handshake_timeout_ms
+				? s->cfg.first_byte_timeout_ms
+				: s->cfg.handshake_timeout_ms);
+	arm_poll(c, POLLIN);
 }

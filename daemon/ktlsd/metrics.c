@@ -2,9 +2,8 @@
  * metrics.c - Prometheus text exposition (format 0.0.4) for ktlsd.
  *
  * The counters are process-wide relaxed atomics that every worker bumps;
- * the endpoint is one thread doing blocking accept/read/write with short
- * timeouts, one scrape at a time, so a slow scraper can never touch the
- * workers' rings.
+ * the endpoint is one thread of its own polling its clients, so a slow
+ * scraper can never touch the workers' rings.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,8 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ktls.h"
@@ -47,10 +47,11 @@ static struct {
 	atomic_ullong bytes[NMODES];
 	atomic_ullong hs_ok, hs_sum_us;
 	atomic_ullong hs_bucket[NBUCKETS]; /* not cumulative; summed on render */
-	struct reasons fallback, hs_fail;
+	struct reasons fallback, hs_fail, refused;
 } M = {
 	.fallback.mu = PTHREAD_MUTEX_INITIALIZER,
 	.hs_fail.mu = PTHREAD_MUTEX_INITIALIZER,
+	.refused.mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* KTLS_MODE_USER, _SW, _HW are 0, 1, 2: the array index */
@@ -155,6 +156,11 @@ void metrics_handshake_failed(const char *reason)
 	reason_inc(&M.hs_fail, reason);
 }
 
+void metrics_refused(const char *reason)
+{
+	reason_inc(&M.refused, reason);
+}
+
 static void render_reasons(FILE *f, struct reasons *r, const char *metric)
 {
 	for (int i = 0; i < METRICS_MAX_REASONS; i++) {
@@ -222,6 +228,11 @@ char *metrics_render(size_t *len)
 	      "# TYPE ktls_handshake_failures_total counter\n",
 	      f);
 	render_reasons(f, &M.hs_fail, "ktls_handshake_failures_total");
+	fputs("# HELP ktls_connections_refused_total Connections reset at accept, by the limit "
+	      "they hit.\n"
+	      "# TYPE ktls_connections_refused_total counter\n",
+	      f);
+	render_reasons(f, &M.refused, "ktls_connections_refused_total");
 	fputs("# HELP ktls_handshake_duration_seconds From accept to handshake done.\n"
 	      "# TYPE ktls_handshake_duration_seconds histogram\n",
 	      f);
@@ -248,100 +259,207 @@ char *metrics_render(size_t *len)
 
 /* ---- the endpoint ---------------------------------------------------------- */
 
+/*
+ * One thread, but never one client at a time: a scraper that trickles its
+ * request (or reads the answer slowly) would otherwise hold the endpoint
+ * for as long as it keeps bytes coming.  Each client gets MCLIENT_MS from
+ * accept for the whole exchange, request and response together; up to
+ * MCLIENTS are served side by side with poll(2).
+ */
+#define MCLIENTS  64
+#define MCLIENT_MS 2000
+
+struct mclient {
+	int fd;                 /* -1: free */
+	uint64_t deadline;      /* ms, CLOCK_MONOTONIC */
+	char req[4096];
+	size_t got;
+	char *out;              /* the response, once the request is complete */
+	size_t outlen, outoff;
+};
+
 static int mfd = -1;
 static pthread_t mth;
 static atomic_int mstop;
+static struct mclient mcl[MCLIENTS];
 
-static void write_all(int fd, const char *p, size_t n)
+static uint64_t mono_ms(void)
 {
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+	struct timespec t;
 
-		if (w <= 0)
-			return; /* the scraper went away or stalled past SO_SNDTIMEO */
-		p += w;
-		n -= (size_t)w;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-static void reply(int fd, int status, const char *type, const char *body, size_t blen)
+static void mclient_end(struct mclient *m)
 {
-	char hdr[256];
-	int n = snprintf(hdr, sizeof(hdr),
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n",
-			 status, status == 200 ? "OK" : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" : "Bad Request",
-			 type, blen);
-
-	write_all(fd, hdr, (size_t)n);
-	write_all(fd, body, blen);
+	close(m->fd);
+	free(m->out);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 }
 
-static void serve_one(int fd)
+static void respond(struct mclient *m, int status, const char *type, const char *body, size_t blen)
 {
-	char req[4096];
-	size_t got = 0;
-	struct timeval tv = { 2, 0 };
+	const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found"
+				: status == 405 ? "Method Not Allowed" : status == 503 ? "Service Unavailable"
+				: "Bad Request";
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while (got < sizeof(req) - 1) {
-		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
-
-		if (r <= 0)
-			return;
-		got += (size_t)r;
-		req[got] = '\0';
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
-	}
-	if (!strstr(req, "\r\n\r\n") && !strstr(req, "\n\n")) {
-		reply(fd, 400, "text/plain", "bad request\n", 12);
+	if (!f) {
+		mclient_end(m);
 		return;
 	}
-	if (strncmp(req, "GET ", 4)) {
-		reply(fd, 405, "text/plain", "only GET /metrics\n", 18);
+	fprintf(f, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		   "Connection: close\r\n\r\n", status, reason, type, blen);
+	fwrite(body, 1, blen, f);
+	if (fclose(f) != 0) {
+		free(out);
+		mclient_end(m);
 		return;
 	}
-	{
-		const char *path = strchr(req, ' ') + 1;
+	m->out = out;
+	m->outlen = len;
+}
 
-		if (strncmp(path, "/metrics ", 9) && strncmp(path, "/metrics?", 9)) {
-			reply(fd, 404, "text/plain", "try /metrics\n", 13);
-			return;
-		}
+/* The request is complete (or cannot be): decide the response. */
+static void answer(struct mclient *m)
+{
+	const char *path;
+
+	if (!strstr(m->req, "\r\n\r\n") && !strstr(m->req, "\n\n")) {
+		respond(m, 400, "text/plain", "bad request\n", 12);
+		return;
+	}
+	if (strncmp(m->req, "GET ", 4)) {
+		respond(m, 405, "text/plain", "only GET /metrics\n", 18);
+		return;
+	}
+	path = m->req + 4;
+	if (strncmp(path, "/metrics ", 9) && strncmp(path, "/metrics?", 9)) {
+		respond(m, 404, "text/plain", "try /metrics\n", 13);
+		return;
 	}
 	{
 		size_t len = 0;
 		char *body = metrics_render(&len);
 
 		if (!body) {
-			reply(fd, 400, "text/plain", "out of memory\n", 14);
+			respond(m, 503, "text/plain", "out of memory\n", 14);
 			return;
 		}
-		reply(fd, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+		respond(m, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 		free(body);
 	}
 }
 
-static void *metrics_main(void *arg)
+static void on_readable(struct mclient *m)
 {
-	(void)arg;
-	while (!atomic_load(&mstop)) {
-		int fd = accept4(mfd, NULL, NULL, SOCK_CLOEXEC);
+	ssize_t r = recv(m->fd, m->req + m->got, sizeof(m->req) - 1 - m->got, MSG_DONTWAIT);
 
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (atomic_load(&mstop))
-				break;
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		mclient_end(m);
+		return;
+	}
+	m->got += (size_t)r;
+	m->req[m->got] = '\0';
+	if (strstr(m->req, "\r\n\r\n") || strstr(m->req, "\n\n") || m->got == sizeof(m->req) - 1)
+		answer(m);
+}
+
+static void on_writable(struct mclient *m)
+{
+	ssize_t w = send(m->fd, m->out + m->outoff, m->outlen - m->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (w < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (w <= 0) {
+		mclient_end(m);
+		return;
+	}
+	m->outoff += (size_t)w;
+	if (m->outoff == m->outlen) {
+		shutdown(m->fd, SHUT_WR);
+		mclient_end(m);
+	}
+}
+
+static void accept_one(uint64_t now)
+{
+	int fd = accept4(mfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0) {
+		if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN && !atomic_load(&mstop)) {
 			log_msg("metrics accept: %s", strerror(errno));
 			usleep(100000); /* EMFILE and the like: back off, keep serving */
-			continue;
 		}
-		serve_one(fd);
-		close(fd);
+		return;
 	}
+	for (int i = 0; i < MCLIENTS; i++)
+		if (mcl[i].fd < 0) {
+			mcl[i].fd = fd;
+			mcl[i].deadline = now + MCLIENT_MS;
+			return;
+		}
+	close(fd); /* not reached: the listener is polled only with a free slot */
+}
+
+static void *metrics_main(void *arg)
+{
+	struct pollfd pf[MCLIENTS + 1];
+	int who[MCLIENTS + 1];
+
+	(void)arg;
+	for (int i = 0; i < MCLIENTS; i++)
+		mcl[i].fd = -1;
+	while (!atomic_load(&mstop)) {
+		uint64_t now = mono_ms(), next = now + 1000;
+		int n = 0, nfree = 0, r;
+
+		for (int i = 0; i < MCLIENTS; i++) {
+			struct mclient *m = &mcl[i];
+
+			if (m->fd < 0) {
+				nfree++;
+				continue;
+			}
+			if (now >= m->deadline) {
+				mclient_end(m); /* too slow, whichever way */
+				nfree++;
+				continue;
+			}
+			if (m->deadline < next)
+				next = m->deadline;
+			pf[n] = (struct pollfd){ .fd = m->fd, .events = m->out ? POLLOUT : POLLIN };
+			who[n++] = i;
+		}
+		if (nfree) {
+			pf[n] = (struct pollfd){ .fd = mfd, .events = POLLIN };
+			who[n++] = -1;
+		}
+		r = poll(pf, (nfds_t)n, (int)(next - now));
+		if (r < 0 && errno != EINTR) {
+			log_msg("metrics poll: %s", strerror(errno));
+			break;
+		}
+		for (int k = 0; r > 0 && k < n; k++) {
+			if (!pf[k].revents)
+				continue;
+			if (who[k] < 0)
+				accept_one(now);
+			else if (mcl[who[k]].out)
+				on_writable(&mcl[who[k]]);
+			else
+				on_readable(&mcl[who[k]]);
+		}
+	}
+	for (int i = 0; i < MCLIENTS; i++)
+		if (mcl[i].fd >= 0)
+			mclient_end(&mcl[i]);
 	return NULL;
 }
 

@@ -26,6 +26,8 @@ void metrics_handshake_ok(uint64_t usec);
  * "timeout" also for ktlsd's own handshake deadline.
  */
 void metrics_handshake_failed(const char *reason);
+/* A connection reset at accept: "max-conns" or "max-conns-per-client". */
+void metrics_refused(const char *reason);
 
 /* The whole exposition text (malloc'd, NUL-terminated); NULL on ENOMEM. */
 char *metrics_render(size_t *len);

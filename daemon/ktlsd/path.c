@@ -71,6 +71,23 @@ int path_decode(const char *target, size_t len, char *out, size_t cap)
 	return 0;
 }
 
+int path_hidden(const char *rel)
+{
+	static const char wk[] = ".well-known";
+	const char *seg = rel;
+
+	if (strncmp(rel, wk, sizeof(wk) - 1) == 0 && (rel[sizeof(wk) - 1] == '/' || !rel[sizeof(wk) - 1]))
+		seg = rel[sizeof(wk) - 1] ? rel + sizeof(wk) : "";
+	for (; *seg; seg++) {
+		if (*seg == '.' && strcmp(seg, ".") != 0)
+			return 1;
+		seg = strchr(seg, '/');
+		if (!seg)
+			break;
+	}
+	return 0;
+}
+
 static int status_of(int err)
 {
 	switch (err) {

@@ -22,6 +22,14 @@
 int path_decode(const char *target, size_t len, char *out, size_t cap);
 
 /*
+ * path_hidden - 1 when a segment of rel (from path_decode) starts with '.'
+ * (.git/, .env, .htpasswd: what a served tree carries but never means to
+ * publish), except /.well-known/ at the top (RFC 8615), which is public by
+ * definition.  0 otherwise.
+ */
+int path_hidden(const char *rel);
+
+/*
  * path_open - open rel (from path_decode) beneath rootfd for reading,
  * following index.html for directories.  Returns 200 with *fd and *st
  * set (a regular file), or 403 / 404.  The file name actually opened (for

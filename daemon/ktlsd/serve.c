@@ -296,6 +296,11 @@ int serve_main(int argc, char **argv)
 				(unsigned long long)rl.rlim_cur, s->cfg.max_conns);
 	}
 	s->nworkers = s->cfg.workers;
+	if (s->cfg.max_conns_per_client > 0 &&
+	    !(s->peers = peer_limit_new(s->cfg.max_conns_per_client, s->cfg.max_conns))) {
+		log_msg("--max-conns-per-client: out of memory");
+		return 1;
+	}
 	s->rootfd = open(s->cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->rootfd < 0) {
 		log_msg("--root %s: %s", s->cfg.root, strerror(errno));
@@ -387,8 +392,9 @@ int serve_main(int argc, char **argv)
 			goto stop;
 		}
 	}
-	log_msg("serving %s with %d worker%s, max %d connections%s", s->cfg.root, s->nworkers,
-		s->nworkers == 1 ? "" : "s", s->cfg.max_conns,
+	log_msg("serving %s with %d worker%s, max %d connections (%d per client)%s", s->cfg.root,
+		s->nworkers, s->nworkers == 1 ? "" : "s", s->cfg.max_conns,
+		s->cfg.max_conns_per_client ? s->cfg.max_conns_per_client : s->cfg.max_conns,
 		s->cfg.no_offload ? ", kTLS offload off (--no-offload)" : "");
 	rc = 0;
 	for (;;) {
@@ -412,6 +418,7 @@ stop:
 	free(s->workers);
 	free(lfds);
 	ktls_ctx_free(s->ctx);
+	peer_limit_free(s->peers);
 	close(s->rootfd);
 	if (logfd >= 0)
 		close(logfd);

@@ -15,6 +15,7 @@
 #include "ktls.h"
 
 #include "config.h"
+#include "peer_limit.h"
 
 struct worker;
 
@@ -25,6 +26,7 @@ struct srv {
 	ktls_ctx *ctx;
 	atomic_int nconns;       /* all workers together, for --max-conns */
 	atomic_int nlinger;      /* lingering closes, all workers: at most max_conns */
+	struct peer_limit *peers; /* --max-conns-per-client; NULL: no cap */
 	atomic_int stopping;     /* SIGTERM/SIGINT seen */
 	struct worker **workers;
 	int nworkers;

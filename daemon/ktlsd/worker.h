@@ -62,6 +62,9 @@ struct conn {
 	char *obuf;             /* an inline response (head + body), else NULL: hdr */
 	size_t lingered;        /* bytes discarded while lingering */
 	int slot_freed;         /* no longer counted against --max-conns */
+	int peer_counted;       /* counted in srv->peers under pkey */
+	struct peer_key pkey;
+	int first_byte_seen;    /* the handshake deadline replaced the first-byte one */
 	char line[256];
 	struct ktls_uring_rx rx;
 	char hdr[1024];

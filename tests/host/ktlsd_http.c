@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "../../daemon/ktlsd/http.h"
+#include "../../daemon/ktlsd/log.h"
 #include "../../daemon/ktlsd/path.h"
 
 static int parse(const char *s, struct http_req *r)
@@ -186,6 +187,52 @@ Test(http, conditionals)
 	cr_expect(http_if_range_ok(&r, "\"f\"", mt));
 }
 
+/* Finding: the ETag carried the inode number (what file system, which file). */
+Test(http, etag_from_size_and_mtime_only)
+{
+	struct stat a = { 0 }, b;
+	char ea[64], eb[64], ino[32];
+
+	a.st_ino = 0xdeadbeef;
+	a.st_size = 4096;
+	a.st_mtim.tv_sec = 1700000000;
+	a.st_mtim.tv_nsec = 5;
+	b = a;
+	b.st_ino = 77;
+	http_etag(&a, ea);
+	http_etag(&b, eb);
+	cr_expect_str_eq(ea, eb, "the inode changed the ETag");
+	snprintf(ino, sizeof(ino), "%llx", (unsigned long long)a.st_ino);
+	cr_expect_null(strstr(ea, ino), "%s carries the inode", ea);
+	b.st_mtim.tv_nsec = 6;
+	http_etag(&b, eb);
+	cr_expect_str_neq(ea, eb, "a new mtime kept the ETag");
+	b = a;
+	b.st_size = 4097;
+	http_etag(&b, eb);
+	cr_expect_str_neq(ea, eb, "a new size kept the ETag");
+}
+
+/* Finding: bytes >= 0x80 (0x9b is a terminal's CSI) reached the access log raw. */
+Test(http, log_escape_everything_unprintable)
+{
+	char o[128];
+	struct http_req r;
+
+	cr_expect_eq(log_escape(o, sizeof(o), "GET /\xc2\x9b" "31m\xff", 11, 1), 20);
+	cr_expect_str_eq(o, "GET /\\xc2\\x9b31m\\xff");
+	log_escape(o, sizeof(o), "a\"b\\c\x1b\x7f\n", 8, 1);
+	cr_expect_str_eq(o, "a\\x22b\\x5cc\\x1b\\x7f\\x0a");
+	log_escape(o, sizeof(o), "a\"b", 3, 0);
+	cr_expect_str_eq(o, "a\"b", "quotes escaped outside a quoted field");
+	/* cut at a whole escape, never in the middle of one */
+	cr_expect_eq(log_escape(o, 6, "ab\xff\xff", 4, 0), 2);
+	cr_expect_str_eq(o, "ab");
+	/* the parser keeps the raw line: escaping is the log's job */
+	parse("GET /\x9b HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+	cr_expect_str_eq(r.line, "GET /\x9b HTTP/1.1");
+}
+
 Test(http, mime_and_head)
 {
 	char b[512];
@@ -284,6 +331,23 @@ static int try_open(int rfd, const char *rel, char *name)
 	if (s == 200)
 		close(fd);
 	return s;
+}
+
+/* Finding: GET /.hidden was served (.git/, .env under the root). */
+Test(path, hidden_names)
+{
+	cr_expect(path_hidden(".env"));
+	cr_expect(path_hidden(".git/config"));
+	cr_expect(path_hidden("a/.git/HEAD"));
+	cr_expect(path_hidden("a/b/.htpasswd"));
+	cr_expect(path_hidden(".well-known/.secret"));
+	cr_expect(path_hidden("a/.well-known/x"), "only the top-level .well-known is public");
+	cr_expect(path_hidden(".well-knownx/y"));
+	cr_expect_not(path_hidden("."));
+	cr_expect_not(path_hidden("a/b.c"));
+	cr_expect_not(path_hidden("a./b"));
+	cr_expect_not(path_hidden(".well-known"));
+	cr_expect_not(path_hidden(".well-known/acme-challenge/tok"));
 }
 
 Test(path, open_beneath_root, .init = tree, .fini = untree)

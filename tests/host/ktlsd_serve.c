@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -368,6 +370,27 @@ static const char *pycheck =
 	"        expect(d(m0, m1, 'ktls_fallback_total{reason=\"kernel has no kTLS\"}') == len(names), 'fallback reason %s' % [k for k in m1 if 'fallback' in k])\n"
 	"    c = http.client.HTTPConnection('127.0.0.1', mport, timeout=20); c.request('GET', '/nope')\n"
 	"    expect(c.getresponse().status == 404, 'unknown path on the metrics port'); c.close()\n"
+	"elif check == 'metrics_slow':\n"
+	"    # a scraper trickling its request must neither hold the endpoint nor live long\n"
+	"    import select\n"
+	"    mport = int(os.environ['KTLSD_METRICS_PORT'])\n"
+	"    slow = socket.create_connection(('127.0.0.1', mport), timeout=20); t0 = time.time(); cut = [None]\n"
+	"    def trickle():\n"
+	"        try:\n"
+	"            for ch in b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nX-Slow: ' + b'y' * 40:\n"
+	"                if select.select([slow], [], [], 0)[0] and not slow.recv(100): break\n"
+	"                if time.time() - t0 > 9: return\n"
+	"                slow.send(bytes([ch])); time.sleep(0.3)\n"
+	"        except OSError: pass\n"
+	"        cut[0] = time.time() - t0\n"
+	"    th = threading.Thread(target=trickle); th.start(); time.sleep(0.6)\n"
+	"    ts = time.time(); c = http.client.HTTPConnection('127.0.0.1', mport, timeout=20); c.request('GET', '/metrics')\n"
+	"    r = c.getresponse(); body = r.read(); c.close(); dt = time.time() - ts\n"
+	"    th.join()\n"
+	"    print('scrape beside a trickling client took %.2f s; the trickler was cut after %s s' % (dt, cut[0]))\n"
+	"    expect(r.status == 200 and b'ktls_handshakes_total' in body, 'scrape failed')\n"
+	"    expect(dt < 1.5, 'a trickling client held the scrape for %.1f s' % dt)\n"
+	"    expect(cut[0] is not None and cut[0] < 4, 'the trickling client was not cut within its 2 s (%s)' % cut[0])\n"
 	"elif check == 'normal':\n"
 	"    normal()\n"
 	"else:\n"
@@ -501,6 +524,13 @@ static void setup(void)
 	mkdir(p, 0755);
 	put("sub/index.html", "<h1>sub</h1>\n", 13);
 	put("style.css", "h1{}\n", 5);
+	snprintf(p, sizeof(p), "%s/.git", S.root);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/.well-known", S.root);
+	mkdir(p, 0755);
+	put(".env", "SECRET=1\n", 9);
+	put(".git/config", "[core]\n", 7);
+	put(".well-known/security.txt", "Contact: x\n", 11);
 	snprintf(p, sizeof(p), "%s/link-out", S.root);
 	cr_assert_eq(symlink("/etc", p), 0);
 	snprintf(p, sizeof(p), "%s/abs-link", S.root);
@@ -832,6 +862,20 @@ Test(ktlsd_ops, metrics_scraped_and_moving, .init = setup, .fini = stop, .timeou
 	py("metrics");
 }
 
+/* Finding: one slow scraper held the single metrics thread, and every other scrape. */
+Test(ktlsd_ops, metrics_slow_client_cut, .init = setup, .fini = stop, .timeout = 120)
+{
+	char extra[64], mp[16];
+	int mport = tu_free_port();
+
+	cr_assert_gt(mport, 0);
+	snprintf(extra, sizeof(extra), "--metrics 127.0.0.1:%d", mport);
+	snprintf(mp, sizeof(mp), "%d", mport);
+	start_args(extra);
+	setenv("KTLSD_METRICS_PORT", mp, 1);
+	py("metrics_slow");
+}
+
 /* ---- logs and offload state ------------------------------------------------- */
 
 Test(ktlsd, logs_and_offload_state)
@@ -959,6 +1003,148 @@ Test(ktlsd, file_truncated_while_served)
 
 /* ---- operations -------------------------------------------------------------- */
 
+/* The HTTP status of GET path with curl, or -1. */
+static int curl_status(const char *path)
+{
+	char cmd[1200], out[64];
+
+	snprintf(cmd, sizeof(cmd), "curl -sS -o /dev/null -w '%%{http_code}' --cacert %s https://localhost:%d%s",
+		 certs_ca(), S.port, path);
+	if (tu_run(cmd, out, sizeof(out)) != 0)
+		return -1;
+	return atoi(out);
+}
+
+/* Finding: GET /.env was served; .well-known must stay public. */
+Test(ktlsd, dotfiles_refused_well_known_served)
+{
+	cr_expect_eq(curl_status("/.env"), 404);
+	cr_expect_eq(curl_status("/.git/config"), 404);
+	cr_expect_eq(curl_status("/%2egit/config"), 404, "an encoded dot is still a dot");
+	cr_expect_eq(curl_status("/.well-known/security.txt"), 200);
+	cr_expect_eq(curl_status("/style.css"), 200);
+}
+
+Test(ktlsd_ops, serve_dotfiles_when_asked, .init = setup, .fini = stop, .timeout = 60)
+{
+	start_args("--serve-dotfiles");
+	cr_expect_eq(curl_status("/.env"), 200);
+	cr_expect_eq(curl_status("/.git/config"), 200);
+}
+
+/* Finding: bytes >= 0x80 of a request line reached the access log raw. */
+Test(ktlsd, access_log_escapes_request_bytes)
+{
+	static const char req[] = "GET /\xc2\x9b" "31m\xff\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n";
+	char cmd[1200], out[4096];
+	char *a;
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/req.bin", S.dir);
+	f = fopen(cmd, "w");
+	cr_assert(f);
+	fwrite(req, 1, sizeof(req) - 1, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "openssl s_client -quiet -connect 127.0.0.1:%d -CAfile %s < %s/req.bin 2>&1",
+		 S.port, certs_ca(), S.dir);
+	tu_run(cmd, out, sizeof(out));
+	cr_expect(strstr(out, "HTTP/1.1 400"), "raw control bytes in a target: %s", out);
+	usleep(200000);
+	a = slurp(S.alog, &n);
+	cr_assert(a);
+	cr_expect(strstr(a, "\"GET /\\xc2\\x9b31m\\xff\\x1b[2J HTTP/1.1\" 400"), "%s", a);
+	for (size_t i = 0; i < n; i++)
+		cr_expect(a[i] == '\n' || (a[i] >= 0x20 && a[i] < 0x7f), "raw byte 0x%02x in the access log",
+			  (unsigned char)a[i]);
+	free(a);
+}
+
+/* A TCP connection from the source address src (a 127.0.0.0/8 address). */
+static int connect_from(const char *src, int port)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET }, to = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, src, &me.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	to.sin_port = htons((uint16_t)port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Still open: no EOF and no reset pending. */
+static int still_open(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/*
+ * Finding: idle connects from one address filled --max-conns and the next
+ * client, from another address, was reset.  With --max-conns 8 one client
+ * holds at most 2 (a quarter), the rest are reset at once, others served.
+ */
+Test(ktlsd_ops, one_client_cannot_take_every_slot, .init = setup, .fini = stop, .timeout = 120)
+{
+	int fds[8], open_n = 0;
+
+	start_args("--max-conns 8 --workers 1 --handshake-timeout 30 --first-byte-timeout 30");
+	usleep(500000); /* let the start-up probe connection go away */
+	for (int i = 0; i < 8; i++)
+		fds[i] = connect_from("127.0.0.2", S.port);
+	usleep(tu_expect_ktls() ? 2000000 : 500000);
+	for (int i = 0; i < 8; i++)
+		open_n += fds[i] >= 0 && still_open(fds[i]);
+	cr_expect_eq(open_n, 2, "%d idle connections from one address held", open_n);
+	py("normal"); /* from 127.0.0.1 */
+	for (int i = 0; i < 8; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	{
+		char *l = log_text();
+
+		cr_expect(strstr(l, "--max-conns-per-client 2 reached for 127.0.0.2"), "%s", l);
+		free(l);
+	}
+}
+
+/*
+ * A connect that sends nothing is closed after --first-byte-timeout; one
+ * that has started its ClientHello gets the whole handshake timeout.
+ */
+Test(ktlsd_ops, idle_connect_closed_at_first_byte_timeout, .init = setup, .fini = stop, .timeout = 120)
+{
+	static const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03 };
+	struct timeval tv = { 10, 0 };
+	struct timespec t0, t1;
+	int idle, started;
+	char b[16];
+
+	start_args("--handshake-timeout 30 --first-byte-timeout 1");
+	idle = tu_connect(S.port);
+	started = tu_connect(S.port);
+	cr_assert(idle >= 0 && started >= 0);
+	tu_write_full(started, hello, sizeof(hello));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	setsockopt(idle, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_expect_leq(read(idle, b, sizeof(b)), 0, "the idle connection got data");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_expect_lt(t1.tv_sec - t0.tv_sec, tu_expect_ktls() ? 6 : 3, "idle connect held %ld s",
+		     (long)(t1.tv_sec - t0.tv_sec));
+	usleep(500000);
+	cr_expect(still_open(started), "a started handshake was cut at the first-byte deadline");
+	close(idle);
+	close(started);
+	py("normal");
+}
+
 Test(ktlsd_ops, max_conns_refused_promptly, .init = setup, .fini = stop, .timeout = 120)
 {
 	int fds[4];
@@ -967,7 +1153,8 @@ Test(ktlsd_ops, max_conns_refused_promptly, .init = setup, .fini = stop, .timeou
 	struct timeval tv = { 15, 0 };
 	int fd;
 
-	start_args("--max-conns 4 --workers 1 --handshake-timeout 30");
+	start_args("--max-conns 4 --max-conns-per-client 0 --workers 1 --handshake-timeout 30 "
+		   "--first-byte-timeout 30");
 	usleep(500000); /* let the start-up probe connection go away */
 	for (int i = 0; i < 4; i++) {
 		fds[i] = tu_connect(S.port);
@@ -1063,7 +1250,7 @@ Test(ktlsd_ops, load_1000_keepalive_connections, .init = setup, .fini = stop, .t
 
 	if (tu_in_vm())
 		cr_skip_test("TCG makes 1000 Python handshakes too slow");
-	start_args("--max-conns 2000");
+	start_args("--max-conns 2000 --max-conns-per-client 0");
 	snprintf(pid, sizeof(pid), "%d", (int)S.pid);
 	setenv("KTLSD_PID", pid, 1);
 	py("load");
