@@ -35,6 +35,7 @@
 #include "ktls_ctl.h"
 
 #include "agent.h"
+#include "keylog.h"
 #include "log.h"
 
 int agent_log_level = AGENT_LOG_INFO;
@@ -60,11 +61,12 @@ void agent_log(int level, const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ktlsd agent [--config FILE] [--foreground]\n"
+	fputs("usage: ktlsd agent [--config FILE] [--foreground] [--keylog]\n"
 	      "  The kernel's TLS handshake service (replaces tlshd): answers the\n"
 	      "  \"handshake\" netlink family's requests from NVMe/TCP and NFS.\n"
 	      "  --config FILE   key = value settings (see agent.conf.example)\n"
 	      "  --foreground    log to stderr (default: syslog, as a service)\n"
+	      "  --keylog        honour SSLKEYLOGFILE (refused without it; debugging only)\n"
 	      "  Needs CAP_NET_ADMIN.  SIGHUP re-reads FILE.\n",
 	      f);
 }
@@ -238,12 +240,13 @@ int ktlsd_agent_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "keylog", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag;
 	char err[300], who[128];
-	int o, kerr = 0, fd, taken, rc = 0;
+	int o, kerr = 0, fd, taken, rc = 0, keylog = 0;
 	uint32_t portid = 0;
 	sigset_t mask;
 
@@ -254,6 +257,7 @@ int ktlsd_agent_main(int argc, char **argv)
 		switch (o) {
 		case 'c': ag.config_path = optarg; break;
 		case 'f': break;
+		case 'k': keylog = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -268,6 +272,16 @@ int ktlsd_agent_main(int argc, char **argv)
 	use_syslog = 1;
 	openlog("ktlsd-agent", LOG_PID, LOG_DAEMON);
 fg:
+	{
+		char warn[300];
+
+		if (keylog_gate(keylog, warn, sizeof(warn), err, sizeof(err)) < 0) {
+			fprintf(stderr, "ktlsd agent: %s\n", err);
+			return 2;
+		}
+		if (warn[0])
+			agent_log(AGENT_LOG_ERROR, "%s", warn);
+	}
 	if (load_conf(&ag, &ag.conf)) {
 		fprintf(stderr, "ktlsd agent: bad configuration (see the log line above)\n");
 		return 1;

@@ -26,7 +26,7 @@ static const struct opt {
 	{ "tickets", ARG_STR }, { "metrics", ARG_STR },
 	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
 	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
-	{ "serve-dotfiles", ARG_NONE },
+	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE },
 };
 
 void cfg_usage(FILE *f)
@@ -38,14 +38,15 @@ void cfg_usage(FILE *f)
 	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
 	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
-	      "         [--first-byte-timeout S] [--serve-dotfiles]\n"
+	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
 	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
 	      "at most --max-conns-per-client connections, a quarter of --max-conns unless\n"
 	      "given (0: no cap), and must start its handshake within --first-byte-timeout\n"
 	      "5 s of connecting.  Names starting with '.' (.git, .env) are 404 unless\n"
-	      "--serve-dotfiles; /.well-known/ is always served.\n"
+	      "--serve-dotfiles; /.well-known/ is always served.  SSLKEYLOGFILE is refused\n"
+	      "unless --keylog asks for key logging (debugging only: it decrypts everything).\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
 	      "never do).  After its last response or alert ktlsd sends\n"
@@ -190,6 +191,8 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_secs(k, v, &c->first_byte_timeout_ms);
 	if (!strcmp(k, "serve-dotfiles"))
 		return parse_bool(k, v, &c->serve_dotfiles);
+	if (!strcmp(k, "keylog"))
+		return parse_bool(k, v, &c->keylog);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
 	return -1;
 }

@@ -31,6 +31,7 @@ struct cfg {
 	char *metrics;           /* --metrics ADDR:PORT; NULL: off */
 	int handshake_timeout_ms, idle_timeout_ms, request_timeout_ms, grace_ms;
 	int first_byte_timeout_ms; /* accept to the first byte of the ClientHello */
+	int keylog;                /* honour SSLKEYLOGFILE (keylog.h) */
 	int serve_dotfiles;        /* names starting with '.' (never .well-known: always) */
 	int linger_ms;            /* lingering close: at most this long ... */
 	int linger_bytes;         /* ... and this many bytes read; 0: no lingering */

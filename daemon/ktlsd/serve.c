@@ -22,6 +22,7 @@
 
 #include "ktls.h"
 
+#include "keylog.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
@@ -279,6 +280,16 @@ int serve_main(int argc, char **argv)
 		break;
 	default:
 		return 2;
+	}
+	{
+		char warn[300], err[300];
+
+		if (keylog_gate(s->cfg.keylog, warn, sizeof(warn), err, sizeof(err)) < 0) {
+			log_msg("%s", err);
+			return 2;
+		}
+		if (warn[0])
+			log_msg("%s", warn);
 	}
 	pthread_mutex_init(&s->ctx_mu, NULL);
 	{

@@ -25,7 +25,9 @@
  *
  * Key logging happens only when the SSLKEYLOGFILE environment variable is
  * set when the context is created; secrets are never logged otherwise and
- * are zeroized once they reach the kernel.
+ * are zeroized once they reach the kernel.  The file is opened then, never
+ * through a symlink, created 0600, and refused (ktls_ctx_new fails) unless
+ * it is a regular file owned by the caller that no one else may access.
  *
  * Minimal blocking client:
  *
@@ -129,7 +131,9 @@ struct ktls_info {
 /*
  * ktls_ctx_new - a context for one role with the strict policy applied.
  * Returns NULL with errno EINVAL for any role other than KTLS_CLIENT or
- * KTLS_SERVER, ENOMEM when OpenSSL cannot allocate.
+ * KTLS_SERVER, ENOMEM when OpenSSL cannot allocate, and ELOOP (a symlink),
+ * EPERM (not a regular file of ours, or group/other may access it) or
+ * open(2)'s errno when SSLKEYLOGFILE is set but cannot be used safely.
  * Client default: KTLS_VERIFY_REQUIRED, host name checked.
  * Server default: KTLS_VERIFY_NONE (no client certificate requested).
  * The trust store starts empty; load anchors with ktls_ctx_load_verify_*.

@@ -133,12 +133,15 @@ KTLS_API ktls_ctx *ktls_ctx_new(int role)
 	atomic_init(&ctx->frozen, 0);
 	atomic_init(&ctx->refs, 1);
 	ctx->ssl = SSL_CTX_new(role == KTLS_CLIENT ? TLS_client_method() : TLS_server_method());
+	errno = ENOMEM;
 	if (!ctx->ssl || apply_policy(ctx) || keys_ctx_init(ctx->ssl)) {
+		int e = errno; /* keys_ctx_init's: a refused SSLKEYLOGFILE */
+
 		ERR_clear_error();
 		SSL_CTX_free(ctx->ssl);
 		ctx_errors_free(ctx);
 		free(ctx);
-		errno = ENOMEM;
+		errno = e;
 		return NULL;
 	}
 	return ctx;

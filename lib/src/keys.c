@@ -4,12 +4,14 @@
  * OpenSSL 3.0 keeps traffic keys and sequence numbers private, so both are
  * observed from outside (see keys.h): the keylog callback hands us TLS 1.3
  * secrets, the msg callback every record header.  Nothing is written to
- * $SSLKEYLOGFILE unless that variable was set when the context was made.
+ * $SSLKEYLOGFILE unless that variable was set when the context was made,
+ * and then only to a file no one else may read (keylog_open).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,17 +25,20 @@
 static int ssl_idx = -1, ctx_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
-/* SSL_CTX ex_data: the key log path, freed with the SSL_CTX. */
-static void free_path(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-		      void *argp)
+/* SSL_CTX ex_data: the key log's file descriptor (an int), closed with the SSL_CTX. */
+static void free_keylog(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
 {
-	free(ptr);
+	if (ptr) {
+		close(*(int *)ptr);
+		free(ptr);
+	}
 }
 
 static void make_indexes(void)
 {
 	ssl_idx = SSL_get_ex_new_index(0, (void *)"ktls keys", NULL, NULL, NULL);
-	ctx_idx = SSL_CTX_get_ex_new_index(0, (void *)"ktls keylog", NULL, NULL, free_path);
+	ctx_idx = SSL_CTX_get_ex_new_index(0, (void *)"ktls keylog", NULL, NULL, free_keylog);
 }
 
 static int indexes(void)
@@ -73,27 +78,23 @@ static int unhex(const char *s, size_t n, unsigned char *out, size_t cap)
 	return (int)(n / 2);
 }
 
-/* Append one line to the key log file named by the context, if any. */
+/* Append one line to the context's key log, if it has one. */
 static void keylog_append(const SSL *ssl, const char *line)
 {
-	const char *path = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
+	const int *fd = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
 	size_t n = strlen(line);
 	char *buf;
-	int fd;
 
-	if (!path)
+	if (!fd)
 		return;
 	buf = malloc(n + 1);
 	if (!buf)
 		return;
 	memcpy(buf, line, n);
 	buf[n] = '\n';
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		/* One write with O_APPEND: lines of concurrent connections never interleave. */
-		ssize_t w = write(fd, buf, n + 1);
-		(void)w;
-		close(fd);
+	/* One write with O_APPEND: lines of concurrent connections never interleave. */
+	if (write(*fd, buf, n + 1) < 0) {
+		/* a key log is a debugging aid: a full disk must not fail the handshake */
 	}
 	secure_zero(buf, n + 1);
 	free(buf);
@@ -170,20 +171,55 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
 		k->sink_msg(k->sink_arg, write_p, content_type, p, len);
 }
 
+/*
+ * The key log holds every traffic secret: opened once, never through a
+ * symlink (a planted link would send them elsewhere), created 0600, and
+ * refused when it is not a regular file of ours or others may read or
+ * write it.  -1 with errno (ELOOP, EPERM, or open's) when refused.
+ */
+static int keylog_open(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
 int keys_ctx_init(SSL_CTX *ssl_ctx)
 {
 	const char *path;
 
-	if (indexes() != 0)
+	if (indexes() != 0) {
+		errno = ENOMEM;
 		return -1;
+	}
 	SSL_CTX_set_keylog_callback(ssl_ctx, keylog_cb);
 	SSL_CTX_set_msg_callback(ssl_ctx, msg_cb);
 	/* secure_getenv: a setuid program never logs secrets for its caller. */
 	path = secure_getenv("SSLKEYLOGFILE");
 	if (path && *path) {
-		char *dup = strdup(path);
-		if (!dup || !SSL_CTX_set_ex_data(ssl_ctx, ctx_idx, dup)) {
-			free(dup);
+		int *fd = malloc(sizeof(*fd));
+
+		if (!fd) {
+			errno = ENOMEM;
+			return -1;
+		}
+		*fd = keylog_open(path);
+		if (*fd < 0 || !SSL_CTX_set_ex_data(ssl_ctx, ctx_idx, fd)) {
+			int e = *fd < 0 ? errno : ENOMEM;
+
+			if (*fd >= 0)
+				close(*fd);
+			free(fd);
+			errno = e;
 			return -1;
 		}
 	}

@@ -1421,6 +1421,36 @@ Test(ktlsd_ops, example_config_parses, .init = setup, .fini = stop, .timeout = 1
 	py("normal");
 }
 
+/* Finding: with SSLKEYLOGFILE set, ktlsd wrote every traffic secret and said nothing. */
+Test(ktlsd_ops, keylog_only_on_request, .init = setup, .fini = stop, .timeout = 60)
+{
+	char cmd[1200], o[2048], kl[400];
+	const char *bin = tu_build("ktlsd");
+	struct stat st;
+	char *l;
+
+	snprintf(kl, sizeof(kl), "%s/keys.log", S.dir);
+	snprintf(cmd, sizeof(cmd), "SSLKEYLOGFILE=%s %s serve --root %s --listen 127.0.0.1:%d --foreground 2>&1",
+		 kl, bin, S.root, tu_free_port());
+	cr_expect_eq(tu_run(cmd, o, sizeof(o)), 2, "%s", o);
+	cr_expect(strstr(o, "SSLKEYLOGFILE is set") && strstr(o, "--keylog"), "%s", o);
+	cr_expect_neq(stat(kl, &st), 0, "a refused key log was created");
+	snprintf(cmd, sizeof(cmd), "%s agent --foreground 2>&1", bin);
+	setenv("SSLKEYLOGFILE", kl, 1);
+	cr_expect_eq(tu_run(cmd, o, sizeof(o)), 2, "%s", o);
+	cr_expect(strstr(o, "SSLKEYLOGFILE is set"), "agent: %s", o);
+	/* asked for: a warning at start, and the secrets in a 0600 file */
+	start_args("--keylog");
+	unsetenv("SSLKEYLOGFILE");
+	py("normal");
+	l = log_text();
+	cr_expect(strstr(l, "WARNING: --keylog"), "%s", l);
+	free(l);
+	cr_assert_eq(stat(kl, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	cr_expect_gt(st.st_size, 0);
+}
+
 Test(ktlsd_ops, bad_command_lines, .init = setup, .fini = stop)
 {
 	char cmd[1200], o[2048];
