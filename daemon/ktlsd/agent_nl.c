@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,17 +32,21 @@
 void hs_capture(const char *kind, const void *msg, size_t len)
 {
 	static unsigned n;
-	const char *dir = getenv("KTLS_AGENT_CAPTURE");
+	const char *dir = secure_getenv("KTLS_AGENT_CAPTURE");
 	char path[512];
-	FILE *f;
+	int fd;
 
 	if (!dir || !*dir)
 		return;
 	snprintf(path, sizeof(path), "%s/%s-%d-%u.bin", dir, kind, (int)getpid(), n++);
-	if ((f = fopen(path, "we"))) {
-		fwrite(msg, 1, len, f);
-		fclose(f);
+	/* a new file of our own, never through a planted symlink */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, msg, len) < 0) {
+		/* a capture is a debugging aid, never a failure */
 	}
+	close(fd);
 }
 
 static uint32_t next_seq(void)

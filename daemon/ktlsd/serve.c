@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,13 +23,16 @@
 
 #include "ktls.h"
 
+#include "keyd.h"
 #include "keylog.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
 
 /* A server context from the settings; NULL with the reason logged. */
-static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key)
+/* A server context from the settings; the chain from mem when given, else from the files. */
+static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key,
+			  const struct keyd_pair *mem)
 {
 	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
 	const char *what = NULL;
@@ -37,7 +41,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key
 		log_msg("ktls_ctx_new: %s", strerror(errno));
 		return NULL;
 	}
-	if (ktls_ctx_load_cert_chain(ctx, cert, key) != 0)
+	if (mem ? ktls_ctx_load_cert_chain_mem(ctx, mem->cert, mem->certlen, mem->key, mem->keylen)
+		: ktls_ctx_load_cert_chain(ctx, cert, key))
 		what = "certificate/key";
 	else if (c->ca && ktls_ctx_load_verify_locations(ctx, c->ca, NULL) != 0)
 		what = "--ca";
@@ -245,13 +250,34 @@ static int drop_privileges(const char *user)
 		log_msg("--user %s: could regain root; refusing to run", user);
 		return -1;
 	}
+	/* no exec can give privileges back (setuid binaries, file capabilities) */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_msg("--user %s: PR_SET_NO_NEW_PRIVS: %s", user, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
+/*
+ * SIGHUP: a new context from the files as they are now.  After --user the
+ * key helper reads them (keyd.h): a key only root may read keeps working.
+ */
 static void reload(struct srv *s, const char *cert, const char *key)
 {
-	ktls_ctx *ctx = make_ctx(&s->cfg, cert, key), *old;
+	struct keyd_pair mem;
+	ktls_ctx *ctx, *old;
+	char err[300];
 
+	if (s->keyd >= 0) {
+		if (keyd_fetch(s->keyd, &mem, err, sizeof(err)) < 0) {
+			log_msg("SIGHUP: %s; reload failed, still serving the previous certificate", err);
+			return;
+		}
+		ctx = make_ctx(&s->cfg, cert, key, &mem);
+		keyd_clear(&mem);
+	} else {
+		ctx = make_ctx(&s->cfg, cert, key, NULL);
+	}
 	if (!ctx) {
 		log_msg("SIGHUP: reload failed; still serving the previous certificate");
 		return;
@@ -326,7 +352,8 @@ int serve_main(int argc, char **argv)
 		cert = certbuf;
 		key = keybuf;
 	}
-	s->ctx = make_ctx(&s->cfg, cert, key);
+	s->keyd = -1;
+	s->ctx = make_ctx(&s->cfg, cert, key, NULL);
 	if (!s->ctx)
 		return 1;
 	if (s->cfg.access_log) {
@@ -348,8 +375,20 @@ int serve_main(int argc, char **argv)
 	}
 	if (s->cfg.metrics && (metrics_fd = bind_metrics(s->cfg.metrics)) < 0)
 		return 1;
+	if (s->cfg.user && s->cfg.cert && geteuid() == 0) {
+		char err[300];
+
+		s->keyd = keyd_start(s->cfg.cert, s->cfg.key, err, sizeof(err));
+		if (s->keyd < 0) {
+			log_msg("--user: the key helper for reloads: %s", err);
+			return 1;
+		}
+	}
 	if (s->cfg.user && drop_privileges(s->cfg.user) < 0)
 		return 1;
+	if (!s->cfg.user && geteuid() == 0)
+		log_msg("warning: serving as root: give --user (e.g. www-data) so that a flaw in "
+			"request handling cannot act as root");
 	if (faccessat(s->rootfd, ".", R_OK | X_OK, 0) < 0) {
 		log_msg("--root %s: cannot read it%s%s (%s)", s->cfg.root, s->cfg.user ? " as " : "",
 			s->cfg.user ? s->cfg.user : "", strerror(errno));
@@ -430,6 +469,8 @@ stop:
 	free(lfds);
 	ktls_ctx_free(s->ctx);
 	peer_limit_free(s->peers);
+	if (s->keyd >= 0)
+		close(s->keyd); /* the helper sees the end and exits */
 	close(s->rootfd);
 	if (logfd >= 0)
 		close(logfd);

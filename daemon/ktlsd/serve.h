@@ -24,6 +24,7 @@ struct srv {
 	int rootfd;
 	pthread_mutex_t ctx_mu;  /* guards ctx: SIGHUP swaps it */
 	ktls_ctx *ctx;
+	int keyd;                /* the key helper's socket (keyd.h); -1: none */
 	atomic_int nconns;       /* all workers together, for --max-conns */
 	atomic_int nlinger;      /* lingering closes, all workers: at most max_conns */
 	struct peer_limit *peers; /* --max-conns-per-client; NULL: no cap */

@@ -173,6 +173,15 @@ int ktls_ctx_role(const ktls_ctx *ctx);
 int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile);
 
 /*
+ * ktls_ctx_load_cert_chain_mem - the same from memory: PEM chain (leaf
+ * first) in cert_pem, PEM key in key_pem (NULL: in cert_pem too).  For a
+ * program that no longer may open its key files itself (ktlsd reloads
+ * after dropping privileges).  The caller owns and clears the buffers.
+ */
+int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
+				 const void *key_pem, size_t keylen);
+
+/*
  * ktls_ctx_load_verify_locations - add trust anchors (and CRLs) from a PEM
  * file and/or a hashed directory (capath is searched lazily, as OpenSSL
  * does; on a frozen context its hashed files are read at once instead,

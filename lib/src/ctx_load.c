@@ -45,11 +45,24 @@ static BIO *open_file(const struct ktls_ctx *ctx, const char *what, const char *
 	return b;
 }
 
-/* All PEM certificates of certfile, leaf first.  NULL with the reason set. */
-static STACK_OF(X509) *read_chain(const struct ktls_ctx *ctx, const char *certfile)
+/* A read-only BIO over len bytes at p; NULL with the reason set. */
+static BIO *open_mem(const struct ktls_ctx *ctx, const void *p, size_t len)
+{
+	BIO *b = len <= INT_MAX ? BIO_new_mem_buf(p, (int)len) : NULL;
+
+	if (!b)
+		ctx_fail(ctx, len > INT_MAX ? KTLS_ERR_INVALID : KTLS_ERR_RESOURCE,
+			 len > INT_MAX ? "load_cert_chain_mem: input too large" : "out of memory");
+	return b;
+}
+
+/*
+ * All PEM certificates from b (freed here), leaf first; certfile names
+ * the source in errors.  NULL with the reason set.
+ */
+static STACK_OF(X509) *read_chain(const struct ktls_ctx *ctx, BIO *b, const char *certfile)
 {
 	STACK_OF(X509) *sk;
-	BIO *b = open_file(ctx, "certfile", certfile);
 	X509 *x;
 
 	if (!b)
@@ -90,9 +103,9 @@ fail:
 	return NULL;
 }
 
-static EVP_PKEY *read_key(const struct ktls_ctx *ctx, const char *keyfile)
+/* The PEM private key from b (freed here); keyfile names it in errors. */
+static EVP_PKEY *read_key(const struct ktls_ctx *ctx, BIO *b, const char *keyfile)
 {
-	BIO *b = open_file(ctx, "keyfile", keyfile);
 	EVP_PKEY *k;
 	int asked = 0;
 
@@ -111,7 +124,12 @@ static EVP_PKEY *read_key(const struct ktls_ctx *ctx, const char *keyfile)
 	return k;
 }
 
-KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
+/*
+ * The chain from cb and the key from kb (both freed here), checked against
+ * the policy and each other, installed in one call so that a failure
+ * leaves the previous chain in place.
+ */
+static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, const char *keyname)
 {
 	STACK_OF(X509) *sk;
 	EVP_PKEY *key = NULL;
@@ -119,32 +137,30 @@ KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const
 	char err[KTLS_ERRLEN];
 	int ret = -1, code;
 
-	if (ctx_mutable(ctx, "the certificate chain"))
+	sk = read_chain(ctx, cb, certname);
+	if (!sk) {
+		BIO_free(kb);
 		return -1;
-	if (!certfile)
-		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain: certfile is NULL");
-	sk = read_chain(ctx, certfile);
-	if (!sk)
-		return -1;
+	}
 	for (int i = 0; i < sk_X509_num(sk); i++)
 		if ((code = policy_check_cert(sk_X509_value(sk, i), i, err, sizeof(err)))) {
-			ctx_fail(ctx, code, "%s (%s)", err, certfile);
+			ctx_fail(ctx, code, "%s (%s)", err, certname);
+			BIO_free(kb);
 			goto out;
 		}
-	key = read_key(ctx, keyfile ? keyfile : certfile);
+	key = read_key(ctx, kb, keyname);
 	if (!key)
 		goto out;
 	leaf = sk_X509_shift(sk);
 	if (!X509_check_private_key(leaf, key)) {
 		ERR_clear_error();
 		ctx_fail(ctx, KTLS_ERR_FILE, "the private key in %s does not match the certificate "
-			 "in %s", keyfile ? keyfile : certfile, certfile);
+			 "in %s", keyname, certname);
 		X509_free(leaf);
 		goto out;
 	}
-	/* One call, so a failure leaves the previous chain in place. */
 	if (!SSL_CTX_use_cert_and_key(ctx->ssl, leaf, key, sk, 1))
-		ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, certfile);
+		ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, certname);
 	else
 		ret = 0;
 	X509_free(leaf);
@@ -152,6 +168,51 @@ out:
 	EVP_PKEY_free(key);
 	sk_X509_pop_free(sk, X509_free);
 	return ret;
+}
+
+KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
+{
+	BIO *cb, *kb;
+
+	if (ctx_mutable(ctx, "the certificate chain"))
+		return -1;
+	if (!certfile)
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain: certfile is NULL");
+	if (!keyfile)
+		keyfile = certfile;
+	cb = open_file(ctx, "certfile", certfile);
+	if (!cb)
+		return -1;
+	kb = open_file(ctx, "keyfile", keyfile);
+	if (!kb) {
+		BIO_free(cb);
+		return -1;
+	}
+	return load_chain(ctx, cb, certfile, kb, keyfile);
+}
+
+KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
+					  const void *key_pem, size_t keylen)
+{
+	BIO *cb, *kb;
+
+	if (ctx_mutable(ctx, "the certificate chain"))
+		return -1;
+	if (!cert_pem)
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain_mem: cert_pem is NULL");
+	if (!key_pem) {
+		key_pem = cert_pem;
+		keylen = certlen;
+	}
+	cb = open_mem(ctx, cert_pem, certlen);
+	if (!cb)
+		return -1;
+	kb = open_mem(ctx, key_pem, keylen);
+	if (!kb) {
+		BIO_free(cb);
+		return -1;
+	}
+	return load_chain(ctx, cb, "the certificate in memory", kb, "the key in memory");
 }
 
 /* ---- trust store ---------------------------------------------------------------- */

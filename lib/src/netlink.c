@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,16 +70,33 @@ int nlx_check_msg(const struct nlmsghdr *nlh, size_t buflen, size_t hdrlen,
 	return 0;
 }
 
+static const char *capture_dir;
+static pthread_once_t capture_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Read once: the environment is not re-read on every offload, and
+ * secure_getenv ignores it in a setuid or file-capability program, whose
+ * caller must not pick where it writes.
+ */
+static void capture_init(void)
+{
+	const char *d = secure_getenv("KTLS_NL_CAPTURE");
+
+	capture_dir = d && *d ? d : NULL;
+}
+
 void nlx_capture(const char *kind, const struct nlmsghdr *nlh)
 {
-	const char *dir = getenv("KTLS_NL_CAPTURE");
 	char path[PATH_MAX];
+	int fd;
 
-	if (!dir || !*dir)
+	pthread_once(&capture_once, capture_init);
+	if (!capture_dir)
 		return;
-	if (snprintf(path, sizeof(path), "%s/%s.bin", dir, kind) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%s.bin", capture_dir, kind) >= (int)sizeof(path))
 		return;
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* never through a planted symlink */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (fd < 0)
 		return;
 	/* Best effort: a capture is a debugging aid, never a failure. */

@@ -1213,6 +1213,62 @@ Test(ktlsd_ops, sighup_reloads_certificate, .init = setup, .fini = stop, .timeou
 	py("normal");
 }
 
+/*
+ * Finding: after --user, SIGHUP could not read a key only root may read.
+ * The key helper (keyd.c) reads it; it goes away with ktlsd.
+ */
+Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = stop, .timeout = 120)
+{
+	char dir[300], cert[320], key[320], cmd[2000], o[4096];
+	int helper;
+	char *l;
+
+	if (geteuid() != 0) {
+		cr_skip("needs root to test --user");
+		return;
+	}
+	cr_assert_eq(chmod(S.dir, 0755), 0);
+	snprintf(dir, sizeof(dir), "%s/keys", S.dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s && chmod 600 %s %s", tu_cert("server-ec.pem"), cert,
+		 tu_cert("server-ec.key"), key, cert, key);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+	snprintf(cmd, sizeof(cmd), "--user nobody --cert %s --key %s", cert, key);
+	start_args(cmd);
+	snprintf(cmd, sizeof(cmd), "pgrep -P %d -x ktlsd-keys", (int)S.pid);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "no key helper under ktlsd");
+	helper = atoi(o);
+	cr_assert_gt(helper, 0);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", tu_cert("server-rsa.pem"), cert,
+		 tu_cert("server-rsa.key"), key);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
+	kill(S.pid, SIGHUP);
+	usleep(500000);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -CAfile %s < /dev/null 2>/dev/null | grep -m1 'Server public key is'",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "2048 bit"), "RSA key after reload as nobody: %s", o);
+	l = log_text();
+	cr_expect(strstr(l, "SIGHUP: reloaded"), "%s", l);
+	free(l);
+	/* a missing file: the helper's reason, and the old certificate stays */
+	cr_assert_eq(unlink(key), 0);
+	kill(S.pid, SIGHUP);
+	usleep(500000);
+	l = log_text();
+	cr_expect(strstr(l, "key.pem: No such file or directory; reload failed"), "%s", l);
+	free(l);
+	py("normal");
+	cr_expect_eq(tu_stop(S.pid, 8000), 0);
+	S.pid = 0;
+	for (int i = 0; i < 40 && kill(helper, 0) == 0; i++)
+		usleep(50000);
+	cr_expect_neq(kill(helper, 0), 0, "the key helper outlived ktlsd");
+}
+
 Test(ktlsd_ops, config_file_and_cli_precedence, .init = setup, .fini = stop, .timeout = 120)
 {
 	char conf[300], extra[400];

@@ -1,0 +1,197 @@
+/* keyd.c - a root helper that reads the key for reloads (see keyd.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "keyd.h"
+
+/* One reply: this header, then the certificate's bytes and the key's, or an error text. */
+struct keyd_hdr {
+	int32_t err;       /* 0, or the errno of the failure (text follows) */
+	uint32_t certlen, keylen;
+};
+
+#define KEYD_MSG (sizeof(struct keyd_hdr) + 2 * KEYD_MAX_FILE)
+
+/* path's bytes at out (cap); the length, or -1 with errno. */
+static ssize_t slurp(const char *path, char *out, size_t cap)
+{
+	struct stat st;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size >= cap) {
+		int e = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : EFBIG;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	for (;;) {
+		ssize_t r = read(fd, out + got, cap - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got == cap) { /* grew past the cap since fstat */
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+	}
+	close(fd);
+	return (ssize_t)got;
+}
+
+static void answer(int fd, const char *cert, const char *key, char *msg)
+{
+	struct keyd_hdr h = { 0 };
+	char *body = msg + sizeof(h);
+	const char *failed = cert;
+	ssize_t c = slurp(cert, body, KEYD_MAX_FILE), k = -1;
+	size_t len;
+
+	if (c >= 0) {
+		failed = key;
+		k = slurp(key, body + c, KEYD_MAX_FILE);
+	}
+	if (c < 0 || k < 0) {
+		h.err = errno ? errno : EIO;
+		len = (size_t)snprintf(body, KEYD_MAX_FILE, "%s: %s", failed,
+				       errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+	} else {
+		h.certlen = (uint32_t)c;
+		h.keylen = (uint32_t)k;
+		len = (size_t)(c + k);
+	}
+	memcpy(msg, &h, sizeof(h));
+	if (send(fd, msg, sizeof(h) + len, MSG_NOSIGNAL) < 0) {
+		/* ktlsd went away: the next recv sees the end */
+	}
+	OPENSSL_cleanse(msg, sizeof(h) + len);
+}
+
+static void __attribute__((noreturn)) helper(int fd, const char *cert, const char *key)
+{
+	char *msg = malloc(KEYD_MSG), c;
+
+	/* nothing of the daemon's but stderr and our end of the pair */
+	if (dup2(fd, 3) < 0)
+		_exit(1);
+	close_range(4, ~0U, 0);
+	fd = 3;
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_IGN); /* a terminal's ^C or SIGHUP is ktlsd's business */
+	prctl(PR_SET_NAME, "ktlsd-keys");
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (!msg)
+		_exit(1);
+	while (recv(fd, &c, 1, 0) == 1)
+		answer(fd, cert, key, msg);
+	_exit(0);
+}
+
+int keyd_start(const char *cert, const char *key, char *err, size_t errlen)
+{
+	struct timeval tv = { 5, 0 };
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		helper(sv[1], cert, key ? key : cert);
+	}
+	close(sv[1]);
+	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return sv[0];
+}
+
+int keyd_fetch(int fd, struct keyd_pair *out, char *err, size_t errlen)
+{
+	char *msg = malloc(KEYD_MSG + 1);
+	struct keyd_hdr h;
+	ssize_t n;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!msg) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (send(fd, "R", 1, MSG_NOSIGNAL) != 1 || (n = recv(fd, msg, KEYD_MSG + 1, 0)) < 0) {
+		snprintf(err, errlen, "the key helper: %s", strerror(errno));
+		goto out;
+	}
+	if ((size_t)n < sizeof(h)) {
+		snprintf(err, errlen, "the key helper is gone");
+		goto out;
+	}
+	memcpy(&h, msg, sizeof(h));
+	if (h.err) {
+		snprintf(err, errlen, "%.*s", (int)((size_t)n - sizeof(h)), msg + sizeof(h));
+		goto out;
+	}
+	if (h.certlen > KEYD_MAX_FILE || h.keylen > KEYD_MAX_FILE ||
+	    sizeof(h) + h.certlen + h.keylen != (size_t)n) {
+		snprintf(err, errlen, "the key helper's reply is malformed");
+		goto out;
+	}
+	out->cert = malloc(h.certlen + 1);
+	out->key = malloc(h.keylen + 1);
+	if (!out->cert || !out->key) {
+		snprintf(err, errlen, "out of memory");
+		keyd_clear(out);
+		goto out;
+	}
+	memcpy(out->cert, msg + sizeof(h), h.certlen);
+	memcpy(out->key, msg + sizeof(h) + h.certlen, h.keylen);
+	out->certlen = h.certlen;
+	out->keylen = h.keylen;
+	rc = 0;
+out:
+	OPENSSL_cleanse(msg, KEYD_MSG + 1);
+	free(msg);
+	return rc;
+}
+
+void keyd_clear(struct keyd_pair *p)
+{
+	if (p->key)
+		OPENSSL_cleanse(p->key, p->keylen);
+	free(p->cert);
+	free(p->key);
+	memset(p, 0, sizeof(*p));
+}
