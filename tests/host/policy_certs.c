@@ -5,6 +5,7 @@
  * oracle for which files are acceptable at all.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -190,4 +191,56 @@ Test(policy_certs, chain_certificates_are_kept)
 	cr_assert(SSL_CTX_get0_chain_certs(ctx->ssl, &chain));
 	cr_expect_eq(chain ? sk_X509_num(chain) : 0, 1, "the CA after the leaf is the chain");
 	ktls_ctx_free(ctx);
+}
+
+/* A file's bytes (malloc'd) and length. */
+static char *file_bytes(const char *name, size_t *len)
+{
+	FILE *f = fopen(tu_cert(name), "rb");
+	char *b = malloc(1 << 16);
+
+	cr_assert(f && b, "%s", name);
+	*len = fread(b, 1, 1 << 16, f);
+	fclose(f);
+	return b;
+}
+
+/* From memory, the same verdicts and reasons as from files (ktlsd's reload after --user). */
+Test(policy_certs, from_memory_same_verdicts)
+{
+	for (size_t i = 0; i < NCASES; i++) {
+		ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
+		size_t cl, kl;
+		char *c = file_bytes(cases[i].cert, &cl), *k = file_bytes(cases[i].key, &kl);
+		int rc = ktls_ctx_load_cert_chain_mem(ctx, c, cl, k, kl);
+
+		if (!cases[i].error) {
+			cr_expect_eq(rc, 0, "%s: %s", cases[i].cert, ktls_ctx_error(ctx));
+			cr_expect_eq(SSL_CTX_check_private_key(ctx->ssl), 1, "%s", cases[i].cert);
+		} else {
+			cr_expect_eq(rc, -1, "%s accepted from memory", cases[i].cert);
+			cr_expect(strstr(ktls_ctx_error(ctx), cases[i].error), "%s: %s", cases[i].cert,
+				  ktls_ctx_error(ctx));
+		}
+		free(c);
+		free(k);
+		ktls_ctx_free(ctx);
+	}
+	{
+		ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
+		size_t cl, kl;
+		char *c = file_bytes("server-ec-combined.pem", &cl), *k = file_bytes("server-rsa.key", &kl);
+
+		cr_expect_eq(ktls_ctx_load_cert_chain_mem(ctx, c, cl, NULL, 0), 0, "key in the same buffer: %s",
+			     ktls_ctx_error(ctx));
+		cr_expect_eq(ktls_ctx_load_cert_chain_mem(ctx, c, cl, k, kl), -1);
+		cr_expect(strstr(ktls_ctx_error(ctx), "does not match"), "%s", ktls_ctx_error(ctx));
+		cr_expect_eq(ktls_ctx_load_cert_chain_mem(ctx, NULL, 0, NULL, 0), -1);
+		cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_INVALID);
+		cr_expect_eq(ktls_ctx_load_cert_chain_mem(ctx, "junk", 4, NULL, 0), -1);
+		cr_expect_eq(ktls_ctx_error_code(ctx), KTLS_ERR_FILE);
+		free(c);
+		free(k);
+		ktls_ctx_free(ctx);
+	}
 }
