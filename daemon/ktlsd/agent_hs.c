@@ -81,7 +81,9 @@ static void link_keyrings(struct agent_req *r)
 	for (unsigned i = 0; i < r->conf->nkeyrings; i++)
 		if (keys_link_named(r->conf->keyrings[i], NULL))
 			agent_log(AGENT_LOG_ERROR, "cannot link keyring '%s': %s",
-				  r->conf->keyrings[i], strerror(errno));
+				  r->conf->keyrings[i],
+				  errno == EPERM ? "only keyrings of other users have that name "
+						   "(one root owns is required)" : strerror(errno));
 	if (r->a.keyring && keys_link(r->a.keyring))
 		agent_log(AGENT_LOG_ERROR, "cannot link the kernel's keyring %d: %s",
 			  r->a.keyring, strerror(errno));

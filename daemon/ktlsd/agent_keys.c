@@ -95,15 +95,42 @@ int keys_link(int32_t keyring)
 	return 0;
 }
 
-/* A keyring's serial by its name in /proc/keys (".nvme"), or a number. */
+/* A keyring's owner from KEYCTL_DESCRIBE ("type;uid;gid;perm;description"); -1 if unknown. */
+static long keyring_owner(int32_t serial)
+{
+	char d[512];
+	long n = kctl(KEYCTL_DESCRIBE, (unsigned long)serial, (unsigned long)d, sizeof(d) - 1, 0);
+	unsigned long uid;
+
+	if (n <= 0)
+		return -1;
+	d[n < (long)sizeof(d) ? n : (long)sizeof(d) - 1] = '\0';
+	if (strncmp(d, "keyring;", 8) != 0 || sscanf(d + 8, "%lu;", &uid) != 1)
+		return -1;
+	return (long)uid;
+}
+
+/*
+ * A keyring's serial by its name in /proc/keys (".nvme"), or a number, and
+ * only one root owns: any user may create a keyring named like a
+ * configured one (only names with a leading dot are reserved), and linking
+ * a planted one would let that user feed PSKs and certificates to our
+ * handshakes.  -1 with ENOKEY (none), or EPERM (only others' keyrings).
+ */
 static int32_t find_named(const char *name)
 {
 	char line[512], *end;
 	long v = strtol(name, &end, 0);
+	int others = 0;
 	FILE *f;
 
-	if (*name && !*end)
+	if (*name && !*end) {
+		if (keyring_owner((int32_t)v) != 0) {
+			errno = keyring_owner((int32_t)v) < 0 ? ENOKEY : EPERM;
+			return -1;
+		}
 		return (int32_t)v;
+	}
 	if (!(f = fopen("/proc/keys", "re")))
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
@@ -115,13 +142,16 @@ static int32_t find_named(const char *name)
 			   desc) != 3)
 			continue;
 		desc[strcspn(desc, ":")] = '\0';
-		if (!strcmp(type, "keyring") && !strcmp(desc, name)) {
+		if (strcmp(type, "keyring") || strcmp(desc, name))
+			continue;
+		if (keyring_owner((int32_t)serial) == 0) {
 			fclose(f);
 			return (int32_t)serial;
 		}
+		others = 1;
 	}
 	fclose(f);
-	errno = ENOKEY;
+	errno = others ? EPERM : ENOKEY;
 	return -1;
 }
 
