@@ -245,7 +245,7 @@ int ktlsd_agent_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct agent ag;
-	char err[300], who[128];
+	char err[300], who[128], ignored[200];
 	int o, kerr = 0, fd, taken, rc = 0, keylog = 0;
 	uint32_t portid = 0;
 	sigset_t mask;
@@ -313,7 +313,8 @@ fg:
 		ag.fam.remote_auth = 0;
 	}
 	close(fd);
-	taken = hs_group_taken(&ag.fam, 0, who, sizeof(who), err, sizeof(err));
+	taken = hs_group_taken(&ag.fam, 0, who, sizeof(who), ignored, sizeof(ignored), err,
+			       sizeof(err));
 	if (taken < 0)
 		agent_log(AGENT_LOG_ERROR, "cannot list the group's listeners (%s); "
 			  "make sure tlshd is stopped", err);
@@ -336,11 +337,15 @@ fg:
 		return 1;
 	}
 	/* Two agents starting together: the later one sees the earlier. */
-	if (hs_group_taken(&ag.fam, portid, who, sizeof(who), err, sizeof(err)) > 0) {
+	if (hs_group_taken(&ag.fam, portid, who, sizeof(who), ignored, sizeof(ignored), err,
+			   sizeof(err)) > 0) {
 		fprintf(stderr, "ktlsd agent: another handshake agent already listens on group "
 			"\"%s\": %s; stop it first (e.g. systemctl stop tlshd)\n", HS_GROUP_NAME, who);
 		return 1;
 	}
+	if (ignored[0])
+		agent_log(AGENT_LOG_ERROR, "note: %s also listens on group \"%s\" but cannot take "
+			  "requests (ACCEPT needs CAP_NET_ADMIN); going on", ignored, HS_GROUP_NAME);
 	agent_prebuild(&ag.conf);
 	agent_log(AGENT_LOG_INFO, "listening: family \"%s\" id %u, group \"%s\" id %u, DONE peer "
 		  "ids %s, up to %u handshakes at once", HS_FAMILY_NAME, ag.fam.id, HS_GROUP_NAME,

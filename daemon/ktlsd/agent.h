@@ -137,9 +137,13 @@ int hs_socket(char *err, size_t errlen);
 int hs_resolve(int fd, struct hs_family *f, int *kerr, char *err, size_t errlen);
 /* CTRL_CMD_GETPOLICY for DONE; fills f->remote_auth.  -1 with err. */
 int hs_probe_policy(int fd, struct hs_family *f, char *err, size_t errlen);
-/* Another socket in f->group: 1 with its owner ("pid 12 (tlshd)"), 0, -1. */
+/*
+ * Another listener in f->group that can take requests (its process has
+ * CAP_NET_ADMIN): 1 with its owner in who ("pid 12 (tlshd)"); 0 when none,
+ * with ignored naming a listener that cannot ("" when none); -1 with err.
+ */
 int hs_group_taken(const struct hs_family *f, uint32_t own_portid, char *who, size_t wholen,
-		   char *err, size_t errlen);
+		   char *ignored, size_t ignlen, char *err, size_t errlen);
 /* ACCEPT: 0 and *out, or -1 with *kerr (EAGAIN: nothing pending). */
 int hs_accept(int fd, const struct hs_family *f, struct hs_accept *out, int *kerr,
 	      char *err, size_t errlen);

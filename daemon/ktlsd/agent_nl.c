@@ -233,8 +233,31 @@ int hs_done(int fd, const struct hs_family *f, uint32_t status, int sockfd,
 
 /* ---- the group's other listeners ------------------------------------------- */
 
-/* "pid N (comm)" of the process holding socket inode ino, best effort. */
-static void owner_of(uint32_t ino, char *who, size_t wholen)
+/* 1 when pid's effective capabilities hold CAP_NET_ADMIN, 0 when not, -1 unknown. */
+static int has_net_admin(int pid)
+{
+	char path[64], line[256];
+	unsigned long long eff;
+	int r = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			r = (eff >> 12) & 1; /* CAP_NET_ADMIN */
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+/*
+ * "pid N (comm)" of the process holding socket inode ino into who, best
+ * effort; its pid, or 0 when no process of ours to see holds it.
+ */
+static int owner_of(uint32_t ino, char *who, size_t wholen)
 {
 	char want[64], path[300], link[64];
 	DIR *proc = opendir("/proc");
@@ -271,18 +294,22 @@ static void owner_of(uint32_t ino, char *who, size_t wholen)
 				snprintf(who, wholen, "pid %d (%s)", pid, comm);
 				closedir(fds);
 				closedir(proc);
-				return;
+				return pid;
 			}
 		}
 		closedir(fds);
 	}
 	if (proc)
 		closedir(proc);
+	return 0;
 }
 
+#define TAKEN_MAX 16
+
 struct taken_arg {
-	uint32_t group, own, portid, inode;
-	int found;
+	uint32_t group, own;
+	uint32_t inode[TAKEN_MAX];
+	int n;
 };
 
 static int taken_cb(const void *msg, size_t len, void *arg, char *err, size_t errlen)
@@ -293,31 +320,43 @@ static int taken_cb(const void *msg, size_t len, void *arg, char *err, size_t er
 
 	if (r < 0)
 		return -1;
-	if (r == 1 && portid != t->own && !t->found) {
-		t->found = 1;
-		t->portid = portid;
-		t->inode = inode;
-	}
+	if (r == 1 && portid != t->own && t->n < TAKEN_MAX)
+		t->inode[t->n++] = inode;
 	return 0;
 }
 
+/*
+ * Any process may join the group (the kernel does not restrict it), but
+ * only one with CAP_NET_ADMIN can ACCEPT the requests announced there.  So
+ * only such a listener (tlshd, another agent) makes us refuse to start;
+ * others are named in ignored so that the caller can say it went on.
+ */
 int hs_group_taken(const struct hs_family *f, uint32_t own_portid, char *who, size_t wholen,
-		   char *err, size_t errlen)
+		   char *ignored, size_t ignlen, char *err, size_t errlen)
 {
 	unsigned char req[128];
-	struct taken_arg t = { f->group, own_portid, 0, 0, 0 };
+	struct taken_arg t = { .group = f->group, .own = own_portid };
 	int kerr, fd = nl_open(NETLINK_SOCK_DIAG, err, errlen);
 	int n = hs_build_ndiag(req, sizeof(req), next_seq());
 	int r;
 
+	if (ignlen)
+		ignored[0] = '\0';
 	if (fd < 0)
 		return -1;
 	r = transact("ndiag", fd, req, n, taken_cb, &t, &kerr, err, errlen);
 	close(fd);
 	if (r != 0)
 		return -1;
-	if (!t.found)
-		return 0;
-	owner_of(t.inode, who, wholen);
-	return 1;
+	for (int i = 0; i < t.n; i++) {
+		int pid = owner_of(t.inode[i], who, wholen);
+
+		if (pid > 0 && has_net_admin(pid) == 1)
+			return 1;
+		if (ignlen && !ignored[0])
+			snprintf(ignored, ignlen, "%s (%s)", who,
+				 pid > 0 ? "without CAP_NET_ADMIN" : "no process of ours holds it");
+	}
+	return 0;
 }
+

@@ -8,9 +8,13 @@
  * from its internal archive (build/libktlsd.a).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
@@ -507,4 +511,78 @@ Test(agent_netlink, config_errors_name_the_line)
 	cr_expect_eq(conf("log_level =\n", &c, err), -1);
 	cr_expect(strstr(err, "has no value"), "%s", err);
 	agent_conf_free(&c);
+}
+
+/* ---- the group's other listeners ------------------------------------------ */
+
+/* A generic netlink socket in group grp; -1 on failure. */
+static int join_group(unsigned grp)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0)
+		return -1;
+	return fd;
+}
+
+/*
+ * Finding 9: any user may join the handshake group, which kept the agent
+ * from starting.  Only a listener whose process has CAP_NET_ADMIN (so can
+ * ACCEPT) counts.  On the host the kernel lacks the handshake family, so
+ * nlctrl's "notify" group (id 0x10, joinable by anyone) stands in.
+ */
+Test(agent_netlink, group_taken_only_by_a_capable_listener)
+{
+	struct hs_family f = { .group = GENL_ID_CTRL };
+	char who[128], ignored[200], err[200];
+	int sync[2], mine;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		cr_skip("needs root to run a listener as nobody");
+		return;
+	}
+	cr_assert_eq(pipe(sync), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char c = '!';
+		int fd;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(1);
+		fd = join_group(GENL_ID_CTRL);
+		c = fd >= 0 ? 'y' : 'n';
+		if (write(sync[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	{
+		char c = 0;
+
+		cr_assert_eq(read(sync[0], &c, 1), 1);
+		cr_assert_eq(c, 'y', "nobody could not join the group");
+	}
+	cr_expect_eq(hs_group_taken(&f, 0, who, sizeof(who), ignored, sizeof(ignored), err,
+				    sizeof(err)), 0, "an unprivileged listener blocks the agent (%s)", who);
+	cr_expect(strstr(ignored, "without CAP_NET_ADMIN"), "'%s'", ignored);
+
+	mine = join_group(GENL_ID_CTRL);
+	cr_assert_geq(mine, 0);
+	cr_expect_eq(hs_group_taken(&f, 0, who, sizeof(who), ignored, sizeof(ignored), err,
+				    sizeof(err)), 1, "a listener with CAP_NET_ADMIN was not seen");
+	{
+		char me[32];
+
+		snprintf(me, sizeof(me), "pid %d ", (int)getpid());
+		cr_expect(strstr(who, me), "%s", who);
+	}
+	close(mine);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(sync[0]);
+	close(sync[1]);
 }
