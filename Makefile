@@ -173,10 +173,20 @@ $(TSHARED:%=$(BUILD)/tests/guest/%): $(BUILD)/tests/guest/%: $(BUILD)/obj/tests/
 		$(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI)
 	$(link_test)
 
+# ThreadSanitizer: a setter racing ktls_conn_new.  A plain program (Criterion
+# forks and is not TSan-clean) built from the library's sources.
+TSAN_BIN := $(BUILD)/tsan/ctx_freeze_race
+$(TSAN_BIN): tests/tsan/ctx_freeze_race.c $(LIB_SRC) $(wildcard lib/src/*.h) $(LIB_HDR)
+	@mkdir -p $(@D)
+	@echo "  TSAN    $@"
+	$(Q)$(CC) -std=gnu11 $(WARN) -O1 -g -fsanitize=thread -D_GNU_SOURCE -Ilib/include -Ilib/src \
+		$(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lpthread
+
 # Host suites: what runs on any kernel, kTLS or not (kTLS paths assert their
 # fallback here).  tests/run-suites prints one closing "N passed, N failed".
-check: all tests $(BUILD)/tests/certs/.done
+check: all tests $(BUILD)/tests/certs/.done $(TSAN_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-suites $(THOST_BIN)
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66" $(TSAN_BIN)
 
 $(BUILD)/tests/certs/.done: tests/certs/make-certs.sh
 	@echo "  CERTS   $(@D)"

@@ -131,6 +131,7 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 		return NULL;
 	}
 	ERR_clear_error();
+	ctx_freeze(ctx); /* the SSL about to exist reads the SSL_CTX: no setter from here */
 	ssl = SSL_new(ctx->ssl);
 	if (!ssl) {
 		char r[128];

@@ -7,8 +7,11 @@
  *
  * Freezing: SSL_new() snapshots part of an SSL_CTX and shares the rest
  * (cipher list, trust store), so changing a context under live connections
- * gives mixed results.  Once ctx_prepare_ssl() has run, every setter fails
- * except the trust-store additions, which OpenSSL locks internally.
+ * gives mixed results.  ktls_conn_new freezes the context before SSL_new
+ * (ctx_freeze), after which every setter fails except the trust-store
+ * additions, which OpenSSL locks internally.  A setter checks and changes
+ * under cfg_mu, and freezing takes it too: no SSL_new can run beside a
+ * setter that is freeing what it reads (a cipher list, a certificate).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,14 +36,33 @@ int ctx_enter(const struct ktls_ctx *ctx)
 	return 0;
 }
 
-int ctx_mutable(const struct ktls_ctx *ctx, const char *what)
+int ctx_mutable(struct ktls_ctx *ctx, const char *what, struct ktls_ctx **guard)
 {
 	if (ctx_enter(ctx))
 		return -1;
-	if (atomic_load(&ctx->frozen))
+	pthread_mutex_lock(&ctx->cfg_mu);
+	if (atomic_load(&ctx->frozen)) {
+		pthread_mutex_unlock(&ctx->cfg_mu);
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "context in use: %s cannot change after a "
 				"connection was made", what);
+	}
+	*guard = ctx;
 	return 0;
+}
+
+void ctx_setter_end(struct ktls_ctx **guard)
+{
+	if (*guard)
+		pthread_mutex_unlock(&(*guard)->cfg_mu);
+}
+
+void ctx_freeze(struct ktls_ctx *ctx)
+{
+	if (atomic_load(&ctx->frozen))
+		return;
+	pthread_mutex_lock(&ctx->cfg_mu);
+	atomic_store(&ctx->frozen, 1);
+	pthread_mutex_unlock(&ctx->cfg_mu);
 }
 
 int ctx_openssl_err(const struct ktls_ctx *ctx, int code, const char *what)
@@ -131,6 +153,7 @@ KTLS_API ktls_ctx *ktls_ctx_new(int role)
 	ctx->role = role;
 	ctx_errors_init(ctx);
 	atomic_init(&ctx->frozen, 0);
+	pthread_mutex_init(&ctx->cfg_mu, NULL);
 	atomic_init(&ctx->refs, 1);
 	ctx->ssl = SSL_CTX_new(role == KTLS_CLIENT ? TLS_client_method() : TLS_server_method());
 	errno = ENOMEM;
@@ -140,6 +163,7 @@ KTLS_API ktls_ctx *ktls_ctx_new(int role)
 		ERR_clear_error();
 		SSL_CTX_free(ctx->ssl);
 		ctx_errors_free(ctx);
+		pthread_mutex_destroy(&ctx->cfg_mu);
 		free(ctx);
 		errno = e;
 		return NULL;
@@ -158,6 +182,7 @@ void ctx_unref(struct ktls_ctx *ctx)
 		return;
 	SSL_CTX_free(ctx->ssl);
 	ctx_errors_free(ctx);
+	pthread_mutex_destroy(&ctx->cfg_mu);
 	free(ctx);
 }
 
@@ -192,8 +217,7 @@ static int set_suites(ktls_ctx *ctx, const char *what, const char *list,
 	char names[1024], err[KTLS_ERRLEN];
 	int code;
 
-	if (ctx_mutable(ctx, what))
-		return -1;
+	CTX_SETTER(ctx, what);
 	if ((code = narrow(list, names, sizeof(names), err, sizeof(err))))
 		return ctx_fail(ctx, code, "%s", err);
 	if (!apply(ctx->ssl, names))
@@ -230,8 +254,7 @@ KTLS_API int ktls_ctx_set_min_version(ktls_ctx *ctx, int version)
 {
 	int max;
 
-	if (ctx_mutable(ctx, "the minimum version"))
-		return -1;
+	CTX_SETTER(ctx, "the minimum version");
 	if (check_version(ctx, version, "minimum"))
 		return -1;
 	max = SSL_CTX_get_max_proto_version(ctx->ssl);
@@ -247,8 +270,7 @@ KTLS_API int ktls_ctx_set_max_version(ktls_ctx *ctx, int version)
 {
 	int min;
 
-	if (ctx_mutable(ctx, "the maximum version"))
-		return -1;
+	CTX_SETTER(ctx, "the maximum version");
 	if (check_version(ctx, version, "maximum"))
 		return -1;
 	min = SSL_CTX_get_min_proto_version(ctx->ssl);
@@ -264,8 +286,7 @@ KTLS_API int ktls_ctx_set_max_version(ktls_ctx *ctx, int version)
 
 KTLS_API int ktls_ctx_set_verify(ktls_ctx *ctx, int mode)
 {
-	if (ctx_mutable(ctx, "the verify mode"))
-		return -1;
+	CTX_SETTER(ctx, "the verify mode");
 	if (mode != KTLS_VERIFY_NONE && mode != KTLS_VERIFY_OPTIONAL &&
 	    mode != KTLS_VERIFY_REQUIRED)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "unknown verify mode %d", mode);
@@ -279,8 +300,7 @@ KTLS_API int ktls_ctx_set_verify(ktls_ctx *ctx, int mode)
 
 KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
 {
-	if (ctx_mutable(ctx, "check_hostname"))
-		return -1;
+	CTX_SETTER(ctx, "check_hostname");
 	on = !!on;
 	if (ctx->role != KTLS_CLIENT) {
 		if (!on)
@@ -303,16 +323,14 @@ KTLS_API int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on)
  */
 KTLS_API int ktls_ctx_set_zerocopy_sendfile(ktls_ctx *ctx, int on)
 {
-	if (ctx_mutable(ctx, "zerocopy_sendfile"))
-		return -1;
+	CTX_SETTER(ctx, "zerocopy_sendfile");
 	ctx->zc_sendfile = !!on;
 	return 0;
 }
 
 KTLS_API int ktls_ctx_set_rx_no_pad(ktls_ctx *ctx, int on)
 {
-	if (ctx_mutable(ctx, "rx_no_pad"))
-		return -1;
+	CTX_SETTER(ctx, "rx_no_pad");
 	ctx->rx_no_pad = !!on;
 	return 0;
 }
@@ -321,8 +339,7 @@ KTLS_API int ktls_ctx_set_rx_no_pad(ktls_ctx *ctx, int on)
 
 KTLS_API int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n)
 {
-	if (ctx_mutable(ctx, "num_tickets"))
-		return -1;
+	CTX_SETTER(ctx, "num_tickets");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "num_tickets applies to server contexts only");
 	if (!SSL_CTX_set_num_tickets(ctx->ssl, n))
@@ -343,8 +360,7 @@ int ctx_prepare_ssl(struct ktls_ctx *ctx, SSL *ssl, const char *server_name)
 	X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
 
 	ctx_clearerr(ctx);
-	/* The SSL already exists, so the context counts as used from here. */
-	atomic_store(&ctx->frozen, 1);
+	ctx_freeze(ctx); /* ktls_conn_new did, before SSL_new; any other caller too */
 	SSL_set_verify(ssl, verify_bits(ctx->verify), NULL);
 	SSL_set_read_ahead(ssl, 0);
 	X509_VERIFY_PARAM_set_hostflags(p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

@@ -174,8 +174,7 @@ KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const
 {
 	BIO *cb, *kb;
 
-	if (ctx_mutable(ctx, "the certificate chain"))
-		return -1;
+	CTX_SETTER(ctx, "the certificate chain");
 	if (!certfile)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain: certfile is NULL");
 	if (!keyfile)
@@ -196,8 +195,7 @@ KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, s
 {
 	BIO *cb, *kb;
 
-	if (ctx_mutable(ctx, "the certificate chain"))
-		return -1;
+	CTX_SETTER(ctx, "the certificate chain");
 	if (!cert_pem)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain_mem: cert_pem is NULL");
 	if (!key_pem) {
@@ -452,8 +450,7 @@ KTLS_API int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile)
 	BIO *b;
 	int code;
 
-	if (ctx_mutable(ctx, "the DH parameters"))
-		return -1;
+	CTX_SETTER(ctx, "the DH parameters");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "DH parameters apply to server contexts only");
 	if (!pemfile)

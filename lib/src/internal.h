@@ -117,7 +117,8 @@ struct ktls_ctx {
 	int verify;            /* KTLS_VERIFY_* */
 	int check_hostname;    /* client: verify the peer's name */
 	int dh_loaded;         /* server: DHE suites usable */
-	atomic_int frozen;     /* set by the first ktls_conn_new */
+	atomic_int frozen;     /* set by the first ktls_conn_new, under cfg_mu */
+	pthread_mutex_t cfg_mu; /* a setter's check and change vs. freezing */
 	atomic_int refs;       /* the owner's + one per live connection */
 	int zc_sendfile;       /* opt-in: TLS_TX_ZEROCOPY_RO after TLS_TX */
 	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
@@ -128,9 +129,24 @@ struct ktls_ctx {
 /*
  * The start of every context setter: clears the last error and refuses a
  * frozen context ("context in use: <what> cannot change after a connection
- * was made").  0, or -1 with the reason set (errno EINVAL for NULL).
+ * was made").  0 with cfg_mu held and *guard = ctx, so that freezing waits
+ * for the change; or -1 with the reason set (errno EINVAL for NULL).
+ * Setters use CTX_SETTER, which releases the lock when they return.
  */
-int ctx_mutable(const struct ktls_ctx *ctx, const char *what);
+int ctx_mutable(struct ktls_ctx *ctx, const char *what, struct ktls_ctx **guard);
+void ctx_setter_end(struct ktls_ctx **guard);
+
+#define CTX_SETTER(ctx, what)                                                              \
+	struct ktls_ctx *ctx_setter_guard_ __attribute__((cleanup(ctx_setter_end))) = NULL; \
+	if (ctx_mutable((ctx), (what), &ctx_setter_guard_))                                \
+		return -1
+
+/*
+ * From here on every setter fails (ktls_conn_new calls it before
+ * SSL_new): a setter already under way finishes first, so a new SSL never
+ * sees a half-changed SSL_CTX.
+ */
+void ctx_freeze(struct ktls_ctx *ctx);
 
 /*
  * The start of every other public context call: refuses NULL (errno

@@ -163,8 +163,7 @@ KTLS_API int ktls_ctx_set_psk(ktls_ctx *ctx, const void *identity, size_t idlen,
 	struct psk_client *pc;
 	const char *suite;
 
-	if (ctx_mutable(ctx, "the PSK"))
-		return -1;
+	CTX_SETTER(ctx, "the PSK");
 	if (ctx->role != KTLS_CLIENT)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: ktls_ctx_set_psk is for client "
 				"contexts (a server uses ktls_ctx_set_psk_lookup)");
@@ -312,8 +311,7 @@ KTLS_API int ktls_ctx_set_psk_lookup(ktls_ctx *ctx, ktls_psk_lookup_fn fn, void 
 {
 	struct psk_server *ps;
 
-	if (ctx_mutable(ctx, "the PSK lookup"))
-		return -1;
+	CTX_SETTER(ctx, "the PSK lookup");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "psk: ktls_ctx_set_psk_lookup is for server "
 				"contexts (a client uses ktls_ctx_set_psk)");
@@ -404,8 +402,7 @@ KTLS_API int ktls_ctx_set_crl_check(ktls_ctx *ctx, int mode)
 	X509_VERIFY_PARAM *p;
 	unsigned long all = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
 
-	if (ctx_mutable(ctx, "CRL checking"))
-		return -1;
+	CTX_SETTER(ctx, "CRL checking");
 	if (mode < KTLS_CRL_NONE || mode > KTLS_CRL_CHAIN)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "crl check: mode %d is not KTLS_CRL_NONE, "
 				"_LEAF or _CHAIN", mode);
