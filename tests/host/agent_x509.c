@@ -374,10 +374,12 @@ Test(agent_x509, not_a_tcp_socket_is_eio)
 	close(sv[1]);
 }
 
-/* A CRL from our CA revoking server-ec (openssl ca, in a scratch dir). */
-static char *revoking_crl(void)
+/*
+ * A CRL from our CA revoking server-ec (openssl ca, in the scratch dir
+ * dir, which the caller removes).
+ */
+static char *revoking_crl(char dir[])
 {
-	static char dir[] = "/tmp/agent-crl-XXXXXX";
 	char cmd[2048], *path;
 
 	cr_assert(mkdtemp(dir));
@@ -399,6 +401,7 @@ Test(agent_x509, crl_is_enforced)
 	struct agent_conf c;
 	struct agent_req r;
 	struct srv s;
+	char dir[] = "/tmp/agent-crl-XXXXXX", rm[64];
 
 	agent_conf_defaults(&c);
 	c.truststore = dupcert("ca.pem");
@@ -408,7 +411,7 @@ Test(agent_x509, crl_is_enforced)
 	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
 	/* A CRL revoking the server's certificate. */
 	free(c.crl);
-	c.crl = revoking_crl();
+	c.crl = revoking_crl(dir);
 	cr_expect_eq(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), EACCES);
 	cr_expect(strstr(r.why, "certificate revoked"), "%s", r.why);
 	/* The same without x509.crl: accepted (so the setting is what refused). */
@@ -417,6 +420,8 @@ Test(agent_x509, crl_is_enforced)
 	expect_success(client_run(&c, HS_AUTH_UNAUTH, "localhost", &s, &r), &r);
 	s_server_stop(&s);
 	agent_conf_free(&c);
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+	cr_expect_eq(system(rm), 0, "%s left behind", dir);
 }
 
 Test(agent_x509, prebuilt_contexts_are_borrowed_and_rebuilt)
