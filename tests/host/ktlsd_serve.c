@@ -573,6 +573,13 @@ static void stop(void)
 		fprintf(stderr, "cannot remove %s\n", S.dir);
 }
 
+/* Skip the test: a skip does not run .fini, so no ktlsd or scratch dir is left behind. */
+#define skip_here(why)                                                                   \
+	do {                                                                             \
+		stop();                                                                  \
+		cr_skip_test(why);                                                       \
+	} while (0)
+
 static void py(const char *check)
 {
 	char cmd[1200], out[4096];
@@ -1224,7 +1231,7 @@ Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = 
 	char *l;
 
 	if (geteuid() != 0) {
-		cr_skip("needs root to test --user");
+		skip_here("needs root to test --user");
 		return;
 	}
 	cr_assert_eq(chmod(S.dir, 0755), 0);
@@ -1305,7 +1312,7 @@ Test(ktlsd_ops, load_1000_keepalive_connections, .init = setup, .fini = stop, .t
 	char pid[16];
 
 	if (tu_in_vm())
-		cr_skip_test("TCG makes 1000 Python handshakes too slow");
+		skip_here("TCG makes 1000 Python handshakes too slow");
 	start_args("--max-conns 2000 --max-conns-per-client 0");
 	snprintf(pid, sizeof(pid), "%d", (int)S.pid);
 	setenv("KTLSD_PID", pid, 1);
@@ -1433,7 +1440,7 @@ Test(ktlsd_ops, ipv6_listener, .init = setup, .fini = stop, .timeout = 60)
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		if (fd >= 0)
 			close(fd);
-		cr_skip("no IPv6 loopback here");
+		skip_here("no IPv6 loopback here");
 		return;
 	}
 	close(fd);
@@ -1460,11 +1467,11 @@ Test(ktlsd_ops, example_config_parses, .init = setup, .fini = stop, .timeout = 1
 	char extra[600];
 
 	if (geteuid() != 0) {
-		cr_skip("the example drops to user www-data, which needs root");
+		skip_here("the example drops to user www-data, which needs root");
 		return;
 	}
 	if (system("id www-data >/dev/null 2>&1") != 0) {
-		cr_skip("no www-data user here");
+		skip_here("no www-data user here");
 		return;
 	}
 	cr_assert_eq(chmod(S.dir, 0755), 0);
@@ -1595,7 +1602,7 @@ Test(ktlsd_ops, user_drops_privileges, .init = setup, .fini = stop, .timeout = 1
 	char cmd[1500], o[4096], p[300];
 
 	if (geteuid() != 0) {
-		cr_skip("needs root to test --user");
+		skip_here("needs root to test --user");
 		return;
 	}
 	cr_assert_eq(chmod(S.dir, 0755), 0);
@@ -1621,7 +1628,7 @@ Test(ktlsd_ops, large_file_256mib, .init = setup, .fini = stop, .timeout = 300)
 	struct timespec t0, t1;
 
 	if (tu_in_vm())
-		cr_skip_test("256 MiB is the host's check: too slow under TCG");
+		skip_here("256 MiB is the host's check: too slow under TCG");
 	snprintf(p, sizeof(p), "%s/big.bin", S.root);
 	snprintf(cmd, sizeof(cmd), "head -c 268435456 /dev/urandom > %s && sha256sum < %s", p, p);
 	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
@@ -1647,8 +1654,9 @@ Test(ktlsd_ops, large_file_256mib, .init = setup, .fini = stop, .timeout = 300)
 
 static void needs_ktls(void)
 {
-	if (!tu_expect_ktls())
-		cr_skip_test("needs kTLS: the guest suite runs this (KTLS_TEST_EXPECT_KTLS=1)");
+	if (!tu_expect_ktls()) {
+		skip_here("needs kTLS: the guest suite runs this (KTLS_TEST_EXPECT_KTLS=1)");
+	}
 }
 
 /* Python under TCG emulation: a smaller pipelining burst (the host runs 10 000). */
