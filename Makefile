@@ -6,6 +6,8 @@
 #   make check    host suites only (no installs, no guest)
 #   make vmtest   kTLS suites in real kernels under QEMU (6.12 and newest)
 #   make asan     host suites under ASan+UBSan (build/asan/)
+#   make soak     ktlsd under mixed load for SOAK_SECONDS (300), and every
+#                 allocation of a connection failed in turn; vmsoak: in a guest
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 BUILD   ?= build
@@ -71,7 +73,7 @@ LIBI  := $(BUILD)/libktls-internal.a
 BINS  := $(BUILD)/ktlsd $(BUILD)/ktlsctl $(BUILD)/ktls-bench
 VERSION := 0.1.0
 
-.PHONY: all run test check vmtest vmtest-all asan install deps deps-build tests clean
+.PHONY: all run test check vmtest vmtest-all asan soak vmsoak install deps deps-build tests clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -198,6 +200,21 @@ vmtest: all tests $(BUILD)/tests/certs/.done
 	$(Q)BUILD=$(BUILD) tests/vm/suite 6.12 latest
 vmtest-all: all tests $(BUILD)/tests/certs/.done
 	$(Q)BUILD=$(BUILD) tests/vm/suite 6.1 6.12 latest
+
+# Long runs (issue 12): the soak for SOAK_SECONDS and every allocation of
+# a connection failed in turn; vmsoak runs the soak inside the newest
+# kernel with kTLS.  make check runs both briefly (20 s, every 23rd).
+SOAK_SECONDS ?= 300
+ABS_BUILD = $(abspath $(BUILD))
+soak: all tests $(BUILD)/tests/certs/.done
+	$(Q)SOAK_SECONDS=$(SOAK_SECONDS) KTLS_TEST_CERTS=$(ABS_BUILD)/tests/certs \
+		$(BUILD)/tests/host/ktlsd_serve --filter='ktlsd_ops/soak'
+	$(Q)FAULT_STRIDE=1 KTLS_TEST_CERTS=$(ABS_BUILD)/tests/certs $(BUILD)/tests/host/fault_inject
+vmsoak: all tests $(BUILD)/tests/certs/.done
+	$(Q)KTLS_VM_KERNEL=$${KTLS_VM_KERNEL:-latest} KTLS_VM_TIMEOUT=$$(( $(SOAK_SECONDS) + 600 )) \
+		KTLS_TEST_EXPECT_KTLS=1 KTLS_TEST_CERTS=$(ABS_BUILD)/tests/certs \
+		KTLS_TEST_BUILD=$(ABS_BUILD) SOAK_SECONDS=$(SOAK_SECONDS) \
+		tests/vm/run $(BUILD)/tests/guest/ktlsd_serve --filter='ktlsd_ops/soak'
 
 asan:
 	$(Q)LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory BUILD=build/asan OPT="-O2 -g -fno-omit-frame-pointer" \

@@ -883,6 +883,28 @@ Test(ktlsd_ops, metrics_slow_client_cut, .init = setup, .fini = stop, .timeout =
 	py("metrics_slow");
 }
 
+/*
+ * The soak (tests/host/ktlsd_soak.py): well-formed requests checked by
+ * SHA-256 beside aborts, slowloris, garbage, tampered records and SIGHUP
+ * reloads; fds and RSS back to the warmed-up baseline.  SOAK_SECONDS (20
+ * here; make soak and make vmsoak: 300).
+ */
+Test(ktlsd_ops, soak, .init = setup, .fini = stop, .timeout = 3600)
+{
+	const char *secs = getenv("SOAK_SECONDS") ? getenv("SOAK_SECONDS") : "20";
+	char cmd[1500], *out = malloc(1 << 16);
+	int rc;
+
+	cr_assert(out);
+	start_args("--max-conns-per-client 0");
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/host/ktlsd_soak.py %d %s %s %d %s %d 2>&1",
+		 S.port, certs_ca(), S.root, (int)S.pid, secs, tu_expect_ktls() ? 4 : 8);
+	rc = tu_run(cmd, out, 1 << 16);
+	fprintf(stderr, "%s", out);
+	cr_expect(rc == 0 && strstr(out, "PASS"), "%s\nserver log:\n%s", out, log_text_early());
+	free(out);
+}
+
 /* ---- logs and offload state ------------------------------------------------- */
 
 Test(ktlsd, logs_and_offload_state)
