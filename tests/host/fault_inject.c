@@ -169,7 +169,7 @@ abort:
 /* Every allocation of one connection failed in turn, for a role and suite. */
 static void every_allocation(int role, const struct suite *s)
 {
-	long long total = 0, usable = 0, failed[3] = { 0 };
+	long long total = 0, usable = 0, failed[3] = { 0 }, in_offload = 0;
 
 	const char *from = getenv("FAULT_FROM"), *to = getenv("FAULT_TO");
 	/*
@@ -188,6 +188,7 @@ static void every_allocation(int role, const struct suite *s)
 			fprintf(stderr, "run %lld\n", n);
 		struct outcome o = one_run(role, s, n, NULL);
 
+		in_offload += o.fired_in_offload;
 		if (o.failed_in == PH_DONE)
 			usable++;
 		else
@@ -195,10 +196,11 @@ static void every_allocation(int role, const struct suite *s)
 	}
 	fprintf(stderr,
 		"fault_inject: %s %s: %lld allocations, one failed per run (stride %lld): %lld runs fully usable, "
-		"%lld failed cleanly (%lld opening, %lld in offload, %lld in I/O)\n",
+		"%lld failed cleanly (%lld opening, %lld in offload, %lld in I/O); %lld faults hit "
+		"ktls_conn_offload\n",
 		role == KTLS_CLIENT ? "client" : "server", s->name, total, stride, usable,
 		failed[PH_OPEN] + failed[PH_OFFLOAD] + failed[PH_IO], failed[PH_OPEN],
-		failed[PH_OFFLOAD], failed[PH_IO]);
+		failed[PH_OFFLOAD], failed[PH_IO], in_offload);
 }
 
 Test(fault_inject, every_allocation_tls13_client)
