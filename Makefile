@@ -21,7 +21,7 @@ TEST_PKGS := criterion
 DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
-             busybox-static cpio kmod xz-utils procps nginx gnuplot-nox
+             busybox-static cpio kmod xz-utils procps nginx gnuplot-nox clang
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -177,6 +177,7 @@ $(TSHARED:%=$(BUILD)/tests/guest/%): $(BUILD)/tests/guest/%: $(BUILD)/obj/tests/
 # fallback here).  tests/run-suites prints one closing "N passed, N failed".
 check: all tests $(BUILD)/tests/certs/.done
 	$(Q)BUILD=$(BUILD) tests/run-suites $(THOST_BIN)
+	$(Q)BUILD=$(BUILD) tests/fuzz/run-replay $(FUZZ_NAMES)
 
 $(BUILD)/tests/certs/.done: tests/certs/make-certs.sh
 	@echo "  CERTS   $(@D)"
@@ -192,6 +193,9 @@ vmtest-all: all tests $(BUILD)/tests/certs/.done
 asan:
 	$(Q)LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory BUILD=build/asan OPT="-O2 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+# libFuzzer harnesses (make fuzz, make fuzz-smoke) and their replay in check.
+include tests/fuzz/fuzz.mk
 
 # --- bench ---------------------------------------------------------------
 # make bench: the default set on this machine (configurations the kernel
