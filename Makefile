@@ -6,6 +6,7 @@
 #   make check    host suites only (no installs, no guest)
 #   make vmtest   kTLS suites in real kernels under QEMU (6.12 and newest)
 #   make asan     host suites under ASan+UBSan (build/asan/)
+#   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/README.md)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 BUILD   ?= build
@@ -225,6 +226,7 @@ run: deps-build
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory vmtest
 
 # Install missing Debian packages (as root), or print the line to run and
