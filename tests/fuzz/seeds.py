@@ -67,6 +67,7 @@ def main():
         "post": "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
         "http2": "GET / HTTP/2.0\r\n\r\n",
         "absolute": "GET http://x/y HTTP/1.1\r\nHost: x\r\n\r\n",
+        "absolute-no-path": "GET http://x*y HTTP/1.1\r\nHost: x\r\n\r\n",
         "folded": "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
         "partial": "GET / HTTP/1.1\r\nHost: ",
         "te": "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
