@@ -8,6 +8,7 @@
 #   make asan     host suites under ASan+UBSan (build/asan/)
 #   make soak     ktlsd under mixed load for SOAK_SECONDS (300), and every
 #                 allocation of a connection failed in turn; vmsoak: in a guest
+#   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/README.md)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 BUILD   ?= build
@@ -23,7 +24,7 @@ TEST_PKGS := criterion
 DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
-             busybox-static cpio kmod xz-utils procps nginx gnuplot-nox
+             busybox-static cpio kmod xz-utils procps nginx gnuplot-nox clang libclang-rt-14-dev
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -189,6 +190,7 @@ $(TSAN_BIN): tests/tsan/ctx_freeze_race.c $(LIB_SRC) $(wildcard lib/src/*.h) $(L
 check: all tests $(BUILD)/tests/certs/.done $(TSAN_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-suites $(THOST_BIN)
 	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66" $(TSAN_BIN)
+	$(Q)BUILD=$(BUILD) tests/fuzz/run-replay $(FUZZ_NAMES)
 
 $(BUILD)/tests/certs/.done: tests/certs/make-certs.sh
 	@echo "  CERTS   $(@D)"
@@ -220,6 +222,9 @@ asan:
 	$(Q)LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory BUILD=build/asan OPT="-O2 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
+# libFuzzer harnesses (make fuzz, make fuzz-smoke) and their replay in check.
+include tests/fuzz/fuzz.mk
+
 # --- bench ---------------------------------------------------------------
 # make bench: the default set on this machine (configurations the kernel
 # cannot run are skipped with the reason); table, JSON and PNGs in
@@ -248,6 +253,7 @@ run: deps-build
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory vmtest
 
 # Install missing Debian packages (as root), or print the line to run and

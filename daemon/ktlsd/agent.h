@@ -88,6 +88,13 @@ int hs_parse_accept(const void *msg, size_t len, uint16_t family, struct hs_acce
 		    int *kerr, char *err, size_t errlen);
 int hs_parse_ready(const void *msg, size_t len, uint16_t family, uint32_t *handler_class,
 		   char *err, size_t errlen);
+/*
+ * One NLMSG_ERROR message (an ack or a refusal): 0 with *kerr = 0 for an
+ * ack or the positive errno it carries; -1 with err when it is cut short or
+ * its code is not 0 or a negated errno (positive, below -4095, INT_MIN).
+ * The other parsers hand their NLMSG_ERROR messages to it.
+ */
+int hs_parse_nlerr(const void *msg, size_t len, int *kerr, char *err, size_t errlen);
 /* CTRL_CMD_NEWFAMILY reply: the family id and the id of group `group`. */
 int hs_parse_family(const void *msg, size_t len, const char *group, uint16_t *family,
 		    uint32_t *grpid, int *kerr, char *err, size_t errlen);

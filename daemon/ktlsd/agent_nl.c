@@ -124,13 +124,13 @@ static int transact(const char *kind, int fd, const void *req, int reqlen,
 			if (nlh->nlmsg_type == NLMSG_DONE)
 				return failed ? -1 : 0;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(nlh);
-				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					return hs_seterr(err, errlen, "truncated netlink error");
-				if (e->error == 0)
+				int e;
+				if (hs_parse_nlerr(nlh, nlh->nlmsg_len, &e, err, errlen) < 0)
+					return -1;
+				if (e == 0)
 					return failed ? -1 : 0;
-				*kerr = -e->error;
-				return hs_seterr(err, errlen, "%s", strerror(*kerr));
+				*kerr = e;
+				return hs_seterr(err, errlen, "%s", strerror(e));
 			}
 			hs_capture(kind, nlh, nlh->nlmsg_len);
 			if (!failed && fn(nlh, nlh->nlmsg_len, arg, err, errlen) != 0)

@@ -92,6 +92,32 @@ static struct walk nested(const struct nlattr *a)
 }
 
 /*
+ * The error code is read as a whole int and must be 0 or a negated errno
+ * (-1 .. -MAX_ERRNO): anything else, INT_MIN above all, which has no
+ * positive counterpart, is a malformed message rather than a reason.
+ */
+#define HS_MAX_ERRNO 4095
+
+int hs_parse_nlerr(const void *msg, size_t len, int *kerr, char *err, size_t errlen)
+{
+	const struct nlmsghdr *nlh = msg;
+	int e;
+
+	*kerr = 0;
+	if (len < NLMSG_HDRLEN || nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_len > len)
+		return hs_seterr(err, errlen, "error message length does not fit in %zu", len);
+	if (nlh->nlmsg_type != NLMSG_ERROR)
+		return hs_seterr(err, errlen, "message type %u, expected an error", nlh->nlmsg_type);
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
+		return hs_seterr(err, errlen, "truncated error message");
+	memcpy(&e, NLMSG_DATA(nlh), sizeof(e));
+	if (e > 0 || e < -HS_MAX_ERRNO)
+		return hs_seterr(err, errlen, "error message with code %d, not a negated errno", e);
+	*kerr = -e;
+	return 0;
+}
+
+/*
  * The message header checks every parser shares.  Returns 1 for a genl
  * message (*w at its attributes, *cmd), 0 for NLMSG_ERROR (*kerr), -1.
  */
@@ -106,11 +132,11 @@ static int msg_open(const void *msg, size_t len, uint16_t family, struct walk *w
 		return hs_seterr(err, errlen, "message length %u does not fit in %zu",
 			      nlh->nlmsg_len, len);
 	if (nlh->nlmsg_type == NLMSG_ERROR) {
-		const struct nlmsgerr *e = NLMSG_DATA(nlh);
-		if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
-			return hs_seterr(err, errlen, "truncated error message");
+		int e;
+		if (hs_parse_nlerr(msg, nlh->nlmsg_len, &e, err, errlen) < 0)
+			return -1;
 		if (kerr)
-			*kerr = -e->error;
+			*kerr = e;
 		return 0;
 	}
 	if (nlh->nlmsg_type < NLMSG_MIN_TYPE)

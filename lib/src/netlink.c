@@ -127,7 +127,8 @@ static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
 	const struct nlmsghdr *outer = (const struct nlmsghdr *)((const char *)e - NLMSG_HDRLEN);
 
 	(void)who;
-	r->kerr = e->error < 0 ? -e->error : e->error;
+	/* INT_MIN cannot be negated; no errno it is either. */
+	r->kerr = e->error == INT_MIN ? EPROTO : e->error < 0 ? -e->error : e->error;
 	r->kmsg[0] = '\0';
 	if (outer->nlmsg_flags & NLM_F_ACK_TLVS) {
 		/* Extended ack: TLVs follow the error (and the echoed request). */

@@ -8,6 +8,7 @@
  * from its internal archive (build/libktlsd.a).
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +383,54 @@ Test(agent_netlink, kernel_error_replies)
 	h->nlmsg_len = NLMSG_HDRLEN + 2;
 	cr_expect_eq(hs_parse_accept(b, h->nlmsg_len, 33, &a, &kerr, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "truncated error"), "%s", err);
+}
+
+/*
+ * An error code the kernel never sends, INT_MIN above all, is a malformed
+ * message: negating it was undefined behaviour (make asan aborts on it).
+ */
+Test(agent_netlink, error_codes_that_are_not_negated_errnos)
+{
+	unsigned char b[64];
+	struct nlmsghdr *h = (struct nlmsghdr *)b;
+	struct nlmsgerr *e = NLMSG_DATA(h);
+	struct hs_accept a;
+	uint16_t id;
+	uint32_t grp, cls;
+	int kerr = -1;
+	char err[200];
+
+	memset(b, 0, sizeof(b));
+	h->nlmsg_len = NLMSG_LENGTH(sizeof(*e));
+	h->nlmsg_type = NLMSG_ERROR;
+	e->error = 0;
+	cr_expect_eq(hs_parse_nlerr(b, h->nlmsg_len, &kerr, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(kerr, 0);
+	e->error = -4095;
+	cr_expect_eq(hs_parse_nlerr(b, h->nlmsg_len, &kerr, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(kerr, 4095);
+	const int bad[] = { INT_MIN, INT_MIN + 1, -4096, 1, EAGAIN, INT_MAX };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e->error = bad[i];
+		kerr = -1;
+		err[0] = '\0';
+		cr_expect_eq(hs_parse_nlerr(b, h->nlmsg_len, &kerr, err, sizeof(err)), -1,
+			     "code %d taken", bad[i]);
+		cr_expect_eq(kerr, 0);
+		cr_expect(strstr(err, "not a negated errno"), "%s", err);
+		cr_expect_eq(hs_parse_accept(b, h->nlmsg_len, 33, &a, &kerr, err, sizeof(err)), -1);
+		cr_expect(strstr(err, "not a negated errno"), "%s", err);
+		cr_expect_eq(hs_parse_family(b, h->nlmsg_len, "tlshd", &id, &grp, &kerr, err,
+					     sizeof(err)), -1);
+		cr_expect_eq(hs_parse_ready(b, h->nlmsg_len, 33, &cls, err, sizeof(err)), -1);
+	}
+	/* Not an error message at all, or one cut short. */
+	h->nlmsg_type = 33;
+	cr_expect_eq(hs_parse_nlerr(b, h->nlmsg_len, &kerr, err, sizeof(err)), -1);
+	h->nlmsg_type = NLMSG_ERROR;
+	h->nlmsg_len = NLMSG_HDRLEN + 3;
+	cr_expect_eq(hs_parse_nlerr(b, h->nlmsg_len, &kerr, err, sizeof(err)), -1);
+	cr_expect_eq(hs_parse_nlerr(b, NLMSG_HDRLEN - 1, &kerr, err, sizeof(err)), -1);
 }
 
 /* ---- builders ---------------------------------------------------------------- */
