@@ -29,13 +29,17 @@ static ssize_t slurp(const char *path, char *out, size_t cap)
 {
 	struct stat st;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), e = 0;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size >= cap) {
-		int e = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : EFBIG;
-
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		e = EINVAL;
+	else if ((size_t)st.st_size >= cap)
+		e = EFBIG;
+	if (e) {
 		close(fd);
 		errno = e;
 		return -1;
@@ -46,8 +50,7 @@ static ssize_t slurp(const char *path, char *out, size_t cap)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			int e = errno;
-
+			e = errno;
 			close(fd);
 			errno = e;
 			return -1;
