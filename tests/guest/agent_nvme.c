@@ -34,15 +34,11 @@
 
 #include <criterion/criterion.h>
 
+#include "../common/nvme_rig.h"
 #include "../common/testutil.h"
 
-#define SUBNQN "nqn.2026-11.org.ktls:agent-sub"
-#define HOSTNQN "nqn.2014-08.org.nvmexpress:uuid:5f0c7a52-0d3e-4a8e-9d6b-1c2a3b4c5d6e"
-#define HOSTID "5f0c7a52-0d3e-4a8e-9d6b-1c2a3b4c5d6e"
 #define NOKEY_HOSTNQN "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000beef"
 #define NOKEY_HOSTID "00000000-0000-4000-8000-00000000beef"
-#define CFS "/sys/kernel/config/nvmet"
-#define TRACE "/sys/kernel/tracing"
 #define IO_BYTES (4u << 20)
 
 static void init(void)
@@ -52,185 +48,10 @@ static void init(void)
 
 TestSuite(agent_nvme, .init = init, .timeout = 240);
 
-static long long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Write a configfs/sysfs attribute; 0 or the errno. */
-static int put(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), e = 0;
-
-	if (fd < 0)
-		return errno;
-	if (write(fd, val, strlen(val)) < 0)
-		e = errno;
-	close(fd);
-	return e;
-}
-
-static int putf(const char *val, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int putf(const char *val, const char *fmt, ...)
-{
-	char path[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof(path), fmt, ap);
-	va_end(ap);
-	return put(path, val);
-}
-
-static int read_text(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n = 0;
-
-	if (fd < 0)
-		return -1;
-	/* tracefs and sysfs hand out a page or so per read: loop to EOF. */
-	size_t got = 0;
-	while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[got] = '\0';
-	return 0;
-}
-
-static int kernel_has_upcall(void)
-{
-	struct utsname u;
-	int maj = 0, min = 0;
-
-	uname(&u);
-	sscanf(u.release, "%d.%d", &maj, &min);
-	return maj > 6 || (maj == 6 && min >= 5);
-}
-
-/* ---- the agent -------------------------------------------------------------- */
-
+/* The agent's output (appended across restarts). */
 static char agent_log[128];
 
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	cr_assert(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-	close(fd);
-}
-
-/* extra: a config file for --config, or NULL. */
-static pid_t agent_start(const char *log, const char *extra)
-{
-	pid_t pid = fork();
-
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(tu_build("ktlsd"), "ktlsd", "agent", "--foreground",
-		      extra ? "--config" : NULL, extra, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Wait until the agent's log says it listens (or it exits). */
-static void agent_wait_listening(pid_t pid, const char *log)
-{
-	char buf[8192];
-	long long end = now_ms() + 15000;
-
-	while (now_ms() < end) {
-		int st;
-		if (read_text(log, buf, sizeof(buf)) == 0 && strstr(buf, "listening:"))
-			return;
-		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "agent exited early: %s", buf);
-		usleep(50000);
-	}
-	cr_assert_fail("agent never said it was listening");
-}
-
-static int log_has(const char *needle)
-{
-	static char buf[1 << 16];
-
-	return read_text(agent_log, buf, sizeof(buf)) == 0 && strstr(buf, needle);
-}
-
-/* The agent logs from its request processes, after the kernel heard DONE. */
-static int wait_log(const char *needle, int ms)
-{
-	long long end = now_ms() + ms;
-
-	while (!log_has(needle) && now_ms() < end)
-		usleep(50000);
-	return log_has(needle);
-}
-
-/* ---- keys ------------------------------------------------------------------- */
-
-static int32_t nvme_keyring(void)
-{
-	char line[512];
-	FILE *f = fopen("/proc/keys", "r");
-	int32_t s = -1;
-
-	cr_assert(f, "/proc/keys");
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, " keyring   .nvme: ") || strstr(line, " .nvme:")) {
-			s = (int32_t)strtol(line, NULL, 16);
-			break;
-		}
-	fclose(f);
-	return s;
-}
-
-static int32_t add_psk(const char *desc, const unsigned char *key, size_t len, int32_t ring)
-{
-	long s = syscall(SYS_add_key, "psk", desc, key, len, ring);
-
-	cr_assert(s > 0, "add_key psk '%s': %s", desc, strerror(errno));
-	return (int32_t)s;
-}
-
-/* ---- target and host ---------------------------------------------------------- */
-
-static void target_setup(const char *img)
-{
-	char path[256];
-	int fd;
-
-	cr_assert_eq(mkdir(CFS "/subsystems/" SUBNQN, 0755), 0, "mkdir subsystem: %s",
-		     strerror(errno));
-	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/attr_allow_any_host", "1"), 0);
-	cr_assert_eq(mkdir(CFS "/subsystems/" SUBNQN "/namespaces/1", 0755), 0);
-	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	cr_assert(fd >= 0 && ftruncate(fd, 64 << 20) == 0);
-	close(fd);
-	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/device_path", img), 0);
-	/* The image lives on the guest's tmpfs: no O_DIRECT underneath. */
-	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/buffered_io", "1"), 0);
-	cr_assert_eq(put(CFS "/subsystems/" SUBNQN "/namespaces/1/enable", "1"), 0);
-	cr_assert_eq(mkdir(CFS "/ports/1", 0755), 0);
-	/* trtype first: tsas tls1.3 is refused (EINVAL) before it. */
-	cr_assert_eq(put(CFS "/ports/1/addr_trtype", "tcp"), 0);
-	cr_assert_eq(put(CFS "/ports/1/addr_adrfam", "ipv4"), 0);
-	cr_assert_eq(put(CFS "/ports/1/addr_traddr", "127.0.0.1"), 0);
-	cr_assert_eq(put(CFS "/ports/1/addr_trsvcid", "4420"), 0);
-	cr_assert_eq(put(CFS "/ports/1/addr_tsas", "tls1.3"), 0);
-	snprintf(path, sizeof(path), CFS "/ports/1/subsystems/%s", SUBNQN);
-	cr_assert_eq(symlink(CFS "/subsystems/" SUBNQN, path), 0, "link: %s", strerror(errno));
-}
+/* ---- the host ------------------------------------------------------------------ */
 
 /* Write the options to /dev/nvme-fabrics: the instance, or -errno. */
 static int nvme_connect(const char *hostnqn, const char *hostid, const char *extra)
@@ -241,7 +62,7 @@ static int nvme_connect(const char *hostnqn, const char *hostid, const char *ext
 
 	cr_assert(fd >= 0, "/dev/nvme-fabrics: %s", strerror(errno));
 	snprintf(opts, sizeof(opts), "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=%s,"
-		 "hostnqn=%s,hostid=%s,nr_io_queues=1,tls%s%s", SUBNQN, hostnqn, hostid,
+		 "hostnqn=%s,hostid=%s,nr_io_queues=1,tls%s%s", RIG_SUBNQN, hostnqn, hostid,
 		 extra ? "," : "", extra ? extra : "");
 	if (write(fd, opts, strlen(opts)) < 0) {
 		int e = errno;
@@ -258,7 +79,7 @@ static int nvme_connect(const char *hostnqn, const char *hostid, const char *ext
 
 static void nvme_delete(int inst)
 {
-	putf("1", "/sys/class/nvme/nvme%d/delete_controller", inst);
+	rig_putf("1", "/sys/class/nvme/nvme%d/delete_controller", inst);
 }
 
 static void ctrl_state(int inst, char *out, size_t cap)
@@ -266,7 +87,7 @@ static void ctrl_state(int inst, char *out, size_t cap)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/class/nvme/nvme%d/state", inst);
-	if (read_text(path, out, cap))
+	if (rig_read_text(path, out, cap))
 		snprintf(out, cap, "gone");
 	out[strcspn(out, "\n")] = '\0';
 }
@@ -285,47 +106,29 @@ static int ss_ktls_count(void)
 	return n;
 }
 
-/* Like "> trace": it is the O_TRUNC open that empties the buffer. */
-static void trace_clear(void)
-{
-	int fd = open(TRACE "/trace", O_WRONLY | O_TRUNC);
-
-	cr_assert(fd >= 0, "trace: %s", strerror(errno));
-	close(fd);
-}
-
 /* handshake_complete events: count with status 0 and with other status. */
 static void trace_status(int *ok, int *bad, char *first_bad, size_t cap)
 {
-	static char buf[1 << 17];
-	char *p = buf;
+	int st[16], n[16], k = rig_trace_statuses(st, n, 16);
 
 	*ok = *bad = 0;
 	first_bad[0] = '\0';
-	if (read_text(TRACE "/trace", buf, sizeof(buf)))
-		return;
-	while ((p = strstr(p, "handshake_complete"))) {
-		char *s = strstr(p, "status=");
-		char *eol = strchr(p, '\n');
-		if (s && (!eol || s < eol)) {
-			int v = atoi(s + 7);
-			if (v == 0)
-				(*ok)++;
-			else {
-				(*bad)++;
-				if (!first_bad[0])
-					snprintf(first_bad, cap, "status=%d", v);
-			}
+	for (int i = 0; i < k; i++) {
+		if (st[i] == 0) {
+			*ok += n[i];
+			continue;
 		}
-		p += 18;
+		*bad += n[i];
+		if (!first_bad[0])
+			snprintf(first_bad, cap, "status=%d", st[i]);
 	}
 }
 
 static int wait_file(const char *path, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = rig_now_ms() + ms;
 
-	while (now_ms() < end) {
+	while (rig_now_ms() < end) {
 		if (access(path, F_OK) == 0)
 			return 0;
 		usleep(50000);
@@ -354,22 +157,6 @@ static void direct_io(const char *dev, int write_it, char sha[65])
 	close(fd);
 }
 
-/* ---- setup ------------------------------------------------------------------------- */
-
-static void guest_setup(void)
-{
-	char out[4096];
-
-	cr_assert_eq(tu_run("modprobe -d /run/kmod -a configfs nvme-keyring nvme-fabrics nvme-tcp "
-			    "nvmet nvmet-tcp netlink_diag 2>&1", out, sizeof(out)), 0, "%s", out);
-	if (access(CFS, F_OK) != 0)
-		mount("none", "/sys/kernel/config", "configfs", 0, NULL);
-	cr_assert_eq(access(CFS, F_OK), 0, "configfs/nvmet missing");
-	if (access(TRACE "/events/handshake", F_OK) != 0)
-		mount("nodev", TRACE, "tracefs", 0, NULL);
-	cr_assert_eq(put(TRACE "/events/handshake/enable", "1"), 0, "handshake tracepoints");
-}
-
 /* ---- the test ------------------------------------------------------------------------ */
 
 Test(agent_nvme, nvme_tcp_tls_through_our_agent)
@@ -383,36 +170,36 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 
 	cr_assert(tu_expect_ktls(), "guest suite: KTLS_TEST_EXPECT_KTLS=1 expected");
 	snprintf(agent_log, sizeof(agent_log), "/tmp/ktlsd-agent-%d.log", (int)getpid());
-	if (!kernel_has_upcall()) {
+	if (!rig_kernel_has_upcall()) {
 		/* 6.1: the documented refusal, not a skip. */
-		agent = agent_start(agent_log, NULL);
+		agent = rig_agent_start(agent_log, NULL);
 		r = tu_wait(agent, 10000);
 		cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "agent status %d", r);
-		cr_assert(log_has("kernel lacks the handshake netlink family"),
+		cr_assert(rig_log_has(agent_log, "kernel lacks the handshake netlink family"),
 			  "no documented refusal in the agent's output");
 		return;
 	}
-	guest_setup();
-	ring = nvme_keyring();
+	rig_guest_setup();
+	ring = rig_nvme_keyring();
 	cr_assert(ring > 0, ".nvme keyring not found in /proc/keys");
 	tu_fill(key, sizeof(key), 7);
-	serial = add_psk("NVMe0R01 " HOSTNQN " " SUBNQN, key, sizeof(key), ring);
+	serial = rig_add_psk("NVMe0R01 " RIG_HOSTNQN " " RIG_SUBNQN, key, sizeof(key), ring);
 	snprintf(img, sizeof(img), "%s/agent-nvme-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
 		 (int)getpid());
-	target_setup(img);
+	rig_target_setup(img);
 
 	/* 1. No agent: the consumer fails at once with ESRCH. */
-	r = nvme_connect(HOSTNQN, HOSTID, NULL);
+	r = nvme_connect(RIG_HOSTNQN, RIG_HOSTID, NULL);
 	cr_assert_eq(r, -ESRCH, "no agent: got %d (%s)", r, r < 0 ? strerror(-r) : "connected");
 
-	agent = agent_start(agent_log, NULL);
-	agent_wait_listening(agent, agent_log);
+	agent = rig_agent_start(agent_log, NULL);
+	rig_agent_wait_listening(agent, agent_log);
 
 	/* 2. A second agent is refused while ours listens. */
-	second = agent_start(agent_log, NULL);
+	second = rig_agent_start(agent_log, NULL);
 	r = tu_wait(second, 10000);
 	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "second agent status %d", r);
-	cr_assert(log_has("another handshake agent already listens"), "second agent not refused");
+	cr_assert(rig_log_has(agent_log, "another handshake agent already listens"), "second agent not refused");
 
 	/*
 	 * A slow peer: a ClientHello that never finishes holds one request
@@ -422,29 +209,29 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	slow = tu_connect(4420);
 	cr_assert(slow >= 0);
 	cr_assert_eq(write(slow, "\x16\x03\x01\x02\x00\x01\x00\x01", 8), 8);
-	for (t0 = now_ms(); !log_has("ACCEPT") && !log_has("server psk") && now_ms() - t0 < 300;)
+	for (t0 = rig_now_ms(); !rig_log_has(agent_log, "ACCEPT") && !rig_log_has(agent_log, "server psk") && rig_now_ms() - t0 < 300;)
 		usleep(20000);
 
 	/* 3. The real thing. */
 	tx0 = tu_tls_stat("TlsCurrTxSw");
 	rx0 = tu_tls_stat("TlsCurrRxSw");
-	trace_clear();
-	t0 = now_ms();
-	inst = nvme_connect(HOSTNQN, HOSTID, "reconnect_delay=1,ctrl_loss_tmo=60");
+	rig_trace_clear();
+	t0 = rig_now_ms();
+	inst = nvme_connect(RIG_HOSTNQN, RIG_HOSTID, "reconnect_delay=1,ctrl_loss_tmo=60");
 	cr_assert(inst >= 0, "connect: %s\nagent log: see %s", strerror(-inst), agent_log);
-	fprintf(stderr, "agent_nvme: TLS connect (admin + 1 I/O queue) in %lld ms\n", now_ms() - t0);
+	fprintf(stderr, "agent_nvme: TLS connect (admin + 1 I/O queue) in %lld ms\n", rig_now_ms() - t0);
 	cr_expect_eq(tu_tls_stat("TlsCurrTxSw") - tx0, 4, "TX kTLS sockets (2 queues x 2 ends)");
 	cr_expect_eq(tu_tls_stat("TlsCurrRxSw") - rx0, 4, "RX kTLS sockets");
 	cr_expect_eq(ss_ktls_count(), 4, "ss -tnie: kTLS sockets");
 	trace_status(&ok, &nbad, bad, sizeof(bad));
 	if (ok != 4) {
-		tu_run("grep handshake " TRACE "/trace | head -20", out, sizeof(out));
+		tu_run("grep handshake " RIG_TRACE "/trace | head -20", out, sizeof(out));
 		fprintf(stderr, "trace:\n%s\n", out);
 	}
 	cr_expect_eq(ok, 4, "handshake_complete status=0 events");
 	cr_expect_eq(nbad, 0, "failed handshakes: %s", bad);
-	cr_expect(wait_log("handshake ok: client psk", 5000), "agent log: client handshake");
-	cr_expect(wait_log("handshake ok: server psk", 5000), "agent log: server handshake");
+	cr_expect(rig_wait_log(agent_log, "handshake ok: client psk", 5000), "agent log: client handshake");
+	cr_expect(rig_wait_log(agent_log, "handshake ok: server psk", 5000), "agent log: server handshake");
 	snprintf(dev, sizeof(dev), "/dev/nvme%dn1", inst);
 	cr_assert_eq(wait_file(dev, 15000), 0, "%s never appeared", dev);
 	direct_io(dev, 1, sha_w);
@@ -456,37 +243,37 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	 * longer than the kernel's 10 s) through the ACCEPT timeout.
 	 */
 	close(slow);
-	cr_expect(wait_log("-> status ETIMEDOUT", 12000),
+	cr_expect(rig_wait_log(agent_log, "-> status ETIMEDOUT", 12000),
 		  "the slow peer's request did not end with ETIMEDOUT");
 
 	/* 4. Agent killed, controller reset: reconnects fail until it is back. */
 	cr_assert(WIFSIGNALED(tu_stop(agent, 3000)) || 1);
 	/* The reset's reconnect needs the agent: without one it reports
 	 * ENETRESET and the controller keeps reconnecting. */
-	r = putf("1", "/sys/class/nvme/nvme%d/reset_controller", inst);
+	r = rig_putf("1", "/sys/class/nvme/nvme%d/reset_controller", inst);
 	cr_assert(r == 0 || r == ENETRESET, "reset_controller: %s", strerror(r));
 	usleep(1500 * 1000);
 	ctrl_state(inst, st, sizeof(st));
 	cr_expect_neq(strcmp(st, "live"), 0, "controller live without an agent?");
 	snprintf(conf, sizeof(conf), "/tmp/ktlsd-agent-%d.conf", (int)getpid());
-	write_file(conf, "log_level = info\n");
-	agent = agent_start(agent_log, conf);
-	agent_wait_listening(agent, agent_log);
-	t0 = now_ms();
+	rig_write_file(conf, "log_level = info\n");
+	agent = rig_agent_start(agent_log, conf);
+	rig_agent_wait_listening(agent, agent_log);
+	t0 = rig_now_ms();
 	do {
 		usleep(100000);
 		ctrl_state(inst, st, sizeof(st));
-	} while (strcmp(st, "live") && now_ms() - t0 < 20000);
+	} while (strcmp(st, "live") && rig_now_ms() - t0 < 20000);
 	cr_assert_str_eq(st, "live", "controller did not recover after the agent came back");
-	fprintf(stderr, "agent_nvme: live again %lld ms after the agent restarted\n", now_ms() - t0);
+	fprintf(stderr, "agent_nvme: live again %lld ms after the agent restarted\n", rig_now_ms() - t0);
 	direct_io(dev, 0, sha_r);
 	cr_assert_str_eq(sha_r, sha_w, "read-back after recovery differs");
 	nvme_delete(inst);
 
 	/* SIGHUP: a good file is taken (debug logs each ACCEPT from now on). */
-	write_file(conf, "log_level = debug\nmax_handshakes = 8\n");
+	rig_write_file(conf, "log_level = debug\nmax_handshakes = 8\n");
 	cr_assert_eq(kill(agent, SIGHUP), 0);
-	cr_assert(wait_log("configuration reloaded from", 15000), "SIGHUP not honoured");
+	cr_assert(rig_wait_log(agent_log, "configuration reloaded from", 15000), "SIGHUP not honoured");
 
 	/*
 	 * SHA-384: with a 48-byte R02 key beside the R01 one the host prefers
@@ -499,10 +286,10 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		char ssout[16384];
 
 		tu_fill(k48, sizeof(k48), 48);
-		s48 = add_psk("NVMe0R02 " HOSTNQN " " SUBNQN, k48, sizeof(k48), ring);
-		inst = nvme_connect(HOSTNQN, HOSTID, NULL);
+		s48 = rig_add_psk("NVMe0R02 " RIG_HOSTNQN " " RIG_SUBNQN, k48, sizeof(k48), ring);
+		inst = nvme_connect(RIG_HOSTNQN, RIG_HOSTID, NULL);
 		cr_assert(inst >= 0, "R02 connect: %s", strerror(-inst));
-		cr_expect(wait_log("identity 'NVMe0R02 " HOSTNQN " " SUBNQN "' TLSv1.3 "
+		cr_expect(rig_wait_log(agent_log, "identity 'NVMe0R02 " RIG_HOSTNQN " " RIG_SUBNQN "' TLSv1.3 "
 				   "TLS_AES_256_GCM_SHA384", 5000), "no SHA-384 handshake logged");
 		tu_run("ss -tnie 2>&1", ssout, sizeof(ssout));
 		cr_expect(strstr(ssout, "cipher: aes-gcm-256"), "ss: no AES-256 kTLS socket");
@@ -515,7 +302,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	cr_assert_eq(r, -ENOKEY, "no PSK: got %d (%s)", r, r < 0 ? strerror(-r) : "connected");
 
 	/* 6. Plaintext client to the TLS port: the target's handshake fails. */
-	trace_clear();
+	rig_trace_clear();
 	{
 		int fd = tu_connect(4420);
 		char junk[128];
@@ -535,21 +322,21 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	usleep(300000);
 	trace_status(&ok, &nbad, bad, sizeof(bad));
 	if (nbad != 1) {
-		tu_run("grep -E 'handshake_(complete|cmd_accept|submit)' " TRACE "/trace | tail -20",
+		tu_run("grep -E 'handshake_(complete|cmd_accept|submit)' " RIG_TRACE "/trace | tail -20",
 		       out, sizeof(out));
 		fprintf(stderr, "trace:\n%s\n", out);
 	}
 	cr_expect_eq(nbad, 1, "plaintext: one failed handshake expected (%s)", bad);
 	cr_expect_str_eq(bad, "status=-13", "plaintext: EACCES expected");
-	cr_expect(wait_log("non-TLS data", 5000), "agent log: plaintext reason");
-	cr_expect(log_has("ACCEPT: fd"), "debug level after SIGHUP not in effect");
+	cr_expect(rig_wait_log(agent_log, "non-TLS data", 5000), "agent log: plaintext reason");
+	cr_expect(rig_log_has(agent_log, "ACCEPT: fd"), "debug level after SIGHUP not in effect");
 
 	/* SIGHUP with a broken file: the agent keeps its settings and runs on. */
-	write_file(conf, "log_level = debug\nkeyrings =\n");
+	rig_write_file(conf, "log_level = debug\nkeyrings =\n");
 	cr_assert_eq(kill(agent, SIGHUP), 0);
-	wait_log("reload failed: keeping", 15000);
-	cr_assert(log_has(":2: keyrings has no value"), "broken reload not reported");
-	cr_assert(log_has("reload failed: keeping the previous configuration"));
+	rig_wait_log(agent_log, "reload failed: keeping", 15000);
+	cr_assert(rig_log_has(agent_log, ":2: keyrings has no value"), "broken reload not reported");
+	cr_assert(rig_log_has(agent_log, "reload failed: keeping the previous configuration"));
 
 	/* 7. Right identity, wrong key: the binder fails on the target. */
 	{
@@ -561,7 +348,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		cr_assert(wr > 0, "keyring: %s", strerror(errno));
 		memcpy(wrong, key, sizeof(wrong));
 		wrong[0] ^= 0x80;
-		ws = add_psk("NVMe0R01 " HOSTNQN " " SUBNQN, wrong, sizeof(wrong), wr);
+		ws = rig_add_psk("NVMe0R01 " RIG_HOSTNQN " " RIG_SUBNQN, wrong, sizeof(wrong), wr);
 		/*
 		 * ACCEPT links the consumer's keyring into the agent's process
 		 * keyring, which needs Link (and the agent then Read) permission
@@ -571,11 +358,11 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		cr_assert_eq(syscall(SYS_keyctl, KEYCTL_SETPERM, wr, 0x3f3f0000), 0);
 		cr_assert_eq(syscall(SYS_keyctl, KEYCTL_SETPERM, ws, 0x3f3f0000), 0);
 		snprintf(extra, sizeof(extra), "keyring=%d,tls_key=%d", wr, ws);
-		trace_clear();
-		t0 = now_ms();
-		r = nvme_connect(HOSTNQN, HOSTID, extra);
+		rig_trace_clear();
+		t0 = rig_now_ms();
+		r = nvme_connect(RIG_HOSTNQN, RIG_HOSTID, extra);
 		fprintf(stderr, "agent_nvme: wrong key: %s after %lld ms\n",
-			r < 0 ? strerrorname_np(-r) : "connected", now_ms() - t0);
+			r < 0 ? strerrorname_np(-r) : "connected", rig_now_ms() - t0);
 		cr_assert(r < 0, "connected with the wrong key");
 		/*
 		 * Our target agent fails the binder and alerts; our host agent
@@ -584,20 +371,14 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		 * premature termination.)
 		 */
 		cr_expect_eq(r, -EACCES, "wrong key: %s", strerror(-r));
-		cr_expect(wait_log("binder does not verify (the peer's PSK differs from ours)", 5000),
+		cr_expect(rig_wait_log(agent_log, "binder does not verify (the peer's PSK differs from ours)", 5000),
 			  "agent log: no binder reason");
 	}
 	tu_stop(agent, 3000);
 	unlink(conf);
 	/* Leave the kernel as we found it for the suites that follow. */
-	unlink(CFS "/ports/1/subsystems/" SUBNQN);
-	rmdir(CFS "/ports/1");
-	put(CFS "/subsystems/" SUBNQN "/namespaces/1/enable", "0");
-	rmdir(CFS "/subsystems/" SUBNQN "/namespaces/1");
-	rmdir(CFS "/subsystems/" SUBNQN);
-	put(TRACE "/events/handshake/enable", "0");
+	rig_target_teardown(img);
 	syscall(SYS_keyctl, KEYCTL_UNLINK, serial, ring);
-	unlink(img);
 }
 
 Test(agent_nvme, refuses_bad_config)
@@ -621,6 +402,6 @@ Test(agent_nvme, refuses_bad_config)
 	r = tu_wait(pid, 10000);
 	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1);
 	snprintf(agent_log, sizeof(agent_log), "%s", log);
-	cr_expect(log_has(":1: log_level must be error, info or debug"), "no line-numbered reason");
+	cr_expect(rig_log_has(agent_log, ":1: log_level must be error, info or debug"), "no line-numbered reason");
 	unlink(cfg);
 }
