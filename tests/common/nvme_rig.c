@@ -85,6 +85,15 @@ int rig_kernel_has_upcall(void)
 	return maj > 6 || (maj == 6 && min >= 5);
 }
 
+void rig_assert_agent_refuses(const char *log)
+{
+	int r = tu_wait(rig_agent_start(log, NULL), 10000);
+
+	cr_assert(WIFEXITED(r) && WEXITSTATUS(r) == 1, "agent status %d", r);
+	cr_assert(rig_log_has(log, "kernel lacks the handshake netlink family"),
+		  "no documented refusal in the agent's output");
+}
+
 void rig_guest_setup(void)
 {
 	char out[4096];

@@ -33,6 +33,12 @@ void rig_write_file(const char *path, const char *text);
 /* Linux >= 6.5: the "handshake" netlink family exists. */
 int rig_kernel_has_upcall(void);
 
+/*
+ * On a kernel without it (6.1): the agent must refuse to start, exit 1,
+ * with the documented reason in log.  Asserts.
+ */
+void rig_assert_agent_refuses(const char *log);
+
 /* Modules, configfs and the handshake tracepoints (enabled). */
 void rig_guest_setup(void);
 
