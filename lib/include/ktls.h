@@ -381,6 +381,11 @@ int ktls_conn_handshake(ktls_conn *conn);
  * rotated by KeyUpdate before 2^24.5 records, or, where that is impossible
  * (TLS 1.2, no kernel rekey), the connection is closed with close_notify
  * and writes fail saying why.
+ * A kernel without the "tls" ULP (TCP_ULP fails with ENOENT or
+ * ENOPROTOOPT) is believed for one second, process-wide: offloads in that
+ * second ask the kernel nothing (well under a microsecond instead of tens)
+ * and report the same reason; the first one after it asks again, so a
+ * later `modprobe tls` is noticed within a second.
  */
 int ktls_conn_offload(ktls_conn *conn);
 

@@ -30,6 +30,15 @@ extern struct kernel_ops kernel_ops;               /* what the kernel side calls
 extern const struct kernel_ops kernel_ops_default; /* the real syscalls */
 
 /*
+ * How long "this kernel has no tls ULP" is believed before the next
+ * offload asks again (kernel_install.c says why).  kernel_ulp_asked counts
+ * the TCP_ULP attempts made; kernel_ulp_forget drops the verdict (tests).
+ */
+#define KTLS_ULP_RECHECK_NS 1000000000LL
+extern _Atomic unsigned long kernel_ulp_asked;
+void kernel_ulp_forget(void);
+
+/*
  * Records one AES-GCM key may protect before we rekey (TLS 1.3 with kernel
  * rekey) or close with close_notify (TLS 1.2, or no rekey): 2^24.5, the
  * s2n-tls choice, keeping the attacker's advantage below 2^-57 (RFC 8446

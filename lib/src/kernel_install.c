@@ -17,9 +17,11 @@
  * kernel_state (kernel.h) in c->kernel; keys.c stops tracking.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -54,15 +56,27 @@ static void fallback(struct ktls_conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A fixed reason, copied: the kept no-ULP verdict's path formats nothing. */
+static void fallback_text(struct ktls_conn *c, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n >= sizeof(c->fallback))
+		n = sizeof(c->fallback) - 1;
+	memcpy(c->fallback, text, n);
+	c->fallback[n] = '\0';
+}
+
 static void ulp_reason(struct ktls_conn *c, int e)
 {
 	switch (e) {
 	case ENOENT:
-		fallback(c, "kernel has no kTLS: TCP_ULP \"tls\" failed: %s (CONFIG_TLS missing or "
-			 "module not loaded)", strerror(e));
+		fallback_text(c, "kernel has no kTLS: TCP_ULP \"tls\" failed: No such file or "
+			      "directory (CONFIG_TLS missing or module not loaded)");
 		break;
 	case ENOPROTOOPT:
-		fallback(c, "kernel has no kTLS: TCP_ULP is unknown (%s; Linux < 4.13)", strerror(e));
+		fallback_text(c, "kernel has no kTLS: TCP_ULP is unknown (Protocol not available; "
+			      "Linux < 4.13)");
 		break;
 	case ENOTCONN:
 		fallback(c, "TCP_ULP \"tls\" failed: %s (kTLS needs an established TCP connection)",
@@ -79,6 +93,56 @@ static void ulp_reason(struct ktls_conn *c, int e)
 	default:
 		fallback(c, "TCP_ULP \"tls\" failed: %s", strerror(e));
 	}
+}
+
+/*
+ * A kernel without the "tls" ULP says so for every socket, and asking
+ * costs tens of microseconds (the kernel tries request_module each time).
+ * So that answer (ENOENT, or ENOPROTOOPT before Linux 4.13) from the real
+ * syscall is kept for KTLS_ULP_RECHECK_NS: offloads meanwhile fall back
+ * for the price of a coarse clock read.  One real attempt per second costs
+ * nothing at any connection rate and notices a `modprobe tls` within a
+ * second.  A test's replacement seam is always asked.
+ */
+static _Atomic long long ulp_absent_until; /* CLOCK_MONOTONIC_COARSE ns; 0: ask */
+static _Atomic int ulp_absent_errno;
+_Atomic unsigned long kernel_ulp_asked;
+
+static long long coarse_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int real_seam(void)
+{
+	return kernel_ops.setsockopt == kernel_ops_default.setsockopt;
+}
+
+/* The kept verdict's errno, or 0 when the kernel must be asked. */
+static int ulp_known_absent(void)
+{
+	long long until = atomic_load_explicit(&ulp_absent_until, memory_order_relaxed);
+
+	if (!until || !real_seam() || coarse_ns() >= until)
+		return 0;
+	return atomic_load_explicit(&ulp_absent_errno, memory_order_relaxed);
+}
+
+static void ulp_note(int e)
+{
+	if ((e != ENOENT && e != ENOPROTOOPT) || !real_seam())
+		return;
+	atomic_store_explicit(&ulp_absent_errno, e, memory_order_relaxed);
+	atomic_store_explicit(&ulp_absent_until, coarse_ns() + KTLS_ULP_RECHECK_NS,
+			      memory_order_relaxed);
+}
+
+void kernel_ulp_forget(void)
+{
+	atomic_store(&ulp_absent_until, 0);
 }
 
 /* Why the kernel refused a TLS_TX/TLS_RX key. */
@@ -225,8 +289,12 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	size_t pending;
 	int rx_ok, e, ret = 0;
 
+	if ((e = ulp_known_absent())) {
+		ulp_reason(c, e);
+		goto out;
+	}
 	if (!offload_possible(c, k, &p))
-		return 0;
+		goto out;
 	if (p.version == TLS1_3_VERSION) {
 		txs = k->server ? k->server_secret : k->client_secret;
 		rxs = k->server ? k->client_secret : k->server_secret;
@@ -255,7 +323,9 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	}
 
 	kernel_stat_snap(&before);
+	atomic_fetch_add_explicit(&kernel_ulp_asked, 1, memory_order_relaxed);
 	if (kernel_ops.setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
+		ulp_note(errno);
 		ulp_reason(c, errno);
 		goto out;
 	}

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -60,6 +61,52 @@ Test(offload_fallback, host_kernel_says_why)
 				 "(CONFIG_TLS missing or module not loaded)");
 	}
 	run_finish(&r);
+}
+
+/* One connection through offload, data both ways: its TCP_ULP attempts. */
+static unsigned long offload_asks(struct run *r)
+{
+	unsigned long a0 = kernel_ulp_asked;
+
+	run_start(r, KTLS_SERVER, &suites[0], NULL);
+	run_go(r, KTLS_SERVER, NULL);
+	run_finish(r);
+	return kernel_ulp_asked - a0;
+}
+
+/*
+ * Without the tls ULP the verdict is kept: the next offload asks nothing,
+ * says the same, and the connection works; after KTLS_ULP_RECHECK_NS the
+ * kernel is asked again (a later modprobe tls is noticed).
+ */
+Test(offload_fallback, missing_ulp_verdict_is_kept_then_rechecked)
+{
+	struct run r;
+
+	if (tu_expect_ktls() || kernel_has_tls()) {
+		/* With kTLS every connection asks: nothing is kept. */
+		cr_expect_eq(offload_asks(&r), 1);
+		cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+		cr_expect_eq(offload_asks(&r), 1);
+		cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+		return;
+	}
+	kernel_ulp_forget();
+	cr_expect_eq(offload_asks(&r), 1, "the first offload asks the kernel");
+	cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+	cr_expect_eq(offload_asks(&r), 0, "the verdict was not kept");
+	cr_expect_eq(r.info.tx, KTLS_MODE_USER);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	cr_expect_str_eq(r.info.fallback_reason,
+			 "kernel has no kTLS: TCP_ULP \"tls\" failed: No such file or directory "
+			 "(CONFIG_TLS missing or module not loaded)");
+	usleep(KTLS_ULP_RECHECK_NS / 1000 + 20000);
+	cr_expect_eq(offload_asks(&r), 1, "not asked again after the recheck interval");
+	/* A test's seam is always asked, whatever was kept. */
+	emu_on(0);
+	emu.ulp_errno = ENOENT;
+	cr_expect_eq(offload_asks(&r), 1, "the seam was skipped");
+	emu_off();
 }
 
 Test(offload_fallback, ulp_missing_mocked_each_suite)
