@@ -51,49 +51,6 @@ static int check_fatal(struct conn_impl *ci)
 	return conn_fail(&ci->c, ci->fatal_code, "%s", ci->fatal);
 }
 
-/* ---- SIGPIPE ---------------------------------------------------------------- */
-
-/*
- * OpenSSL's socket BIO sends with write(2), so a peer that has gone away
- * would raise SIGPIPE and kill a caller that did not ignore it (the kTLS
- * path uses MSG_NOSIGNAL).  Around each OpenSSL I/O call the signal is
- * blocked in this thread and a SIGPIPE the call raised is consumed; one
- * that was already pending stays for the application.
- */
-struct nosig {
-	sigset_t old;
-	int was_pending;
-};
-
-static void nosig_enter(struct nosig *ns)
-{
-	sigset_t pipe_set, pending;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigemptyset(&pending);
-	sigpending(&pending);
-	ns->was_pending = sigismember(&pending, SIGPIPE) == 1;
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &ns->old);
-}
-
-static void nosig_leave(struct nosig *ns)
-{
-	int saved = errno;
-	sigset_t pipe_set, pending;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigemptyset(&pending);
-	if (!ns->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-		struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &ns->old, NULL);
-	errno = saved;
-}
-
 /* ---- construction ------------------------------------------------------- */
 
 KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name)
@@ -161,11 +118,16 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	 * the retry comes from our copy, not the caller's pointer.
 	 */
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (!SSL_set_fd(ssl, fd)) {
+	{
+		BIO *b = bio_socket_new(fd);
 		char r[128];
-		ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach fd %d: %s", fd,
-			 ssl_reason(r, sizeof(r)));
-		goto fail;
+
+		if (!b) {
+			ctx_fail(ctx, KTLS_ERR_RESOURCE, "cannot attach fd %d: %s", fd,
+				 ssl_reason(r, sizeof(r)));
+			goto fail;
+		}
+		SSL_set_bio(ssl, b, b);
 	}
 	BIO_set_callback_arg(SSL_get_rbio(ssl), (char *)ci);
 	BIO_set_callback_ex(SSL_get_rbio(ssl), conn_peek_cb);
@@ -217,7 +179,7 @@ KTLS_API void ktls_conn_free(ktls_conn *c)
 	if (!c)
 		return;
 	ci = impl(c);
-	/* SSL_set_fd made a BIO_NOCLOSE socket BIO: the fd stays open. */
+	/* bio_socket_new made a BIO_NOCLOSE socket BIO: the fd stays open. */
 	if (c->keys)
 		keys_conn_free(c->keys);
 	kernel_state_free(c->kernel);
@@ -239,7 +201,6 @@ KTLS_API void ktls_conn_free(ktls_conn *c)
 
 KTLS_API int ktls_conn_handshake(ktls_conn *c)
 {
-	struct nosig ns;
 	int r;
 
 	if (!c)
@@ -250,9 +211,7 @@ KTLS_API int ktls_conn_handshake(ktls_conn *c)
 		return -1;
 	ERR_clear_error();
 	errno = 0;
-	nosig_enter(&ns);
 	r = SSL_do_handshake(c->ssl);
-	nosig_leave(&ns);
 	if (r != 1) {
 		r = conn_handshake_error(impl(c), r);
 		return r == -1 ? conn_set_fatal(impl(c)) : r;
@@ -326,15 +285,12 @@ static int need_handshake(struct ktls_conn *c, const char *what)
 static int stage_flush(struct conn_impl *ci)
 {
 	while (ci->stage_len > 0) {
-		struct nosig ns;
 		size_t n = 0;
 		int ok;
 
 		ERR_clear_error();
 		errno = 0;
-		nosig_enter(&ns);
 		ok = SSL_write_ex(ci->c.ssl, ci->stage + ci->stage_off, ci->stage_len, &n);
-		nosig_leave(&ns);
 		if (!ok)
 			return conn_io_error(ci, 0, "write");
 		ci->stage_off += n;
@@ -380,15 +336,12 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 		len = SSIZE_MAX;
 	while (done < len) {
 		size_t chunk = len - done < STAGE_MAX ? len - done : STAGE_MAX;
-		struct nosig ns;
 		size_t n = 0;
 		int ok;
 
 		ERR_clear_error();
 		errno = 0;
-		nosig_enter(&ns);
 		ok = SSL_write_ex(ci->c.ssl, p + done, chunk, &n);
-		nosig_leave(&ns);
 		if (ok) {
 			done += n;
 			continue;
@@ -413,7 +366,6 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 
 KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 {
-	struct nosig ns;
 	size_t n = 0;
 	int ok;
 
@@ -435,9 +387,7 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 		len = INT_MAX;
 	ERR_clear_error();
 	errno = 0;
-	nosig_enter(&ns);
 	ok = SSL_read_ex(c->ssl, buf, len, &n);
-	nosig_leave(&ns);
 	if (ok)
 		return (ssize_t)n;
 	return conn_io_error(impl(c), 0, "read");
@@ -545,7 +495,6 @@ KTLS_API ssize_t ktls_conn_sendfile(ktls_conn *c, int in_fd, off_t *offset, size
 KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 {
 	struct conn_impl *ci;
-	struct nosig ns;
 	int r;
 
 	if (!c) {
@@ -571,9 +520,7 @@ KTLS_API int ktls_conn_shutdown(ktls_conn *c)
 		return r;
 	ERR_clear_error();
 	errno = 0;
-	nosig_enter(&ns);
 	r = SSL_shutdown(c->ssl);
-	nosig_leave(&ns);
 	if (r >= 0) {
 		c->we_closed = 1;
 		return 0;

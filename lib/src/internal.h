@@ -10,6 +10,7 @@
  *   psk.c              TLS 1.3 external pre-shared keys
  *   conn.c             connections: handshake, userspace I/O, dispatch to kTLS I/O
  *   conn_error.c       a connection's failures: their text and KTLS_ERR_* code
+ *   bio_socket.c       the socket BIO OpenSSL writes through (no SIGPIPE)
  *   keys.c             traffic-secret capture, record counting, key derivation
  *   proto.c            TLS facts: the cipher table, alert and version names
  *   kernel_install.c   keys into kTLS, HW or SW placement, fallback reasons
@@ -83,6 +84,9 @@ const char *ssl_reason(char *buf, size_t len);
 
 /* Overwrite secrets in a way the compiler cannot elide. */
 void secure_zero(void *p, size_t n);
+
+/* bio_socket.c: a BIO_NOCLOSE socket BIO on fd whose writes never raise SIGPIPE. */
+BIO *bio_socket_new(int fd);
 
 /* ---- loopback.c: a throwaway TCP pair ------------------------------------ */
 

@@ -15,10 +15,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -333,7 +336,47 @@ ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
 	return (ssize_t)done;
 }
 
-ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count)
+/*
+ * sendfile(2) has no MSG_NOSIGNAL, and a kTLS socket whose peer is gone
+ * raises SIGPIPE like any socket.  Around the call the signal is blocked
+ * in this thread and one the call raised is consumed; one already pending
+ * stays for the application.  (Four syscalls per call: fine for bulk.)
+ */
+struct pipe_guard {
+	sigset_t old;
+	int was_pending;
+};
+
+static void pipe_guard_enter(struct pipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+static void pipe_guard_leave(struct pipe_guard *g)
+{
+	int saved = errno;
+	sigset_t pipe_set, pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
+static ssize_t sendfile_loop(struct ktls_conn *c, int in_fd, off_t *offset, size_t count)
 {
 	struct kernel_state *k = c->kernel;
 	size_t done = 0;
@@ -358,6 +401,17 @@ ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t co
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count)
+{
+	struct pipe_guard g;
+	ssize_t n;
+
+	pipe_guard_enter(&g);
+	n = sendfile_loop(c, in_fd, offset, count);
+	pipe_guard_leave(&g);
+	return n;
 }
 
 /* ---- kTLS reads ------------------------------------------------------------------ */
