@@ -67,6 +67,8 @@ struct row {
 	double seconds, gbps, server_cpu_s, cpb, rps, p50_ms, p99_ms;
 	long long ktls_tx;      /* TlsTxSw+TlsTxDevice rise during the row, -1 unknown */
 	double ratio_base, ratio_nginx; /* cycles/byte vs config 1 / config 4, same size; 0 = n/a */
+	double sys_per_conn, sys_per_req; /* serve: server syscalls (syscalls.c); -1 = n/a */
+	uint64_t count_requests;  /* requests the counting made (in the server's log too) */
 	/* handshake */
 	uint64_t handshakes;
 	double hs_per_s, hs_per_core_s, us_per_hs;
@@ -113,6 +115,12 @@ struct load {
 	double seconds;
 	int conns, cpu;
 	int close_each;            /* handshake mode: new connection per request */
+	/*
+	 * Counting mode (syscalls.c) when count_conns > 0: no clock; each
+	 * client thread makes count_conns connections one after another,
+	 * count_reqs requests each, the last with "Connection: close".
+	 */
+	int count_conns, count_reqs;
 	void (*on_start)(void *);  /* called once all connections are up, timing starts */
 	void (*on_end)(void *);    /* called when the last request has finished */
 	void *arg;
@@ -140,6 +148,19 @@ void server_stop(struct server *s);
 int ktlsd_has_tickets_opt(const struct bench *b);
 int access_log_bytes(const char *path, uint64_t *bytes, uint64_t *lines);
 int bench_serve(struct bench *b);
+
+/* syscalls.c */
+struct syscall_counts {
+	double per_conn, per_req;  /* -1: not measured */
+	uint64_t requests;         /* made while counting */
+	char error[160];
+};
+/*
+ * Count server syscalls for l's workload (see syscalls.c); 0 or -1 with
+ * c->error.  keep: path prefix for the strace summaries, or NULL.
+ */
+int syscalls_count(pid_t server, const struct load *l, int conns, int reqs, const char *keep,
+		   struct syscall_counts *c);
 
 /* handshake.c */
 int bench_handshake(struct bench *b);

@@ -303,6 +303,17 @@ static void *worker_main(void *arg)
 	struct cconn c = { .fd = -1 };
 	int ok = 1;
 
+	if (w->l->count_conns) {
+		pthread_barrier_wait(w->bar);
+		pthread_barrier_wait(w->bar);
+		for (int i = 0; ok && i < w->l->count_conns; i++) {
+			ok = c_open(w, &c) == 0;
+			for (int j = 0; ok && j < w->l->count_reqs; j++)
+				ok = get(w, &c, 0, j == w->l->count_reqs - 1) == 0;
+			c_close(&c);
+		}
+		return NULL;
+	}
 	if (!w->l->close_each && c_open(w, &c) < 0)
 		ok = 0;
 	pthread_barrier_wait(w->bar); /* all connected */
@@ -411,6 +422,10 @@ int load_run(const struct load *l, struct load_result *r)
 	pthread_barrier_destroy(&bar);
 	SSL_CTX_free(ctx);
 	free(w);
+	if (!r->error[0] && l->count_conns &&
+	    r->requests != (uint64_t)l->conns * (uint64_t)(l->count_conns * l->count_reqs))
+		snprintf(r->error, sizeof(r->error), "%llu of %d requests completed",
+			 (unsigned long long)r->requests, l->conns * l->count_conns * l->count_reqs);
 	if (!r->error[0] && r->requests == 0)
 		snprintf(r->error, sizeof(r->error), "no request completed in %.1f s", l->seconds);
 	return r->error[0] ? -1 : 0;

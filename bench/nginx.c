@@ -36,6 +36,8 @@ int nginx_start(const struct bench *b, struct server *s, const char *name, const
 			 "    ssl_protocols TLSv1.2 TLSv1.3;\n" /* 1.22 stops at 1.2 otherwise */
 			 "    ssl_session_cache off;\n"
 			 "    ssl_session_tickets off;\n"
+			 /* tickets off still sends two stateful TLS 1.3 tickets */
+			 "    ssl_conf_command NumTickets 0;\n"
 			 "%s",
 			 cert, key, ktls_on ? "    ssl_conf_command Options KTLS;\n" : "");
 	snprintf(conf, sizeof(conf),

@@ -214,6 +214,25 @@ static void run_row(struct bench *b, const struct config *c, struct server *s, s
 		snprintf(r->error, sizeof(r->error), "kTLS engaged on a userspace row (+%lld)",
 			 r->ktls_tx);
 	}
+	r->sys_per_conn = r->sys_per_req = -1;
+	if (!r->error[0]) {
+		/* Large files under strace are slow: fewer of them. */
+		int big = size > (1u << 20), conns = b->quick || big ? 2 : 4,
+		    reqs = b->quick || big ? 2 : 8;
+		struct syscall_counts sc;
+		char keep[360];
+
+		snprintf(keep, sizeof(keep), "%s/strace-%zu", s->dir, size);
+		int rc = syscalls_count(s->pid, &l, conns, reqs, b->workdir_keep ? keep : NULL, &sc);
+
+		r->count_requests = sc.requests;
+		if (rc == 0) {
+			r->sys_per_conn = sc.per_conn;
+			r->sys_per_req = sc.per_req;
+		} else {
+			snprintf(r->error, sizeof(r->error), "syscalls: %.200s", sc.error);
+		}
+	}
 }
 
 int bench_serve(struct bench *b)

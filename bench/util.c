@@ -34,6 +34,7 @@ struct row *row_add(int kind)
 	r = &g_rows[g_nrows++];
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
+	r->sys_per_conn = r->sys_per_req = -1;
 	r->ktls_tx = -1;
 	return r;
 }

@@ -178,6 +178,14 @@ void bc_check(int expect_ktls, int emulated)
 			cr_assert_gt(bc_num(r, "gb_per_s"), 0);
 			cr_assert_gt(bc_num(r, "p99_ms"), 0);
 			cr_assert_geq(bc_num(r, "p99_ms"), bc_num(r, "p50_ms"));
+			/*
+			 * strace counts: a connection costs at least accept and close, a
+			 * request at least a read and a write of some kind.
+			 */
+			cr_assert_geq(bc_num(r, "syscalls_per_connection"), 2, "%s: %g syscalls/conn",
+				      conf, bc_num(r, "syscalls_per_connection"));
+			cr_assert_geq(bc_num(r, "syscalls_per_request"), 2, "%s: %g syscalls/request",
+				      conf, bc_num(r, "syscalls_per_request"));
 			if (no != 1) {
 				cr_assert_str_eq(bc_str(r, "tls_version"), "TLSv1.3");
 				cr_assert_str_eq(bc_str(r, "cipher"), "TLS_AES_256_GCM_SHA384");
@@ -190,8 +198,11 @@ void bc_check(int expect_ktls, int emulated)
 				else
 					cr_assert_eq(tx, 0, "%s: kTLS on a userspace row (%lld)", conf, tx);
 			}
-			cfg_bytes[no] += (unsigned long long)bytes;
-			cfg_reqs[no] += (unsigned long long)reqs;
+			/* the syscall counting's requests are in the server's log too */
+			cfg_bytes[no] += (unsigned long long)bytes +
+					 (unsigned long long)(bc_int(r, "syscall_count_requests") *
+							      bc_int(r, "file_size"));
+			cfg_reqs[no] += (unsigned long long)(reqs + bc_int(r, "syscall_count_requests"));
 		} else if (!strcmp(kind, "handshake")) {
 			nhs++;
 			cr_assert(bc_measured(r));
