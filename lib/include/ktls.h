@@ -393,6 +393,16 @@ int ktls_conn_offload(ktls_conn *conn);
  * ktls_conn_info - negotiated version, cipher and who encrypts each way.
  * KTLS_MODE_HW vs KTLS_MODE_SW is decided once, right after the keys are
  * installed, never guessed:
+ *   0. The kernel hands a direction to a NIC only through a device with
+ *      tls-hw-tx-offload (tls-hw-rx-offload) active.  While no device in
+ *      the process's network namespace has either (an ethtool features
+ *      dump, renewed after every link notification: devices added or
+ *      removed, features changed), every install is KTLS_MODE_SW and the
+ *      socket is not asked.  Steady-state cost: one non-blocking recv per
+ *      offload beside TCP_ULP, TLS_TX and TLS_RX.  A notification heard
+ *      during the install sends this connection to step 1.  (An install
+ *      in the instant between a device's offload being turned on and its
+ *      notification is reported SW: HW under-reported, as in step 2.)
  *   1. sock_diag on our own socket (TLS_INFO_TXCONF/RXCONF): "hw" and
  *      "hw-record" are KTLS_MODE_HW, "sw" KTLS_MODE_SW.
  *   2. When the kernel hides the ULP info (no CAP_NET_ADMIN), the
@@ -404,7 +414,11 @@ int ktls_conn_offload(ktls_conn *conn);
  *      at the same moment) the counters cannot tell, and the direction is
  *      reported as KTLS_MODE_SW; so is a direction when tls_stat is
  *      unreadable.  Only that race can under-report HW, never over-report.
- * The cost is one sock_diag query and two reads of tls_stat per offload.
+ * Steps 1 and 2 cost one sock_diag query and two reads of tls_stat per
+ * offload; they run only where some device has TLS offload on.  A socket
+ * from another network namespace than the process's first offload is
+ * judged by that namespace's devices (pass such sockets to a process in
+ * their namespace when NICs differ).
  */
 int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
 

@@ -23,6 +23,7 @@
  *   netlink_diag.c     sock_diag: which sockets carry kTLS, and how
  *   netlink_tlsstat.c  /proc/net/tls_stat
  *   netlink_ethtool.c  NIC TLS offload features over ethtool netlink
+ *   nic_watch.c        whether any device here has TLS offload on (kept current)
  *
  * Headers: internal.h (this), keys.h (keys.c for the kernel side), kernel.h
  * (the kernel side and its test seams), conn_impl.h (conn.c and

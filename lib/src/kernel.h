@@ -39,6 +39,21 @@ extern _Atomic unsigned long kernel_ulp_asked;
 void kernel_ulp_forget(void);
 
 /*
+ * nic_watch.c: whether an install can only be software because no device
+ * in our namespace has TLS offload active.  predicts: before the install
+ * (no syscall in steady state); confirm: after it, 1 when no device
+ * changed meanwhile (one recv), else 0 and the caller asks the socket.
+ * The stats count feature dumps and changes heard (tests).
+ */
+int nic_watch_predicts_sw(void);
+int nic_watch_confirm_sw(void);
+struct nic_watch_stats {
+	unsigned long dumps, changes;
+	_Atomic unsigned long asked;   /* installs placed by asking the socket */
+};
+extern struct nic_watch_stats nic_watch_stats;
+
+/*
  * Records one AES-GCM key may protect before we rekey (TLS 1.3 with kernel
  * rekey) or close with close_notify (TLS 1.2, or no rekey): 2^24.5, the
  * s2n-tls choice, keeping the attacker's advantage below 2^-57 (RFC 8446

@@ -252,7 +252,12 @@ void kernel_stat_snap(struct install_stat *s)
 	free(v);
 }
 
-/* After the install: where did each kernel-owned direction land? */
+/*
+ * After the install: where did each kernel-owned direction land?  While
+ * no device here has TLS offload active (nic_watch.c), nowhere but
+ * software, and nothing needs asking.  Otherwise sock_diag on the socket,
+ * then the tls_stat counters taken before (NULL: not taken).
+ */
 static void place_directions(struct ktls_conn *c, const struct install_stat *before)
 {
 	struct ktls_sock ts;
@@ -260,22 +265,29 @@ static void place_directions(struct ktls_conn *c, const struct install_stat *bef
 	char err[128];
 	int tx = -1, rx = -1;
 
+	if (!before && nic_watch_confirm_sw()) {
+		/* c->tx is SW already; so is c->rx if the kernel has it */
+		return;
+	}
+	atomic_fetch_add_explicit(&nic_watch_stats.asked, 1, memory_order_relaxed);
 	memset(&ts, 0, sizeof(ts));
 	if (diag_query_fd(c->fd, &ts, err, sizeof(err)) == 1) {
 		tx = kernel_conf_mode(ts.txconf);
 		rx = kernel_conf_mode(ts.rxconf);
 	}
-	if ((c->tx != KTLS_MODE_USER && tx < 0) || (c->rx != KTLS_MODE_USER && rx < 0)) {
+	if (before &&
+	    ((c->tx != KTLS_MODE_USER && tx < 0) || (c->rx != KTLS_MODE_USER && rx < 0))) {
 		kernel_stat_snap(&after);
 		if (tx < 0)
 			tx = kernel_stat_mode(before, &after, 0);
 		if (rx < 0)
 			rx = kernel_stat_mode(before, &after, 1);
 	}
+	/* Unknown (no diag and no counters): software, as ktls.h says. */
 	if (c->tx != KTLS_MODE_USER)
-		c->tx = tx;
+		c->tx = tx < 0 ? KTLS_MODE_SW : tx;
 	if (c->rx != KTLS_MODE_USER)
-		c->rx = rx;
+		c->rx = rx < 0 ? KTLS_MODE_SW : rx;
 }
 
 static int offload(struct ktls_conn *c, struct conn_keys *k)
@@ -287,7 +299,7 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	struct kernel_state *ks = NULL;
 	const unsigned char *txs = NULL, *rxs = NULL;
 	size_t pending;
-	int rx_ok, e, ret = 0;
+	int rx_ok, e, lean, ret = 0;
 
 	if ((e = ulp_known_absent())) {
 		ulp_reason(c, e);
@@ -322,7 +334,10 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		goto out;
 	}
 
-	kernel_stat_snap(&before);
+	/* The counters are the fallback of the per-socket answer: only then. */
+	lean = nic_watch_predicts_sw();
+	if (!lean)
+		kernel_stat_snap(&before);
 	atomic_fetch_add_explicit(&kernel_ulp_asked, 1, memory_order_relaxed);
 	if (kernel_ops.setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
 		ulp_note(errno);
@@ -367,7 +382,7 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 							      &one, sizeof(one));
 		}
 	}
-	place_directions(c, &before);
+	place_directions(c, lean ? NULL : &before);
 	/*
 	 * Zero-copy acts on device TX only: software kTLS accepts the flag and
 	 * ignores it, and sock_diag (so ss) shows it only with TX on the NIC.

@@ -121,6 +121,9 @@ int nic_plan_set(const struct ktls_nic *cur, const int want[KTLS_NIC_NFEAT], int
  */
 int nic_send_set(const char *ifname, const int want[KTLS_NIC_NFEAT], char *err, size_t errlen);
 
+/* Every device's features, no counters (ktls_nic_query without the ioctls). */
+int nic_features_all(struct ktls_nic **out, size_t *n, char *err, size_t errlen);
+
 /* ---- netlink_diag.c: per-socket kTLS state ------------------------------ */
 
 /*

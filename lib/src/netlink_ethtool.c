@@ -315,6 +315,22 @@ KTLS_API int ktls_nic_query(const char *ifname, struct ktls_nic **out, size_t *n
 	return 0;
 }
 
+int nic_features_all(struct ktls_nic **out, size_t *n, char *err, size_t errlen)
+{
+	struct ethnl e;
+	struct nic_strset ss;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if (ethnl_open(&e, err, errlen) < 0)
+		return -1;
+	r = get_feature_names(&e, &ss, err, errlen) < 0 || query(&e, NULL, &ss, out, n, err, errlen) < 0
+		    ? -1 : 0;
+	ethnl_close(&e);
+	return r;
+}
+
 KTLS_API void ktls_nic_list_free(struct ktls_nic *v, size_t n)
 {
 	if (!v)

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/utsname.h>
 
 #include <criterion/criterion.h>
@@ -21,6 +22,7 @@
 
 #include "internal.h"
 #include "kernel.h"
+#include "netlink.h"
 #include "../common/offload_peer.h"
 #include "../common/testutil.h"
 
@@ -76,6 +78,32 @@ Test(offload_kernel, all_suites_both_roles)
 			run_finish(&r);
 		}
 	}
+}
+
+/*
+ * The lean install (issue 11): no device in the guest has TLS offload, so
+ * installs are placed as SW without asking the socket, and sock_diag on
+ * the same socket afterwards agrees.
+ */
+Test(offload_kernel, lean_install_agrees_with_sock_diag)
+{
+	unsigned long a0 = nic_watch_stats.asked;
+
+	for (int i = 0; i < 4; i++) {
+		struct ktls_sock ts;
+		char err[128];
+		struct run r;
+
+		run_start(&r, i % 2 ? KTLS_CLIENT : KTLS_SERVER, &suites[i], NULL);
+		run_go(&r, i % 2 ? KTLS_CLIENT : KTLS_SERVER, NULL);
+		expect_offloaded(&r);
+		memset(&ts, 0, sizeof(ts));
+		cr_assert_eq(diag_query_fd(ktls_conn_fd(r.us.c), &ts, err, sizeof(err)), 1, "%s", err);
+		cr_expect_eq(ts.txconf, TLS_CONF_SW, "sock_diag TX conf %d", ts.txconf);
+		cr_expect_eq(ts.rxconf, TLS_CONF_SW, "sock_diag RX conf %d", ts.rxconf);
+		run_finish(&r);
+	}
+	cr_expect_eq(nic_watch_stats.asked - a0, 0, "installs asked the socket");
 }
 
 Test(offload_kernel, tickets_0_2_5_both_roles)

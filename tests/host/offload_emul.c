@@ -14,9 +14,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
+#include "ktls_ctl.h"
 #include "ktls_uring.h"
 
 #include "../common/offload_emul.h"
@@ -510,4 +512,61 @@ Test(offload_emul, uring_recv_tampered_record_alerts)
 	close(r.fds[0]);
 	close(r.fds[1]);
 	emu_off();
+}
+
+/* One emulated offload, data both ways: the installs that asked the socket. */
+static unsigned long installs_asking(void)
+{
+	unsigned long a0 = nic_watch_stats.asked;
+	struct run r;
+
+	emu_on(0);
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	run_go(&r, KTLS_SERVER, NULL);
+	expect_offloaded(&r);
+	run_finish(&r);
+	emu_off();
+	return nic_watch_stats.asked - a0;
+}
+
+/*
+ * The lean install (issue 11): with no TLS-offload device here (lo and
+ * virtual NICs), an install is SW without a sock_diag or tls_stat read.
+ * A link notification (an alias set on lo) during the next install sends
+ * that one to the socket and renews the verdict; then lean again.
+ */
+Test(offload_emul, install_asks_the_socket_only_after_a_link_change)
+{
+	char out[512];
+	unsigned long d0, c0;
+
+	struct ktls_nic *v;
+	size_t n;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to set an alias on lo (CI runs as root)");
+	cr_assert_eq(ktls_nic_query(NULL, &v, &n, out, sizeof(out)), 0, "%s", out);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].f[KTLS_NIC_TLS_TX].active || v[i].f[KTLS_NIC_TLS_RX].active) {
+			/* A real TLS-offload NIC here: every install must ask. */
+			ktls_nic_list_free(v, n);
+			cr_expect_eq(installs_asking(), 1);
+			cr_expect_eq(installs_asking(), 1);
+			return;
+		}
+	ktls_nic_list_free(v, n);
+	cr_expect_eq(installs_asking(), 0, "first install asked the socket");
+	d0 = nic_watch_stats.dumps;
+	c0 = nic_watch_stats.changes;
+	cr_expect_eq(installs_asking(), 0, "steady state asked the socket");
+	cr_expect_eq(nic_watch_stats.dumps, d0, "steady state dumped the features again");
+	/* The notification waits in our subscription; the next install hears it. */
+	cr_assert_eq(tu_run("ip link set lo alias ktls-offload-emul 2>&1", out, sizeof(out)), 0, "%s",
+		     out);
+	cr_expect_eq(installs_asking(), 1, "the install after a link change did not ask");
+	cr_expect_gt(nic_watch_stats.changes, c0);
+	cr_expect_gt(nic_watch_stats.dumps, d0);
+	tu_run("ip link set lo alias '' 2>&1", out, sizeof(out));
+	cr_expect_eq(installs_asking(), 1, "the install after the alias went did not ask");
+	cr_expect_eq(installs_asking(), 0, "not lean again after the change");
 }
