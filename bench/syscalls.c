@@ -114,6 +114,21 @@ static long long summary_calls(const char *file)
 	return calls;
 }
 
+/* Copy the summary next to the server's logs (often another filesystem). */
+static void keep_file(const char *from, const char *to)
+{
+	char buf[4096];
+	FILE *in = fopen(from, "r"), *out = in ? fopen(to, "w") : NULL;
+	size_t n;
+
+	while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	if (out)
+		fclose(out);
+	if (in)
+		fclose(in);
+}
+
 /* One traced workload: the server's syscalls, or -1 with err. */
 static long long traced_run(pid_t server, const struct load *base, int conns, int reqs,
 			    const char *keep, uint64_t *requests, char *err, size_t errlen)
@@ -166,8 +181,9 @@ static long long traced_run(pid_t server, const struct load *base, int conns, in
 	usleep(100000); /* the server's close and log after our last read */
 	stop_child(tracer, SIGINT, 10);
 	calls = summary_calls(file);
-	if (!keep || rename(file, keep) != 0)
-		unlink(file);
+	if (keep)
+		keep_file(file, keep);
+	unlink(file);
 	if (res.error[0]) {
 		snprintf(err, errlen, "counting run: %.140s", res.error);
 		return -1;

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <linux/tls.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,13 +119,76 @@ KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
 	return x;
 }
 
-/* The splice path's pipe, made on first use so idle connections hold none. */
+/*
+ * Empty pipes between transfers, per thread (a ring and its transfers
+ * belong to one thread): a transfer takes one and gives it back when it
+ * ends with the pipe empty, so a connection costs no pipe2/fcntl/close
+ * and an idle keep-alive connection holds no pipe (nor its share of the
+ * user's pipe-buffer limit).  A pipe left holding bytes is closed.
+ */
+#define PIPE_CACHE 8
+static __thread struct {
+	int fd[PIPE_CACHE][2];
+	size_t sz[PIPE_CACHE];
+	int n;
+} pipes;
+static pthread_key_t pipes_key;
+static pthread_once_t pipes_once = PTHREAD_ONCE_INIT;
+
+static void pipes_close_all(void *unused)
+{
+	(void)unused;
+	while (pipes.n > 0) {
+		pipes.n--;
+		close(pipes.fd[pipes.n][0]);
+		close(pipes.fd[pipes.n][1]);
+	}
+}
+
+/* A forked child must not share its parent's cached pipes. */
+static void pipes_after_fork(void)
+{
+	pipes_close_all(NULL);
+}
+
+static void pipes_init(void)
+{
+	pthread_key_create(&pipes_key, pipes_close_all);
+	pthread_atfork(NULL, NULL, pipes_after_fork);
+}
+
+/* Give x's pipe back (it must be empty, nothing in flight). */
+static void pipe_release(struct ktls_uring_xfer *x)
+{
+	if (x->pipe[0] < 0)
+		return;
+	if (x->pipe_fill || x->inflight || pipes.n == PIPE_CACHE) {
+		close(x->pipe[0]);
+		close(x->pipe[1]);
+	} else {
+		pthread_once(&pipes_once, pipes_init);
+		pthread_setspecific(pipes_key, &pipes); /* closes them at thread exit */
+		pipes.fd[pipes.n][0] = x->pipe[0];
+		pipes.fd[pipes.n][1] = x->pipe[1];
+		pipes.sz[pipes.n++] = x->pipe_sz;
+	}
+	x->pipe[0] = x->pipe[1] = -1;
+}
+
+/* The splice path's pipe: a cached one, else a new one. */
 static int make_pipe(struct ktls_uring_xfer *x)
 {
 	int sz;
 
 	if (x->pipe[0] >= 0)
 		return 0;
+	if (pipes.n > 0) {
+		pipes.n--;
+		x->pipe[0] = pipes.fd[pipes.n][0];
+		x->pipe[1] = pipes.fd[pipes.n][1];
+		x->pipe_sz = pipes.sz[pipes.n];
+		return 0;
+	}
 	if (pipe2(x->pipe, O_CLOEXEC) < 0) {
 		x->pipe[0] = x->pipe[1] = -1;
 		return xfer_seterr(x, errno == EMFILE || errno == ENFILE ? KTLS_ERR_RESOURCE
@@ -145,10 +209,7 @@ KTLS_API void ktls_uring_xfer_free(ktls_uring_xfer *x)
 {
 	if (!x)
 		return;
-	if (x->pipe[0] >= 0)
-		close(x->pipe[0]);
-	if (x->pipe[1] >= 0)
-		close(x->pipe[1]);
+	pipe_release(x);
 	free(x);
 }
 
@@ -178,8 +239,10 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 
 	if (x->failed)
 		return -1;
-	if (x->sent == x->total)
+	if (x->sent == x->total) {
+		pipe_release(x);
 		return 1;
+	}
 	if (x->pipe_fill) {
 		if (queue_out(x, ring, x->pipe_fill) < 0)
 			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
@@ -263,12 +326,8 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 		xfer_seterr(x, KTLS_ERR_INVALID, "a transfer is still in flight");
 		return -1;
 	}
-	if (x->pipe_fill && x->pipe[0] >= 0) {
-		/* a failed transfer left bytes in the pipe: start on a fresh one */
-		close(x->pipe[0]);
-		close(x->pipe[1]);
-		x->pipe[0] = x->pipe[1] = -1;
-	}
+	/* a failed transfer may have left bytes in its pipe: closed, not reused */
+	pipe_release(x);
 	x->fd = fd;
 	x->off = off;
 	x->total = len;

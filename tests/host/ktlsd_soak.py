@@ -7,7 +7,8 @@ clients abort downloads mid-body, trickle headers (slowloris), send
 garbage and truncated ClientHellos, tampered records, alerts and oversize
 records (tls_probe.py), and SIGHUP reloads the certificate every 3 s.
 Afterwards ktlsd's open fds (a connection is one) return to the level of a
-warmed-up baseline and its RSS stays near it.  Prints one summary line and
+warmed-up baseline, its pipes stay within libktls's per-thread cache of
+empty splice pipes, and its RSS stays near it.  Prints one summary line and
 PASS, or FAIL with the reasons.
 """
 import hashlib
@@ -233,16 +234,36 @@ def rss_kib():
     return -1
 
 
-def nfds():
-    return len(os.listdir('/proc/%d/fd' % PID))
+# libktls keeps up to this many empty splice pipes per thread between
+# transfers (lib/src/uring.c, PIPE_CACHE): pipes are bounded, not exact.
+PIPE_CACHE = 8
+
+
+def fds():
+    """ktlsd's open fds: (everything but pipes, pipes)."""
+    other = pipes = 0
+    for f in os.listdir('/proc/%d/fd' % PID):
+        try:
+            target = os.readlink('/proc/%d/fd/%s' % (PID, f))
+        except OSError:
+            continue
+        if target.startswith('pipe:'):
+            pipes += 1
+        else:
+            other += 1
+    return other, pipes
+
+
+def nthreads():
+    return len(os.listdir('/proc/%d/task' % PID))
 
 
 def settle(limit, seconds):
-    """Wait until ktlsd holds at most limit fds (lingering closes end)."""
+    """Wait until ktlsd holds at most limit non-pipe fds (lingering closes end)."""
     end = time.time() + seconds
-    while nfds() > limit and time.time() < end:
+    while fds()[0] > limit and time.time() < end:
         time.sleep(0.2)
-    return nfds()
+    return fds()
 
 
 def main():
@@ -254,7 +275,7 @@ def main():
         except Exception:  # noqa: BLE001
             pass
     time.sleep(8)  # lingering closes (5 s) and slowloris (3 s) of the warm-up end
-    fds0 = nfds()
+    fds0, pipes0 = fds()
     rss0 = rss_kib()
     t0 = time.time()
     ths = [threading.Thread(target=worker, args=(i, i % 2 == 1)) for i in range(THREADS)]
@@ -266,23 +287,26 @@ def main():
     for t in ths:
         t.join()
     dur = time.time() - t0
-    fds1 = settle(fds0, 20)
+    fds1, pipes1 = settle(fds0, 20)
     rss1 = rss_kib()
     alive = os.path.exists('/proc/%d' % PID)
     ok = sum(counts.get(k, 0) for k in ('keepalive', 'pipelined', 'range', 'conditional'))
     bad = sum(counts.get(k, 0) for k in ('aborted', 'slowloris', 'garbage', 'truncated_hello',
                                          'probe'))
     print('soak: %.0f s, %d well-formed requests answered right (%s), %d adversarial '
-          'connections (%s), %d reloads; ktlsd fds %d -> %d, RSS %d -> %d KiB' %
+          'connections (%s), %d reloads; ktlsd fds %d -> %d (pipes %d -> %d), RSS %d -> %d KiB' %
           (dur, ok, ', '.join('%s %d' % (k, counts.get(k, 0))
                               for k in ('keepalive', 'pipelined', 'range', 'conditional')),
            bad, ', '.join('%s %d' % (k, counts.get(k, 0))
                           for k in ('aborted', 'slowloris', 'garbage', 'truncated_hello', 'probe')),
-           counts.get('reload', 0), fds0, fds1, rss0, rss1), file=OUT)
+           counts.get('reload', 0), fds0, fds1, pipes0, pipes1, rss0, rss1), file=OUT)
     if not alive:
         failures.append('ktlsd died')
     if fds1 > fds0:
-        failures.append('ktlsd holds %d fds, %d before the load' % (fds1, fds0))
+        failures.append('ktlsd holds %d fds (pipes aside), %d before the load' % (fds1, fds0))
+    if pipes1 > pipes0 + 2 * PIPE_CACHE * nthreads():
+        failures.append('ktlsd holds %d pipe fds, %d before the load: more than %d cached per '
+                        'thread' % (pipes1, pipes0, PIPE_CACHE))
     if CHECK_RSS and rss1 > rss0 + max(16384, rss0 // 4):
         failures.append('RSS grew from %d to %d KiB' % (rss0, rss1))
     if ok == 0 or bad == 0:
