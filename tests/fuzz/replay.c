@@ -77,7 +77,8 @@ static int replay_dir(const char *dir)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp);
+	if (n) /* qsort's array may not be NULL, even for no elements */
+		qsort(names, n, sizeof(*names), cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (rc == 0 && replay_file(names[i]) != 0)
 			rc = -1;
