@@ -190,14 +190,32 @@ static void linger_cqe(struct conn *c, int res)
  * and a lingering read (or, with --linger-bytes 0, shutdown(2) at once so
  * that whatever we still have in flight completes).
  */
+static void arm_poll(struct conn *c, unsigned mask);
+static void set_deadline(struct conn *c, int ms);
+
 void conn_close(struct conn *c, int graceful)
 {
 	const struct cfg *cfg = &c->w->s->cfg;
 
 	if (c->state == ST_CLOSING || c->state == ST_LINGER)
 		return;
-	if (graceful && c->hs_done)
-		ktls_conn_shutdown(c->tls); /* best effort on a non-blocking socket */
+	if (graceful && c->hs_done) {
+		int r = ktls_conn_shutdown(c->tls);
+
+		/*
+		 * A full socket: the close_notify (or a record before it) is
+		 * still ours.  FIN now would cut it off; wait for room, within
+		 * the idle timeout (the sweep then closes hard).
+		 */
+		if (r == KTLS_WANT_WRITE || r == KTLS_WANT_READ) {
+			if (c->state != ST_FLUSH) {
+				c->state = ST_FLUSH;
+				set_deadline(c, cfg->idle_timeout_ms);
+			}
+			arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);
+			return;
+		}
+	}
 	if (cfg->linger_bytes > 0 && linger_reserve(c->w->s)) {
 		shutdown(c->fd, SHUT_WR);
 		linger_start(c);
@@ -550,7 +568,8 @@ static void conn_run(struct conn *c)
 			response_done(c);
 			continue;
 		}
-		default: /* ST_BODY: driven by transfer CQEs; ST_LINGER, ST_CLOSING: draining */
+		default: /* ST_BODY: driven by transfer CQEs; ST_FLUSH: by its poll;
+			  * ST_LINGER, ST_CLOSING: draining */
 			return;
 		}
 	}
@@ -571,6 +590,10 @@ void conn_on_poll(struct conn *c, int res)
 	}
 	if (res < 0 && res != -ECANCELED) {
 		conn_close(c, 0);
+		return;
+	}
+	if (c->state == ST_FLUSH) {
+		conn_close(c, 1); /* room now: the close_notify again */
 		return;
 	}
 	if (c->state == ST_HS && !c->first_byte_seen && (res & POLLIN)) {

@@ -24,7 +24,7 @@
 #define TAG_RECV   6ULL
 #define TAG_SYS    7ULL
 
-enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_LINGER, ST_CLOSING };
+enum { ST_HS, ST_READ, ST_HDR, ST_BODY, ST_FLUSH, ST_LINGER, ST_CLOSING };
 
 struct listener;
 

@@ -138,7 +138,10 @@ int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, int fd, off
 /*
  * ktls_uring_xfer_cqe - feed one CQE for which ktls_uring_owns() holds.
  * Returns 0 while running (new SQEs may have been queued), 1 when the
- * whole range was sent, -1 on failure (nothing left in flight).
+ * whole range was sent (every byte has left userspace: on the userspace
+ * path a last record the full socket held back is flushed first, so a
+ * close right after cuts nothing off), -1 on failure (nothing left in
+ * flight).
  *
  *     r = ktls_uring_xfer_cqe(x, &ring, cqe);
  */

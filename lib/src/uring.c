@@ -309,6 +309,20 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring)
 					 ktls_conn_error(x->conn));
 		}
 	}
+	/*
+	 * Every byte is accepted, but the last record may still be staged
+	 * (the socket was full): done only once it has left userspace, or a
+	 * caller that closes next would cut it off.
+	 */
+	{
+		ssize_t n = ktls_conn_write(x->conn, NULL, 0);
+
+		if (n == KTLS_WANT_WRITE || n == KTLS_WANT_READ)
+			return queue_user(x, ring, n == KTLS_WANT_WRITE ? POLLOUT : POLLIN);
+		if (n < 0)
+			return xfer_fail(x, ktls_conn_error_code(x->conn), "%s",
+					 ktls_conn_error(x->conn));
+	}
 	return 1;
 }
 

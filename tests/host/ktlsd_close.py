@@ -14,6 +14,8 @@
 #                  KTLSD_TICKETS says what the server was given
 #   records        application-data records per response, counted on the
 #                  wire: a response that fits one record is one record
+#   slow_reader    12 pipelined 1 MiB responses, the last one read slowly
+#                  through a 4 KiB window: it arrives whole (Connection: close)
 import os
 import socket
 import ssl
@@ -260,8 +262,50 @@ def records():
             expect(n == want, '%s %s: %d records, wanted %d' % (version.name, path, n, want))
 
 
+def slow_reader():
+    """The last response of a connection, read slowly through a small
+    window, arrives whole: ktlsd's close waits for what it still holds
+    (OpenSSL's last record on a full socket) before its FIN."""
+    import hashlib
+    want = data('m1.bin')
+    n = 12  # more than the server's socket buffer can take (tcp_wmem: 4 MiB)
+    reqs = b''.join(('GET /m1.bin HTTP/1.1\r\nHost: localhost\r\n%s\r\n' %
+                     ('Connection: close\r\n' if i == n - 1 else '')).encode() for i in range(n))
+    for attempt in range(3):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(20)
+        raw.connect(('127.0.0.1', port))
+        s = context().wrap_socket(raw, server_hostname='localhost')
+        s.sendall(reqs)
+        got, end = b'', 'clean EOF'
+        while True:
+            try:
+                d = s.recv(4096)
+            except (OSError, ssl.SSLError) as e:
+                end = '%s: %s' % (e.__class__.__name__, e)
+                break
+            if not d:
+                break
+            got += d
+            if len(got) > (n - 1) * len(want):
+                time.sleep(0.0005)  # slow over the last response only
+        s.close()
+        bodies = []
+        rest = got
+        while b'\r\n\r\n' in rest:
+            head, rest = rest.split(b'\r\n\r\n', 1)
+            bodies.append(rest[:len(want)])
+            rest = rest[len(want):]
+        print('slow reader %d: %d bytes, %d responses, %s' % (attempt, len(got), len(bodies), end))
+        expect(len(bodies) == n and all(b == want for b in bodies),
+               'slow reader: %d of %d responses whole (%d bytes; %s)' %
+               (sum(1 for b in bodies if b == want), n, len(got), end))
+
+
 checks = {'refused_alert': refused_alert, 'linger_slot': linger_frees_slot,
-          'pipelined_400': pipelined_400, 'resume': resume, 'records': records}
+          'pipelined_400': pipelined_400, 'resume': resume, 'records': records,
+          'slow_reader': slow_reader}
 if check not in checks:
     fail('unknown check ' + check)
 checks[check]()

@@ -856,6 +856,16 @@ Test(ktlsd, small_response_one_record)
 	pyclose("records");
 }
 
+/*
+ * A slow reader's last response: when the socket is full as it ends, the
+ * close waits for the record OpenSSL (or the kernel's close_notify) still
+ * holds instead of cutting it off with FIN.
+ */
+Test(ktlsd, slow_reader_gets_the_whole_last_response)
+{
+	pyclose("slow_reader");
+}
+
 /* ktlsd with --metrics on a free port, then the Python check against both ports. */
 static void metrics_check(const char *check)
 {

@@ -65,12 +65,15 @@ def tls():
     return CTX.wrap_socket(s, server_hostname='localhost')
 
 
-def read_to_eof(s):
+def read_to_eof(s, why=None):
+    """Everything until EOF; why (a list) gets what ended it otherwise."""
     out = b''
     while True:
         try:
             d = s.recv(65536)
-        except (ConnectionResetError, ssl.SSLError, socket.timeout, OSError):
+        except (ConnectionResetError, ssl.SSLError, socket.timeout, OSError) as e:
+            if why is not None:
+                why.append('%s after %d bytes' % (e.__class__.__name__ + ': ' + str(e), len(out)))
             break
         if not d:
             break
@@ -101,12 +104,15 @@ def pipelined(rng):
                     for i, n in enumerate(names))
     s = tls()
     s.sendall(reqs)
-    got = tls_probe.http_responses(read_to_eof(s))
+    why = []
+    raw = read_to_eof(s, why)
+    got = tls_probe.http_responses(raw)
     s.close()
     want = [[200, len(FILES[n]), hashlib.sha256(FILES[n]).hexdigest()] for n in names]
     if got != want:
-        fail('pipelined %s: %d of %d responses right' %
-             (names, sum(1 for a, b in zip(got, want) if a == b), len(want)))
+        fail('pipelined %s: %d of %d responses right (%d parsed from %d bytes; %s)' %
+             (names, sum(1 for a, b in zip(got, want) if a == b), len(want), len(got),
+              len(raw), why[0] if why else 'clean EOF'))
     else:
         count('pipelined', len(names))
 

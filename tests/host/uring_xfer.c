@@ -185,6 +185,9 @@ static int run_xfer(ktls_uring_xfer *x, int fd, off_t off, size_t len, int *cqes
 	}
 	if (r != 0)
 		cr_assert_eq(ktls_uring_xfer_busy(x), 0, "ended with SQEs in flight");
+	/* Done means sent: no record of it may still wait in userspace. */
+	if (r == 1)
+		cr_assert_eq(ktls_conn_write(T.conn, NULL, 0), 0, "a record still staged after the end");
 	return r;
 }
 
