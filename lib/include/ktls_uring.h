@@ -7,7 +7,9 @@
  * file -> pipe and pipe -> socket, in multiples of the 16 KiB TLS record
  * with SPLICE_F_MORE on every chunk but the last so the kernel builds full
  * records.  Short splices are resumed; each transfer reports completion or
- * one error.  When TX stayed in userspace the same calls send the same
+ * one error.  Each step ends in one CQE (IOSQE_CQE_SKIP_SUCCESS on its first
+ * SQE where the kernel has IORING_FEAT_CQE_SKIP), so a 1 MiB file costs the
+ * caller's ring about one wakeup.  When TX stayed in userspace the same calls send the same
  * bytes through ktls_conn_sendfile() on the non-blocking socket, waiting
  * with IORING_OP_POLL_ADD and yielding with IORING_OP_NOP between bursts so
  * that one large file never starves the rest of the ring.
@@ -104,8 +106,10 @@ typedef struct ktls_uring_xfer ktls_uring_xfer;
 /*
  * ktls_uring_xfer_new - a transfer engine for conn (handshake done).  It
  * decides once, from ktls_conn_info(), between the splice path (TX in the
- * kernel) and the userspace path, and owns a pipe for the former (made
- * at the first transfer, grown to 256 KiB where allowed).  The socket must be non-blocking.  Reusable
+ * kernel) and the userspace path, and owns a pipe for the former (taken
+ * at the first transfer from a per-thread cache or made at 256 KiB, and
+ * grown to 1 MiB for the first transfer larger than that, where the
+ * user's pipe limits allow).  The socket must be non-blocking.  Reusable
  * for any number of successive transfers.  NULL with errno on failure.
  *
  *     ktls_uring_xfer *x = ktls_uring_xfer_new(conn);

@@ -9,6 +9,14 @@
  * the next pair.  SPLICE_F_MORE rides on every pipe->socket splice but the
  * one that carries the last byte, so kTLS cuts full 16 KiB records.
  *
+ * One CQE per step, so one wakeup of the caller's ring: where the kernel
+ * has IORING_FEAT_CQE_SKIP, the first SQE of a linked step (the file->pipe
+ * splice, or the POLL_ADD that waits for room after EAGAIN) is marked
+ * IOSQE_CQE_SKIP_SUCCESS.  If it succeeds only the second posts; if it
+ * fails it posts and the kernel cancels the second without a CQE
+ * (REQ_F_SKIP_LINK_CQES).  Either way exactly one CQE ends the step, and
+ * an OUT completion proves its IN moved all it was asked to (in_pending).
+ *
  * Userspace path: ktls_conn_sendfile() on the non-blocking socket in
  * bursts of at most URING_BURST bytes; POLL_ADD when the socket is full,
  * NOP to yield the ring between bursts.
@@ -35,7 +43,17 @@
 #include "proto.h"
 #include "ktls_uring.h"
 
-#define URING_PIPE_WANT (256 * 1024) /* 16 records per splice pair */
+/*
+ * Pipe capacity: one splice pair moves at most this much, and each pair
+ * costs the caller one ring wakeup.  A pipe starts at 256 KiB (16 records)
+ * and grows to 1 MiB, the default fs.pipe-max-size, the first time it
+ * serves a transfer larger than it: a 1 MiB body then takes one pair, not
+ * four, and a 64 MiB one about 64.  Servers of small files keep small
+ * pipes, which matters because an unprivileged user's pipes share
+ * fs.pipe-user-pages-soft (64 MiB by default; see kernel-notes).
+ */
+#define URING_PIPE_WANT (256 * 1024)
+#define URING_PIPE_BIG (1024 * 1024)
 #define URING_BURST (1024 * 1024)     /* userspace bytes per ring turn */
 
 struct ktls_uring_xfer {
@@ -51,8 +69,10 @@ struct ktls_uring_xfer {
 	uint64_t queued_in;  /* bytes moved into the pipe so far */
 	uint64_t sent;       /* bytes accepted by the socket */
 	size_t pipe_fill;    /* bytes sitting in the pipe */
+	size_t in_pending;   /* bytes of a skipped-CQE IN, confirmed by its OUT */
 	uint64_t ud;
-	int inflight;
+	int inflight;        /* CQEs still to come */
+	int skip_cqe;        /* the ring has IORING_FEAT_CQE_SKIP */
 	int failed;
 	int pumping;         /* splice path handed over to ktls_conn_sendfile */
 	char err[KTLS_ERRLEN];
@@ -205,6 +225,18 @@ static int make_pipe(struct ktls_uring_xfer *x)
 	return 0;
 }
 
+/* A transfer larger than the pipe: try once to grow it (see URING_PIPE_BIG). */
+static void pipe_grow(struct ktls_uring_xfer *x)
+{
+	int sz;
+
+	if (x->pipe_sz >= URING_PIPE_BIG || x->total - x->queued_in <= x->pipe_sz)
+		return;
+	sz = fcntl(x->pipe[1], F_SETPIPE_SZ, URING_PIPE_BIG);
+	if (sz >= 16384 && (size_t)sz > x->pipe_sz) /* else EPERM over the user's limit: keep it */
+		x->pipe_sz = (size_t)sz & ~(size_t)16383;
+}
+
 KTLS_API void ktls_uring_xfer_free(ktls_uring_xfer *x)
 {
 	if (!x)
@@ -229,6 +261,28 @@ static int queue_out(struct ktls_uring_xfer *x, struct io_uring *ring, size_t n)
 	return 0;
 }
 
+/*
+ * Link sqe (already prepared and tagged) to an OUT of n bytes.  With CQE
+ * skipping, sqe posts only if it fails, and then instead of the OUT: one
+ * CQE either way.  Returns 1 when sqe's CQE is skipped on success.
+ */
+static int link_out(struct ktls_uring_xfer *x, struct io_uring *ring, struct io_uring_sqe *sqe,
+		    size_t n)
+{
+	sqe->flags |= IOSQE_IO_LINK;
+	if (x->skip_cqe)
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	if (queue_out(x, ring, n) < 0) {
+		/* no dangling link: the pipe gets drained by the next kick */
+		sqe->flags &= (__u8)~(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS);
+		x->inflight++;
+		return 0;
+	}
+	if (!x->skip_cqe)
+		x->inflight++;
+	return x->skip_cqe;
+}
+
 static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
 
 /* Queue the next step of the splice path; nothing may be in flight. */
@@ -248,6 +302,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 		return 0;
 	}
+	pipe_grow(x);
 	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
 	if (kernel_tx_needs_checks(x->conn->kernel, n)) {
 		x->pumping = 1;
@@ -258,12 +313,21 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	io_uring_prep_splice(sqe, x->fd, (int64_t)x->off, x->pipe[1], -1, (unsigned)n, SPLICE_F_MOVE);
 	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_IN);
-	sqe->flags |= IOSQE_IO_LINK;
-	x->inflight++;
-	if (queue_out(x, ring, n) < 0) {
-		/* no dangling link: the pipe gets drained by the next kick */
-		sqe->flags &= (__u8)~IOSQE_IO_LINK;
-	}
+	if (link_out(x, ring, sqe, n))
+		x->in_pending = n;
+	return 0;
+}
+
+/* The socket was full with bytes in the pipe: wait for room, then drain. */
+static int splice_wait_room(struct ktls_uring_xfer *x, struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	if (!sqe)
+		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
+	io_uring_prep_poll_add(sqe, x->sock, POLLOUT);
+	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_USER);
+	link_out(x, ring, sqe, x->pipe_fill);
 	return 0;
 }
 
@@ -347,6 +411,8 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	x->total = len;
 	x->queued_in = x->sent = 0;
 	x->pipe_fill = 0;
+	x->in_pending = 0;
+	x->skip_cqe = (ring->features & IORING_FEAT_CQE_SKIP) != 0;
 	x->ud = user_data;
 	x->failed = 0;
 	x->pumping = 0;
@@ -371,6 +437,7 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		x->inflight--;
 	switch (tag) {
 	case KTLS_URING_TAG_IN:
+		x->in_pending = 0; /* it failed: its OUT was cancelled without a CQE */
 		if (res > 0) {
 			x->pipe_fill += (size_t)res;
 			x->queued_in += (uint64_t)res;
@@ -384,13 +451,22 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		}
 		break;
 	case KTLS_URING_TAG_OUT:
+		if (x->in_pending) { /* its IN's CQE was skipped: it moved everything */
+			x->pipe_fill += x->in_pending;
+			x->queued_in += x->in_pending;
+			x->off += (off_t)x->in_pending;
+			x->in_pending = 0;
+		}
 		if (res > 0) {
 			x->pipe_fill -= (size_t)res < x->pipe_fill ? (size_t)res : x->pipe_fill;
 			x->sent += (uint64_t)res;
 			kernel_tx_account(x->conn->kernel, (size_t)res);
+			/* short: the socket's buffer filled, and a splice now would EAGAIN */
+			if (x->pipe_fill && x->inflight == 0 && !x->failed)
+				return splice_wait_room(x, ring);
 		} else if (res == -EAGAIN) {
-			if (x->inflight == 0 && !x->failed)
-				return queue_user(x, ring, POLLOUT);
+			if (x->inflight == 0 && !x->failed && x->pipe_fill)
+				return splice_wait_room(x, ring);
 		} else if (res == 0) {
 			xfer_fail(x, KTLS_ERR_SYSTEM, "splice to socket made no progress");
 		} else if (res != -ECANCELED) {
