@@ -39,8 +39,13 @@ int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...)
 
 int conn_would_block(struct ktls_conn *c, int want, const char *what)
 {
-	int saved = errno, fl = fcntl(c->fd, F_GETFL);
+	int saved = errno, fl;
 
+	if (c->seen_nonblock)
+		return want;
+	fl = fcntl(c->fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		c->seen_nonblock = 1;
 	/* A blocking socket only "would block" once SO_RCVTIMEO/SO_SNDTIMEO expired. */
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		conn_fail(c, KTLS_ERR_TIMEOUT, "%s: timed out (%s expired)", what,

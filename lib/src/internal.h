@@ -214,6 +214,7 @@ struct ktls_conn {
 	int err_code;                 /* KTLS_ERR_* of err */
 	int peer_alert;               /* fatal alert received, -1 none */
 	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
+	int seen_nonblock;            /* fd was O_NONBLOCK at a would-block */
 };
 
 /* Set conn->err and its KTLS_ERR_* code; returns -1. */
