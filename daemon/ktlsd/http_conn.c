@@ -31,9 +31,12 @@
 
 /*
  * A response whose head and body fit in one TLS record (2^14 bytes of
- * plaintext) is sent with one write: one record, one syscall, and what a
- * client reading a single record expects.  Larger files keep the head
- * record plus the bulk path.
+ * plaintext) leaves as one record, which is what a client reading a single
+ * record expects.  In userspace TLS the body is read in behind the head and
+ * sent with one write.  With kTLS TX the head goes with MSG_MORE
+ * (ktls_conn_write_more) and the body is spliced into the same open
+ * record, so no body byte passes through userspace at any size; larger
+ * bodies then fill the head's record first.
  */
 #define INLINE_MAX 16384
 
@@ -406,7 +409,8 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 	if (head || last < first) {
 		close(fd);
 		c->flen = 0;
-	} else if ((size_t)n + (size_t)(last - first + 1) <= INLINE_MAX) {
+	} else if ((size_t)n + (size_t)(last - first + 1) <= INLINE_MAX &&
+		   ktls_uring_xfer_mode(c->xfer) == KTLS_MODE_USER) {
 		inline_body(c, fd, first, (size_t)(last - first + 1));
 	} else {
 		c->filefd = fd;
@@ -536,7 +540,8 @@ static void conn_run(struct conn *c)
 		}
 		case ST_HDR: {
 			const char *out = c->obuf ? c->obuf : c->hdr;
-			ssize_t r = ktls_conn_write(c->tls, out + c->hoff, c->hlen - c->hoff);
+			ssize_t r = c->flen ? ktls_conn_write_more(c->tls, out + c->hoff, c->hlen - c->hoff)
+					    : ktls_conn_write(c->tls, out + c->hoff, c->hlen - c->hoff);
 
 			if (r == KTLS_WANT_READ || r == KTLS_WANT_WRITE) {
 				arm_poll(c, r == KTLS_WANT_READ ? POLLIN : POLLOUT);

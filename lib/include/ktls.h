@@ -445,6 +445,18 @@ ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
 ssize_t ktls_conn_write(ktls_conn *conn, const void *buf, size_t len);
 
 /*
+ * ktls_conn_write_more - ktls_conn_write for bytes that more will follow
+ * at once: a response head before its body.  With TX in the kernel it
+ * sends with MSG_MORE, so kTLS keeps the bytes in its open record and the
+ * next write, sendfile or splice (ktls_uring_xfer_start) fills that record
+ * further: a head and a small body leave as one record, and the body is
+ * never copied through userspace.  The record is sent when a write without
+ * MSG_MORE (or the last splice of a transfer) ends it, so the caller must
+ * follow with one.  In userspace mode it is ktls_conn_write.
+ */
+ssize_t ktls_conn_write_more(ktls_conn *conn, const void *buf, size_t len);
+
+/*
  * ktls_conn_sendfile - send count bytes of in_fd from *offset (advanced by
  * what was sent).  Uses sendfile(2) into the kTLS socket when TX is in the
  * kernel, a read-and-encrypt loop otherwise; the peer sees the same bytes.

@@ -309,7 +309,7 @@ static int stage_flush(struct conn_impl *ci)
 static int stage_flush_kernel(struct conn_impl *ci)
 {
 	while (ci->stage_len > 0) {
-		ssize_t n = kernel_write(&ci->c, ci->stage + ci->stage_off, ci->stage_len);
+		ssize_t n = kernel_write(&ci->c, ci->stage + ci->stage_off, ci->stage_len, 0);
 		if (n <= 0)
 			return n == 0 ? KTLS_WANT_WRITE : (int)n;
 		ci->stage_off += (size_t)n;
@@ -393,7 +393,7 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	return conn_io_error(impl(c), 0, "read");
 }
 
-KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
+static ssize_t conn_write(ktls_conn *c, const void *buf, size_t len, int more)
 {
 	if (!c || (!buf && len)) {
 		if (c)
@@ -410,9 +410,19 @@ KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
 		int r = stage_flush_kernel(impl(c));
 		if (r != 0)
 			return r;
-		return len ? kernel_write(c, buf, len) : 0;
+		return len ? kernel_write(c, buf, len, more) : 0;
 	}
 	return user_write(impl(c), buf, len);
+}
+
+KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
+{
+	return conn_write(c, buf, len, 0);
+}
+
+KTLS_API ssize_t ktls_conn_write_more(ktls_conn *c, const void *buf, size_t len)
+{
+	return conn_write(c, buf, len, 1);
 }
 
 /* Userspace sendfile: pread + encrypt; see the top of this file. */

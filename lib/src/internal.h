@@ -222,7 +222,10 @@ int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3
 /*
  * An operation on c would block: returns want (KTLS_WANT_*) as it is, and
  * on a blocking socket, where that means SO_RCVTIMEO/SO_SNDTIMEO expired,
- * also sets KTLS_ERR_TIMEOUT naming what timed out.
+ * also sets KTLS_ERR_TIMEOUT naming what timed out.  Once the socket was
+ * seen non-blocking it is not asked again (callers switch a socket to
+ * non-blocking after the handshake, not back), which saves a fcntl per
+ * EAGAIN on the servers' path.
  */
 int conn_would_block(struct ktls_conn *c, int want, const char *what);
 
@@ -240,7 +243,7 @@ ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len);
  * was handled and nothing is left for the caller.
  */
 ssize_t kernel_read_done(struct ktls_conn *c, int res, int type, void *buf);
-ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len);
+ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len, int more);
 ssize_t kernel_sendfile(struct ktls_conn *c, int in_fd, off_t *offset, size_t count);
 int kernel_send_alert(struct ktls_conn *c, int level, int desc);
 /* kernel_install.c: the after-offload state, zeroized.  NULL is fine. */

@@ -302,7 +302,7 @@ static int tx_errno(struct ktls_conn *c, int e, const char *what)
 	return conn_fail(c, kernel_errno_code(e), "%s through kTLS failed: %s", what, strerror(e));
 }
 
-ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
+ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len, int more)
 {
 	struct kernel_state *k = c->kernel;
 	const unsigned char *p = buf;
@@ -323,7 +323,7 @@ ssize_t kernel_write(struct ktls_conn *c, const void *buf, size_t len)
 		m.msg_iov = &iov;
 		m.msg_iovlen = 1;
 		/* No MSG_WAITALL: kTLS TX refuses it (EOPNOTSUPP). */
-		n = kernel_ops.sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		n = kernel_ops.sendmsg(c->fd, &m, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 		if (n < 0) {
 			int e = errno;
 			if (e == EINTR)
