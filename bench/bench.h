@@ -68,6 +68,7 @@ struct row {
 	long long ktls_tx;      /* TlsTxSw+TlsTxDevice rise during the row, -1 unknown */
 	double ratio_base, ratio_nginx; /* cycles/byte vs config 1 / config 4, same size; 0 = n/a */
 	double sys_per_conn, sys_per_req; /* serve: server syscalls (syscalls.c); -1 = n/a */
+	double copy_per_byte;     /* serve, ktlsd: file bytes read into its memory per body byte; -1 = n/a */
 	uint64_t count_requests;  /* requests the counting made (in the server's log too) */
 	/* handshake */
 	uint64_t handshakes;
@@ -94,6 +95,7 @@ pid_t spawn(char *const argv[], int cpu, const char *logpath);
 int stop_child(pid_t pid, int sig, double timeout_s);
 double proc_cpu_s(pid_t pid);
 long long tls_stat_tx(void);
+long long proc_read_bytes(pid_t pid);
 int make_file(const char *path, size_t size, unsigned seed, unsigned char sha[32]);
 int run_cmd(char *const argv[], char *out, size_t cap);
 int rm_rf(const char *path);

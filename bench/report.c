@@ -150,6 +150,9 @@ static void report_goals(const struct bench *b, FILE *o)
 		snprintf(what, sizeof(what), "%s: ktlsd kTLS / nginx + kTLS", sz);
 		goal_line(o, what, kt && ngk ? kt->cpb / ngk->cpb : 0, size <= 65536 ? 0.85 : 1.0, 1,
 			  kt && ngk, "row not measured");
+		snprintf(what, sizeof(what), "%s: ktlsd kTLS, body bytes copied via userspace per byte", sz);
+		goal_judge(o, what, kt ? kt->copy_per_byte : 0, 0.001, 1, kt && kt->copy_per_byte >= 0,
+			   "row not measured", 1, "");
 		snprintf(what, sizeof(what), "%s: syscalls per request, ktlsd kTLS / nginx + kTLS", sz);
 		goal_judge(o, what, kt && ngk && ngk->sys_per_req > 0 ? kt->sys_per_req / ngk->sys_per_req
 								    : 0,
@@ -216,9 +219,9 @@ void report_table(const struct bench *b, FILE *o)
 		fprintf(o, "\nServe: %d keep-alive connections, %.1f s per row, %s certificate; "
 			   "cycles/byte = server CPU s x clock / bytes\n",
 			b->conns, b->seconds, b->rsa ? "RSA-2048" : "ECDSA P-256");
-		fprintf(o, "%-2s %-12s %-9s %-8s %-29s %7s %9s %8s %8s %9s %7s %9s %9s %8s %7s\n",
+		fprintf(o, "%-2s %-12s %-9s %-8s %-29s %7s %9s %8s %8s %9s %7s %9s %9s %8s %7s %7s\n",
 			"#", "config", "size", "TLS", "cipher", "GB/s", "req/s", "p50 ms", "p99 ms",
-			"srv CPU s", "cyc/B", "x plain", "x ngx-tls", "sys/conn", "sys/req");
+			"srv CPU s", "cyc/B", "x plain", "x ngx-tls", "sys/conn", "sys/req", "copy/B");
 		for (int i = 0; i < g_nrows; i++) {
 			const struct row *r = &g_rows[i];
 
@@ -241,7 +244,11 @@ void report_table(const struct bench *b, FILE *o)
 				r->cpb);
 			ratio(o, r->ratio_base);
 			ratio(o, r->ratio_nginx);
-			fprintf(o, " %8.1f %7.1f\n", r->sys_per_conn, r->sys_per_req);
+			fprintf(o, " %8.1f %7.1f", r->sys_per_conn, r->sys_per_req);
+			if (r->copy_per_byte >= 0)
+				fprintf(o, " %7.3f\n", r->copy_per_byte);
+			else
+				fprintf(o, " %7s\n", "-");
 		}
 	}
 	if (has_kind(ROW_HANDSHAKE)) {
@@ -368,6 +375,7 @@ int report_json(const struct bench *b, const char *path)
 			add_num(o, "syscalls_per_connection", r->sys_per_conn);
 			add_num(o, "syscalls_per_request", r->sys_per_req);
 			add_int(o, "syscall_count_requests", (long long)r->count_requests);
+			add_num(o, "userspace_copy_bytes_per_byte", r->copy_per_byte);
 		}
 		if (r->kind == ROW_CRYPTO)
 			add_num(o, "ratio_vs_tcp", r->ratio_base);

@@ -133,6 +133,7 @@ int access_log_bytes(const char *path, uint64_t *bytes, uint64_t *lines)
 struct snap {
 	pid_t pid;
 	double cpu0, cpu1;
+	long long rd0, rd1;
 };
 
 static void snap_start(void *arg)
@@ -140,6 +141,7 @@ static void snap_start(void *arg)
 	struct snap *s = arg;
 
 	s->cpu0 = proc_cpu_s(s->pid);
+	s->rd0 = proc_read_bytes(s->pid);
 }
 
 static void snap_end(void *arg)
@@ -147,6 +149,7 @@ static void snap_end(void *arg)
 	struct snap *s = arg;
 
 	s->cpu1 = proc_cpu_s(s->pid);
+	s->rd1 = proc_read_bytes(s->pid);
 }
 
 /* Wait (up to 3 s) for the access log to account for `want` more bytes. */
@@ -197,6 +200,17 @@ static void run_row(struct bench *b, const struct config *c, struct server *s, s
 	if (r->bytes)
 		r->cpb = r->server_cpu_s * b->cpu_hz / (double)r->bytes;
 	r->ktls_tx = tx0 >= 0 && tx1 >= 0 ? tx1 - tx0 : -1;
+	/*
+	 * Copies through userspace: the file bytes the server read(2)s into its
+	 * own memory (rchar).  Splices and io_uring receives do not count there
+	 * and ktlsd never calls sendfile(2) on these rows, so on its kTLS path
+	 * this is the body bytes copied out of the kernel.  sendfile(2) counts
+	 * without copying anything: nginx's sendfile rows (1, 5) show none.
+	 * Userspace TLS adds the ciphertext it read (requests: small).
+	 */
+	r->copy_per_byte = -1;
+	if ((c->ktlsd || !c->ktls) && c->tls && r->bytes && sn.rd0 >= 0 && sn.rd1 >= sn.rd0)
+		r->copy_per_byte = (double)(sn.rd1 - sn.rd0) / (double)r->bytes;
 	r->server_bytes = log_settle(s->access, log0, r->bytes);
 	if (res.error[0]) {
 		snprintf(r->error, sizeof(r->error), "%s", res.error);

@@ -229,6 +229,26 @@ static double stat_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/*
+ * rchar of /proc/PID/io: bytes the process (all its threads) read with
+ * read(2)-family calls, sendfile(2) included; -1 when unreadable.
+ */
+long long proc_read_bytes(pid_t pid)
+{
+	char path[64];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "rchar: %lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
 /* TlsTxSw + TlsTxDevice from /proc/net/tls_stat; -1 when there is none. */
 long long tls_stat_tx(void)
 {

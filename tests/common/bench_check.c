@@ -190,6 +190,20 @@ void bc_check(int expect_ktls, int emulated)
 				cr_assert_str_eq(bc_str(r, "tls_version"), "TLSv1.3");
 				cr_assert_str_eq(bc_str(r, "cipher"), "TLS_AES_256_GCM_SHA384");
 			}
+			/*
+			 * Body bytes read into ktlsd's memory per byte served: none
+			 * on the kTLS path (head with MSG_MORE, body spliced), all
+			 * of them on the userspace path, which shows the figure moves.
+			 */
+			if (no == 2)
+				cr_assert(bc_num(r, "userspace_copy_bytes_per_byte") >= 0 &&
+					  bc_num(r, "userspace_copy_bytes_per_byte") < 0.001,
+					  "%s %lld B: %g bytes copied via userspace per byte", conf,
+					  bc_int(r, "file_size"), bc_num(r, "userspace_copy_bytes_per_byte"));
+			if (no == 3)
+				cr_assert_geq(bc_num(r, "userspace_copy_bytes_per_byte"), 0.99,
+					      "%s: %g bytes read per byte", conf,
+					      bc_num(r, "userspace_copy_bytes_per_byte"));
 			if (expect_ktls) {
 				long long tx = bc_int(r, "ktls_tx_installs");
 
