@@ -233,6 +233,18 @@ int ktls_ctx_set_verify(ktls_ctx *ctx, int mode);
 int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on);
 
 /*
+ * ktls_ctx_set_alpn - the application protocols (RFC 7301 ALPN), most
+ * preferred first, comma-separated: "h2,http/1.1".  A client offers them;
+ * a server picks the first of its own that the client offered, answers a
+ * client that offered none of them with the fatal no_application_protocol
+ * alert (its handshake fails with KTLS_ERR_POLICY, the client's with
+ * KTLS_ERR_PEER_ALERT, alert 120), and serves a client that sent no ALPN
+ * at all without one.  NULL or "" removes the list.  Each protocol is 1 to
+ * 255 bytes.  ktls_conn_alpn tells what was selected.
+ */
+int ktls_ctx_set_alpn(ktls_ctx *ctx, const char *protocols);
+
+/*
  * ktls_ctx_load_dh_params - server only: PEM DH parameters (>= 2048 bits)
  * enabling the TLS 1.2 DHE-RSA-AES-GCM suites.  Smaller groups are refused.
  */
@@ -499,6 +511,13 @@ int ktls_conn_psk_identity(const ktls_conn *conn, const void **identity, size_t 
  * KTLS_VERIFY_OPTIONAL whose client sent no certificate), -1 on NULL.
  */
 int ktls_conn_peer_authenticated(const ktls_conn *conn);
+
+/*
+ * ktls_conn_alpn - after the handshake: the application protocol the
+ * peers agreed on with ALPN (ktls_ctx_set_alpn), owned by the connection;
+ * NULL when none was negotiated (or before the handshake completed).
+ */
+const char *ktls_conn_alpn(ktls_conn *conn);
 
 /* ktls_conn_fd - the socket the connection was made on. */
 int ktls_conn_fd(const ktls_conn *conn);

@@ -275,6 +275,10 @@ int conn_handshake_error(struct conn_impl *ci, int ret)
 	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
 		return conn_fail(c, KTLS_ERR_VERIFY, "client sent no certificate; this server "
 				 "requires one (%s)", e.text);
+	case SSL_R_NO_APPLICATION_PROTOCOL:
+		return conn_fail(c, KTLS_ERR_POLICY, "no application protocol (ALPN) in common: "
+				 "the client offered none of %s (sent no_application_protocol)",
+				 c->ctx->alpn_text ? c->ctx->alpn_text : "ours");
 	case SSL_R_NO_SHARED_CIPHER:
 		return conn_fail(c, KTLS_ERR_POLICY, "no shared cipher: the peer offered none of "
 				 "the policy's suites");

@@ -183,6 +183,8 @@ void ctx_unref(struct ktls_ctx *ctx)
 	SSL_CTX_free(ctx->ssl);
 	ctx_errors_free(ctx);
 	pthread_mutex_destroy(&ctx->cfg_mu);
+	free(ctx->alpn);
+	free(ctx->alpn_text);
 	free(ctx);
 }
 

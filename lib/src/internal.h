@@ -127,6 +127,9 @@ struct ktls_ctx {
 	atomic_int refs;       /* the owner's + one per live connection */
 	int zc_sendfile;       /* opt-in: TLS_TX_ZEROCOPY_RO after TLS_TX */
 	int rx_no_pad;         /* opt-in: TLS_RX_EXPECT_NO_PAD after TLS_RX (1.3) */
+	unsigned char *alpn;   /* ALPN protocols, wire format (alpn.c), or NULL */
+	size_t alpn_len;
+	char *alpn_text;       /* the same as the caller gave it, for messages */
 	pthread_mutex_t err_mu; /* guards errs */
 	struct ctx_err *errs;  /* per-thread last errors (error.c) */
 };
@@ -215,6 +218,7 @@ struct ktls_conn {
 	int peer_alert;               /* fatal alert received, -1 none */
 	int zc_tx, rx_no_pad;         /* opt-ins the kernel accepted */
 	int seen_nonblock;            /* fd was O_NONBLOCK at a would-block */
+	char alpn[256];               /* the selected ALPN protocol, once asked */
 };
 
 /* Set conn->err and its KTLS_ERR_* code; returns -1. */
