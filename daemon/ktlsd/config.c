@@ -26,7 +26,7 @@ static const struct opt {
 	{ "tickets", ARG_STR }, { "metrics", ARG_STR },
 	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
 	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
-	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE },
+	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE }, { "alpn", ARG_STR },
 };
 
 void cfg_usage(FILE *f)
@@ -38,7 +38,7 @@ void cfg_usage(FILE *f)
 	      "         [--handshake-timeout S] [--idle-timeout S] [--request-timeout S]\n"
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
 	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
-	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog]\n"
+	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog] [--alpn LIST]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
 	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
@@ -47,6 +47,9 @@ void cfg_usage(FILE *f)
 	      "5 s of connecting.  Names starting with '.' (.git, .env) are 404 unless\n"
 	      "--serve-dotfiles; /.well-known/ is always served.  SSLKEYLOGFILE is refused\n"
 	      "unless --keylog asks for key logging (debugging only: it decrypts everything).\n"
+	      "--alpn http/1.1: the ALPN protocols accepted, in order of preference\n"
+	      "(comma-separated; \"none\": no ALPN); a client that offers ALPN but none of\n"
+	      "them gets the no_application_protocol alert, one that offers none is served.\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
 	      "never do).  After its last response or alert ktlsd sends\n"
@@ -79,6 +82,31 @@ static int parse_int(const char *name, const char *v, int min, int *out)
 	}
 	*out = (int)n;
 	return 0;
+}
+
+/*
+ * --alpn: "none", or protocols ktlsd can speak.  Offering h2 would have
+ * every h2 client pick it and then fail on HTTP/1.1 bytes.
+ */
+static int parse_alpn(const char *v, char **out)
+{
+	const char *p = v;
+
+	if (strcmp(v, "none") != 0) {
+		for (;;) {
+			size_t l = strcspn(p, ",");
+
+			if (!((l == 8 && !strncmp(p, "http/1.1", 8)) || (l == 8 && !strncmp(p, "http/1.0", 8)))) {
+				fprintf(stderr, "ktlsd: --alpn: '%.*s' in '%s': ktlsd speaks HTTP/1.1 and "
+					"HTTP/1.0 only (http/1.1, http/1.0, or none)\n", (int)l, p, v);
+				return -1;
+			}
+			if (!p[l])
+				break;
+			p += l + 1;
+		}
+	}
+	return set_str(out, v);
 }
 
 static int parse_secs(const char *name, const char *v, int *ms)
@@ -193,6 +221,8 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_bool(k, v, &c->serve_dotfiles);
 	if (!strcmp(k, "keylog"))
 		return parse_bool(k, v, &c->keylog);
+	if (!strcmp(k, "alpn"))
+		return parse_alpn(v, &c->alpn);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
 	return -1;
 }
@@ -295,6 +325,8 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	c->request_timeout_ms = 10000;
 	c->grace_ms = 10000;
 	c->tickets = 2;
+	if (set_str(&c->alpn, "http/1.1") != 0)
+		return -1;
 	c->linger_ms = 5000;
 	c->linger_bytes = 1 << 20;
 	c->max_conns_per_client = -1; /* a quarter of max_conns, once that is known */
@@ -359,6 +391,7 @@ void cfg_free(struct cfg *c)
 	free(c->ca);
 	free(c->ciphers);
 	free(c->ciphersuites);
+	free(c->alpn);
 	free(c->user);
 	free(c->access_log);
 	free(c->config);

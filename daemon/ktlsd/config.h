@@ -20,6 +20,7 @@ struct cfg {
 	char *cert, *key, *ca;
 	int verify;              /* KTLS_VERIFY_* */
 	char *ciphers, *ciphersuites;
+	char *alpn;              /* --alpn LIST, "none": no ALPN */
 	int workers;
 	int max_conns;
 	int max_conns_per_client; /* per IPv4 address or IPv6 /64; 0: no cap */

@@ -425,6 +425,7 @@ static void handshake_done(struct conn *c)
 {
 	struct srv *s = c->w->s;
 	struct ktls_info in;
+	const char *alpn;
 
 	c->hs_done = 1;
 	if (!s->cfg.no_offload && ktls_conn_offload(c->tls) != 0) {
@@ -445,8 +446,9 @@ static void handshake_done(struct conn *c)
 		metrics_fallback("no-offload");
 	else if (in.fallback_reason)
 		metrics_fallback(in.fallback_reason);
-	log_msg("%s: %s %s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
-		ktls_mode_name(in.tx), ktls_mode_name(in.rx),
+	alpn = ktls_conn_alpn(c->tls);
+	log_msg("%s: %s %s%s%s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
+		alpn ? " alpn=" : "", alpn ? alpn : "", ktls_mode_name(in.tx), ktls_mode_name(in.rx),
 		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
 		!s->cfg.no_offload && in.fallback_reason ? in.fallback_reason : "",
 		!s->cfg.no_offload && in.fallback_reason ? ")" : "");

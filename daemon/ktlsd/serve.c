@@ -54,6 +54,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key
 		what = "--ciphersuites";
 	else if (ktls_ctx_set_num_tickets(ctx, (unsigned)c->tickets) != 0)
 		what = "--tickets";
+	else if (strcmp(c->alpn, "none") != 0 && ktls_ctx_set_alpn(ctx, c->alpn) != 0)
+		what = "--alpn";
 	if (what) {
 		log_msg("%s: %s", what, ktls_ctx_error(ctx));
 		ktls_ctx_free(ctx);

@@ -391,6 +391,22 @@ static const char *pycheck =
 	"    expect(r.status == 200 and b'ktls_handshakes_total' in body, 'scrape failed')\n"
 	"    expect(dt < 1.5, 'a trickling client held the scrape for %.1f s' % dt)\n"
 	"    expect(cut[0] is not None and cut[0] < 4, 'the trickling client was not cut within its 2 s (%s)' % cut[0])\n"
+	"elif check == 'alpn':\n"
+	"    # ktlsd picks http/1.1 from what the client offers, and the body follows\n"
+	"    actx = ssl.create_default_context(cafile=ca); actx.set_alpn_protocols(['h2', 'http/1.1'])\n"
+	"    c = http.client.HTTPSConnection('localhost', port, context=actx, timeout=20)\n"
+	"    c.request('GET', '/m1.bin'); r = c.getresponse(); b = r.read()\n"
+	"    expect(c.sock.selected_alpn_protocol() == 'http/1.1', 'selected %r' % c.sock.selected_alpn_protocol())\n"
+	"    expect(r.status == 200 and hashlib.sha256(b).digest() == hashlib.sha256(data('m1.bin')).digest(), 'body')\n"
+	"    c.close()\n"
+	"    # a client that can only speak h2 is refused with the RFC 7301 alert\n"
+	"    hctx = ssl.create_default_context(cafile=ca); hctx.set_alpn_protocols(['h2'])\n"
+	"    try:\n"
+	"        hctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=20), server_hostname='localhost')\n"
+	"        fail('an h2-only client was served')\n"
+	"    except ssl.SSLError as e:\n"
+	"        expect('no application protocol' in str(e), 'h2-only client got %s' % e)\n"
+	"    normal()\n"
 	"elif check == 'normal':\n"
 	"    normal()\n"
 	"else:\n"
@@ -712,6 +728,26 @@ Test(ktlsd, openssl_s_client)
 		 S.port, certs_ca(), req, out);
 	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", cmd);
 	check_client_output(out);
+}
+
+/* ALPN: http/1.1 chosen (Python, s_client), an h2-only client refused; kTLS in the guest. */
+Test(ktlsd, alpn_http11)
+{
+	char cmd[1500], o[2048], *l;
+
+	py("alpn");
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername localhost -CAfile %s "
+		 "-alpn h2,http/1.1 < /dev/null 2>/dev/null | grep -m1 ALPN",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "ALPN protocol: http/1.1"), "s_client: %s", o);
+	usleep(200000);
+	l = log_text();
+	cr_expect(strstr(l, tu_expect_ktls() ? " alpn=http/1.1 tx=sw " : " alpn=http/1.1 tx=user "),
+		  "no alpn= in the handshake line:\n%s", l);
+	cr_expect(strstr(l, "no application protocol (ALPN) in common"), "refusal not logged:\n%s", l);
+	free(l);
 }
 
 Test(ktlsd, gnutls_cli)
@@ -1438,6 +1474,25 @@ Test(ktlsd_ops, cipher_selection, .init = setup, .fini = stop, .timeout = 120)
 		 tu_cert("server-ec.key"), tu_free_port());
 	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
 	cr_expect(strstr(o, "--ciphersuites") && strstr(o, "CCM"), "%s", o);
+}
+
+Test(ktlsd_ops, alpn_none_and_refused_lists, .init = setup, .fini = stop, .timeout = 120)
+{
+	char cmd[1500], o[1024];
+
+	start_args("--alpn none");
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -CAfile %s -alpn h2 < /dev/null 2>/dev/null "
+		 "| grep -m1 ALPN", S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "No ALPN negotiated"), "--alpn none: %s", o);
+	py("normal");
+	/* ktlsd speaks HTTP/1.x only: offering h2 would break every h2 client */
+	snprintf(cmd, sizeof(cmd), "%s serve --root %s --alpn h2,http/1.1 --cert %s --key %s "
+		 "--listen 127.0.0.1:%d --foreground 2>&1", tu_build("ktlsd"), S.root,
+		 tu_cert("server-ec.pem"), tu_cert("server-ec.key"), tu_free_port());
+	cr_expect_neq(tu_run(cmd, o, sizeof(o)), 0);
+	cr_expect(strstr(o, "--alpn") && strstr(o, "h2"), "%s", o);
 }
 
 Test(ktlsd_ops, background_without_foreground, .init = setup, .fini = stop, .timeout = 60)
