@@ -19,16 +19,19 @@ OBJCOPY ?= objcopy
 
 PKGS      := openssl liburing libnl-3.0 libnl-genl-3.0 json-c
 TEST_PKGS := criterion
+# ktlsd alone: sd_notify for Type=notify units (the library stays free of it)
+DAEMON_PKGS := libsystemd
 
 # Debian packages: what building and running needs, and what tests add.
 DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
-             libnl-genl-3-dev libjson-c-dev openssl ca-certificates
+             libnl-genl-3-dev libjson-c-dev libsystemd-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
              busybox-static cpio kmod xz-utils procps nginx gnuplot-nox clang libclang-rt-14-dev \
              strace
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -137,7 +140,7 @@ $(KTLSD_LIB): $(filter-out $(KTLSD_MAIN),$(KTLSD_OBJ))
 $(BUILD)/ktlsd: $(KTLSD_MAIN) $(KTLSD_LIB) $(LIBA)
 	@echo "  LD      $@"
 	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $(KTLSD_MAIN) $(KTLSD_LIB) $(LIBA) \
-		$(PKG_LIBS) -lpthread
+		$(PKG_LIBS) $(DAEMON_LIBS) -lpthread
 
 $(BUILD)/ktlsctl: $(KTLSCTL_OBJ) $(LIBA)
 	@echo "  LD      $@"
@@ -167,7 +170,7 @@ define link_test
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI) $(PKG_LIBS) \
-		$(TEST_LIBS) -lpthread
+		$(DAEMON_LIBS) $(TEST_LIBS) -lpthread
 endef
 $(BUILD)/tests/host/%: $(BUILD)/obj/tests/host/%.o $(TCOMMON_LIB) $(KTLSD_LIB) $(LIBI)
 	$(link_test)

@@ -28,6 +28,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
@@ -37,6 +38,7 @@
 #include "agent.h"
 #include "keylog.h"
 #include "log.h"
+#include "notify.h"
 
 int agent_log_level = AGENT_LOG_INFO;
 static int use_syslog;
@@ -181,6 +183,14 @@ void agent_on_netlink(struct agent *ag)
 	}
 }
 
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static int on_signal(struct agent *ag)
 {
 	struct signalfd_siginfo si;
@@ -192,6 +202,8 @@ static int on_signal(struct agent *ag)
 			break;
 		case SIGHUP: {
 			struct agent_conf fresh;
+
+			notify_reloading();
 			if (load_conf(ag, &fresh) == 0) {
 				agent_prebuild_free();
 				agent_conf_free(&ag->conf);
@@ -205,6 +217,7 @@ static int on_signal(struct agent *ag)
 				agent_log(AGENT_LOG_ERROR, "reload failed: keeping the previous "
 					  "configuration");
 			}
+			notify_ready("answering handshake requests (reloaded)");
 			break;
 		}
 		default:
@@ -246,7 +259,8 @@ int ktlsd_agent_main(int argc, char **argv)
 	};
 	struct agent ag;
 	char err[300], who[128], ignored[200];
-	int o, kerr = 0, fd, taken, rc = 0, keylog = 0;
+	int o, kerr = 0, fd, taken, rc = 0, keylog = 0, wd_ms;
+	long long last_ping = 0;
 	uint32_t portid = 0;
 	sigset_t mask;
 
@@ -351,10 +365,22 @@ fg:
 		  "ids %s, up to %u handshakes at once", HS_FAMILY_NAME, ag.fam.id, HS_GROUP_NAME,
 		  ag.fam.group, ag.fam.remote_auth ? "supported" : "not supported",
 		  ag.conf.max_handshakes);
+	notify_ready("answering handshake requests");
+	/* Under WatchdogSec= the loop pings at half the interval: one thread, so turning is living. */
+	wd_ms = (int)(notify_watchdog_usec() / 2000);
+	if (wd_ms) {
+		notify_watchdog();
+		last_ping = mono_ms();
+	}
 	while (!ag.stopping) {
 		struct pollfd p[2] = { { ag.mc, POLLIN, 0 }, { ag.sfd, POLLIN, 0 } };
+		int n = poll(p, 2, wd_ms ? wd_ms : -1);
 
-		if (poll(p, 2, -1) < 0) {
+		if (wd_ms && mono_ms() - last_ping >= (long long)wd_ms) {
+			notify_watchdog();
+			last_ping = mono_ms();
+		}
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			agent_log(AGENT_LOG_ERROR, "poll: %s", strerror(errno));
@@ -366,6 +392,7 @@ fg:
 		if (p[0].revents)
 			agent_on_netlink(&ag);
 	}
+	notify_stopping();
 	close(ag.mc);
 	agent_log(AGENT_LOG_INFO, "stopping (%u request%s still finishing on their own)",
 		  ag.children, ag.children == 1 ? "" : "s");

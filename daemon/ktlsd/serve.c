@@ -27,6 +27,7 @@
 #include "keylog.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "serve.h"
 
 /* A server context from the settings; NULL with the reason logged. */
@@ -292,6 +293,58 @@ static void reload(struct srv *s, const char *cert, const char *key)
 	log_msg("SIGHUP: reloaded %s; new handshakes use it", cert);
 }
 
+/*
+ * Signals until SIGTERM/SIGINT (returned).  Under a systemd watchdog
+ * (WatchdogSec=) it pings at half the interval, but only while every
+ * worker's loop still turns (its 250 ms timer was handled since the last
+ * look): a worker stuck or gone stops the pings and systemd restarts us.
+ */
+static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const char *key)
+{
+	uint64_t wd = notify_watchdog_usec(), *seen = NULL;
+	struct timespec ts = { 0 };
+	int sig;
+
+	if (wd) {
+		/* the workers tick every 250 ms: look no more often than that */
+		uint64_t every = wd / 2 > 300000 ? wd / 2 : 300000;
+
+		ts.tv_sec = (time_t)(every / 1000000);
+		ts.tv_nsec = (long)(every % 1000000) * 1000;
+		seen = calloc((size_t)s->nworkers, sizeof(*seen));
+		notify_watchdog();
+	}
+	for (;;) {
+		sig = wd ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
+		if (sig < 0 && wd && errno == EAGAIN) {
+			int stuck = -1;
+
+			for (int k = 0; k < s->nworkers && seen; k++) {
+				uint64_t t = worker_ticks(s->workers[k]);
+
+				if (t == seen[k])
+					stuck = k;
+				seen[k] = t;
+			}
+			if (stuck < 0)
+				notify_watchdog();
+			else
+				log_msg("watchdog: worker %d made no progress; not pinging systemd", stuck);
+			continue;
+		}
+		if (sig == SIGHUP) {
+			notify_reloading();
+			reload(s, cert, key);
+			notify_ready("serving (reloaded)");
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	free(seen);
+	return sig;
+}
+
 int serve_main(int argc, char **argv)
 {
 	static struct srv S;
@@ -449,15 +502,15 @@ int serve_main(int argc, char **argv)
 		s->cfg.max_conns_per_client ? s->cfg.max_conns_per_client : s->cfg.max_conns,
 		s->cfg.no_offload ? ", kTLS offload off (--no-offload)" : "");
 	rc = 0;
-	for (;;) {
-		sig = sigwaitinfo(&set, NULL);
-		if (sig == SIGHUP) {
-			reload(s, cert, key);
-			continue;
-		}
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
+	{
+		char status[160];
+
+		snprintf(status, sizeof(status), "serving %.100s with %d worker%s", s->cfg.root,
+			 s->nworkers, s->nworkers == 1 ? "" : "s");
+		notify_ready(status);
 	}
+	sig = main_loop(s, &set, cert, key);
+	notify_stopping();
 	log_msg("%s: stopping (grace period %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		s->cfg.grace_ms);
 	atomic_store(&s->stopping, 1);

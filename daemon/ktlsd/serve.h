@@ -38,6 +38,7 @@ struct worker *worker_new(struct srv *s, int id, const int *lfds, int nl);
 int worker_start(struct worker *w);
 void worker_wake(struct worker *w);   /* re-read srv->stopping */
 void worker_join(struct worker *w);
+uint64_t worker_ticks(const struct worker *w); /* rises every 250 ms while its loop runs */
 
 /* serve.c */
 ktls_conn *srv_accept_conn(struct srv *s, int fd);

@@ -176,6 +176,7 @@ static void handle(struct worker *w, const struct io_uring_cqe *cqe)
 
 		if (e->kind == SYS_TICK) {
 			on_tick(w);
+			atomic_fetch_add(&w->ticks, 1);
 		} else {
 			uint64_t v;
 
@@ -219,6 +220,11 @@ static void *worker_main(void *arg)
 		conn_reap(w);
 	}
 	return NULL;
+}
+
+uint64_t worker_ticks(const struct worker *w)
+{
+	return atomic_load(&w->ticks);
 }
 
 struct worker *worker_new(struct srv *s, int id, const int *lfds, int nl)

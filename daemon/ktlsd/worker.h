@@ -88,6 +88,7 @@ struct worker {
 	uint64_t stop_deadline;
 	int rearm_accept;       /* accept failed (EMFILE...): retry on tick */
 	uint64_t last_refuse_log;
+	_Atomic uint64_t ticks; /* timer ticks handled: the watchdog's sign of life */
 };
 
 static inline uint64_t now_ms(void)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,4 +324,65 @@ int tu_write_full(int fd, const void *buf, size_t len)
 		len -= n;
 	}
 	return 0;
+}
+
+int tu_notify_socket(const char *dir, unsigned watchdog_usec)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t dl = strlen(dir);
+	char us[16];
+	int fd;
+
+	if (dl + sizeof("/notify") > sizeof(a.sun_path))
+		return -1;
+	memcpy(a.sun_path, dir, dl);
+	memcpy(a.sun_path + dl, "/notify", sizeof("/notify"));
+	unlink(a.sun_path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	setenv("NOTIFY_SOCKET", a.sun_path, 1);
+	if (watchdog_usec) {
+		snprintf(us, sizeof(us), "%u", watchdog_usec);
+		setenv("WATCHDOG_USEC", us, 1);
+	}
+	return fd;
+}
+
+void tu_notify_env_clear(void)
+{
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+}
+
+int tu_notify_wait(int fd, const char *what, int ms, char *seen, size_t cap)
+{
+	struct timespec t0, t;
+	char b[512];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long gone;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		gone = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (gone >= ms || poll(&p, 1, (int)(ms - gone)) != 1)
+			return 0;
+		n = recv(fd, b, sizeof(b) - 1, 0);
+		if (n <= 0)
+			continue;
+		b[n] = '\0';
+		if (strlen(seen) + (size_t)n + 4 < cap) {
+			strcat(seen, b);
+			strcat(seen, " | ");
+		}
+		if (strstr(b, what))
+			return 1;
+	}
 }

@@ -75,4 +75,20 @@ long long tu_tls_stat(const char *name);
 int tu_read_full(int fd, void *buf, size_t len);
 int tu_write_full(int fd, const void *buf, size_t len);
 
+/*
+ * A stand-in for systemd's notification socket: a datagram socket bound
+ * at dir/notify, exported as $NOTIFY_SOCKET (and $WATCHDOG_USEC when
+ * watchdog_usec > 0) for the processes started next; tu_notify_env_clear
+ * removes both from our environment.  The fd, or -1.
+ */
+int tu_notify_socket(const char *dir, unsigned watchdog_usec);
+void tu_notify_env_clear(void);
+
+/*
+ * Wait up to ms for a notification containing what (e.g. "READY=1");
+ * every datagram read on the way is appended to seen (" | " between).
+ * 1 when it came, 0 on timeout.
+ */
+int tu_notify_wait(int fd, const char *what, int ms, char *seen, size_t cap);
+
 #endif

@@ -45,7 +45,7 @@ $(FUZZ_LIB): $(FUZZ_OBJ)
 
 $(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(FUZZ_LIB)
 	@echo "  FUZZLD  $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) $(DAEMON_LIBS) -lpthread
 
 $(FUZZ_OUT)/obj/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
@@ -65,7 +65,7 @@ $(BUILD)/tests/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/repla
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) -pie $(LDFLAGS_ALL) -o $@ $< $(BUILD)/obj/tests/fuzz/replay.o $(KTLSD_LIB) \
-		$(LIBI) $(PKG_LIBS) -lpthread
+		$(LIBI) $(PKG_LIBS) $(DAEMON_LIBS) -lpthread
 
 tests: $(FUZZ_REPLAY)
 

@@ -167,6 +167,8 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	int inst, ok, nbad, r, slow;
 	long long tx0, rx0, t0;
 	pid_t agent, second;
+	char seen[4096] = "";
+	int notify;
 
 	cr_assert(tu_expect_ktls(), "guest suite: KTLS_TEST_EXPECT_KTLS=1 expected");
 	snprintf(agent_log, sizeof(agent_log), "/tmp/ktlsd-agent-%d.log", (int)getpid());
@@ -253,8 +255,15 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	cr_expect_neq(strcmp(st, "live"), 0, "controller live without an agent?");
 	snprintf(conf, sizeof(conf), "/tmp/ktlsd-agent-%d.conf", (int)getpid());
 	rig_write_file(conf, "log_level = info\n");
+	/* this time under a stand-in for systemd: Type=notify and WatchdogSec= */
+	notify = tu_notify_socket("/tmp", 1000000);
+	cr_assert_geq(notify, 0, "notify socket: %s", strerror(errno));
 	agent = rig_agent_start(agent_log, conf);
+	tu_notify_env_clear();
 	rig_agent_wait_listening(agent, agent_log);
+	cr_expect(tu_notify_wait(notify, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
+	cr_expect(strstr(seen, "STATUS=answering handshake requests"), "%s", seen);
+	cr_expect(tu_notify_wait(notify, "WATCHDOG=1", 3000, seen, sizeof(seen)), "no ping: %s", seen);
 	t0 = rig_now_ms();
 	do {
 		usleep(100000);
@@ -268,8 +277,12 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 
 	/* SIGHUP: a good file is taken (debug logs each ACCEPT from now on). */
 	rig_write_file(conf, "log_level = debug\nmax_handshakes = 8\n");
+	seen[0] = '\0';
 	cr_assert_eq(kill(agent, SIGHUP), 0);
 	cr_assert(rig_wait_log(agent_log, "configuration reloaded from", 15000), "SIGHUP not honoured");
+	cr_expect(tu_notify_wait(notify, "READY=1", 10000, seen, sizeof(seen)) &&
+		  strstr(seen, "RELOADING=1") && strstr(seen, "RELOADING=1") < strstr(seen, "READY=1"),
+		  "SIGHUP: %s", seen);
 
 	/*
 	 * SHA-384: with a 48-byte R02 key beside the R01 one the host prefers
@@ -370,7 +383,10 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		cr_expect(rig_wait_log(agent_log, "binder does not verify (the peer's PSK differs from ours)", 5000),
 			  "agent log: no binder reason");
 	}
+	seen[0] = '\0';
 	tu_stop(agent, 3000);
+	cr_expect(tu_notify_wait(notify, "STOPPING=1", 3000, seen, sizeof(seen)), "no STOPPING=1: %s", seen);
+	close(notify);
 	unlink(conf);
 	/* Leave the kernel as we found it for the suites that follow. */
 	rig_target_teardown(img);

@@ -1495,6 +1495,42 @@ Test(ktlsd_ops, alpn_none_and_refused_lists, .init = setup, .fini = stop, .timeo
 	cr_expect(strstr(o, "--alpn") && strstr(o, "h2"), "%s", o);
 }
 
+/*
+ * Type=notify: READY once listening, watchdog pings while the workers
+ * turn, RELOADING then READY around SIGHUP, STOPPING at SIGTERM, over a
+ * socket standing in for systemd's $NOTIFY_SOCKET.
+ */
+Test(ktlsd_ops, sd_notify_ready_reload_stop_watchdog, .init = setup, .fini = stop, .timeout = 120)
+{
+	char seen[4096] = "";
+	int fd = tu_notify_socket(S.dir, 600000), pings = 0, st;
+
+	cr_assert_geq(fd, 0, "notify socket in %s: %s", S.dir, strerror(errno));
+	start_args(NULL);
+	tu_notify_env_clear();
+	cr_assert(tu_notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
+	cr_expect(strstr(seen, "STATUS=serving ") && strstr(seen, "MAINPID="), "%s", seen);
+	/* a ping every 300 ms (half of 600 ms): at least four in 2 s */
+	while (tu_notify_wait(fd, "WATCHDOG=1", 2000 - 300 * pings, seen, 0) && pings < 20)
+		pings++;
+	cr_expect_geq(pings, 4, "%d watchdog pings in 2 s", pings);
+	seen[0] = '\0';
+	kill(S.pid, SIGHUP);
+	cr_assert(tu_notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY after SIGHUP: %s",
+		  seen);
+	cr_expect(strstr(seen, "RELOADING=1") && strstr(seen, "MONOTONIC_USEC="), "%s", seen);
+	cr_expect(strstr(seen, "RELOADING=1") < strstr(seen, "READY=1"), "READY before RELOADING: %s",
+		  seen);
+	py("normal");
+	seen[0] = '\0';
+	kill(S.pid, SIGTERM);
+	cr_expect(tu_notify_wait(fd, "STOPPING=1", 10000, seen, sizeof(seen)), "no STOPPING=1: %s", seen);
+	st = tu_wait(S.pid, 10000);
+	cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
+	S.pid = 0;
+	close(fd);
+}
+
 Test(ktlsd_ops, background_without_foreground, .init = setup, .fini = stop, .timeout = 60)
 {
 	char cmd[1500], o[512], *pid;
