@@ -13,6 +13,7 @@
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
+MANDIR  ?= $(PREFIX)/share/man
 CC      ?= cc
 V       ?= 0
 OBJCOPY ?= objcopy
@@ -27,7 +28,7 @@ DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev libsystemd-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
              busybox-static cpio kmod xz-utils procps nginx gnuplot-nox clang libclang-rt-14-dev \
-             strace
+             strace mandoc
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -293,6 +294,10 @@ install: all
 	install -m 644 $(LIB_HDR) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ktls.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	install -m 644 bench/ktls-bench.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 lib/libktls.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 daemon/ktlsd.8 daemon/ktlsctl.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf build
