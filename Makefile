@@ -28,7 +28,7 @@ DEB_BUILD := gcc make pkg-config libc6-dev libssl-dev liburing-dev libnl-3-dev \
              libnl-genl-3-dev libjson-c-dev libsystemd-dev openssl ca-certificates
 DEB_TEST  := libcriterion-dev gnutls-bin python3 python3-cryptography curl iproute2 qemu-system-x86 \
              busybox-static cpio kmod xz-utils procps nginx gnuplot-nox clang libclang-rt-14-dev \
-             strace mandoc
+             strace mandoc python3-yaml
 
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

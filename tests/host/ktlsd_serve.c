@@ -407,6 +407,33 @@ static const char *pycheck =
 	"    except ssl.SSLError as e:\n"
 	"        expect('no application protocol' in str(e), 'h2-only client got %s' % e)\n"
 	"    normal()\n"
+	"elif check == 'deploy':\n"
+	"    # daemon/deploy: the YAML parses, the alerts use metrics ktlsd exports,\n"
+	"    # the DaemonSet's settings and flags are ktlsd's own\n"
+	"    import yaml, re, subprocess\n"
+	"    d = 'daemon/deploy/'\n"
+	"    ds = list(yaml.safe_load_all(open(d + 'ktlsd-daemonset.yaml')))\n"
+	"    prom = yaml.safe_load(open(d + 'prometheus.yml')); alerts = yaml.safe_load(open(d + 'ktls-alerts.yml'))\n"
+	"    expect('ktls-alerts.yml' in prom['rule_files'], 'prometheus.yml does not load the rules')\n"
+	"    mport = int(os.environ['KTLSD_METRICS_PORT'])\n"
+	"    c = http.client.HTTPConnection('127.0.0.1', mport, timeout=20); c.request('GET', '/metrics')\n"
+	"    body = c.getresponse().read().decode(); c.close()\n"
+	"    have = set(l.split()[2] for l in body.splitlines() if l.startswith('# TYPE '))\n"
+	"    used = set()\n"
+	"    for g in alerts['groups']:\n"
+	"        for r in g['rules']:\n"
+	"            used |= set(re.findall(r'\\bktls_[a-z_]+', r['expr']))\n"
+	"    expect(used and used <= have, 'alerts use metrics ktlsd does not export: %s' % sorted(used - have))\n"
+	"    helptext = subprocess.run([os.environ['KTLSD_BIN'], 'serve', '--help'], capture_output=True, text=True).stdout\n"
+	"    known = set(re.findall(r'--([a-z][a-z0-9-]+)', helptext))\n"
+	"    cm = [x for x in ds if x['kind'] == 'ConfigMap'][0]\n"
+	"    keys = set(l.split('=')[0].strip() for l in cm['data']['ktlsd.conf'].splitlines() if '=' in l)\n"
+	"    expect(keys <= known, 'ConfigMap settings ktlsd does not know: %s' % sorted(keys - known))\n"
+	"    dset = [x for x in ds if x['kind'] == 'DaemonSet'][0]\n"
+	"    args = dset['spec']['template']['spec']['containers'][0]['args']\n"
+	"    flags = set(a[2:].split('=')[0] for a in args if a.startswith('--'))\n"
+	"    expect(args[0] == 'serve' and flags <= known, 'DaemonSet flags ktlsd does not know: %s' % sorted(flags - known))\n"
+	"    print('alerts use', sorted(used))\n"
 	"elif check == 'normal':\n"
 	"    normal()\n"
 	"else:\n"
@@ -914,6 +941,13 @@ static void metrics_check(const char *check)
 	start_args(extra);
 	setenv("KTLSD_METRICS_PORT", mp, 1);
 	py(check);
+}
+
+/* The operator's examples in daemon/deploy/ agree with this ktlsd. */
+Test(ktlsd_ops, deploy_examples_match_ktlsd, .init = setup, .fini = stop, .timeout = 120)
+{
+	setenv("KTLSD_BIN", tu_build("ktlsd"), 1);
+	metrics_check("deploy");
 }
 
 Test(ktlsd_ops, metrics_scraped_and_moving, .init = setup, .fini = stop, .timeout = 120)
