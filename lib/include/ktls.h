@@ -265,6 +265,22 @@ int ktls_ctx_load_dh_params(ktls_ctx *ctx, const char *pemfile);
 int ktls_ctx_set_num_tickets(ktls_ctx *ctx, unsigned n);
 
 /*
+ * ktls_ctx_add_ticket_key - server only: seal session tickets (TLS 1.3
+ * and TLS 1.2) with this key from now on instead of the context's own, so
+ * that tickets outlive the context: another context with the same keys (a
+ * reload, another process, another host) resumes them.  A key is
+ * KTLS_TICKET_KEY_LEN bytes: a 16-byte key name, a 32-byte HMAC-SHA256 key
+ * and a 32-byte AES-256-CBC key (the layout of nginx's 80-byte
+ * ssl_session_ticket_key files).  Keys added earlier keep opening tickets
+ * (a client resuming with one gets a new ticket under the newest key); the
+ * context keeps the 4 newest and wipes the rest.  Rotate by adding keys to
+ * a new context; like every setter, not on a frozen context.  The key is
+ * copied and wiped when the context is freed; names must differ.
+ */
+#define KTLS_TICKET_KEY_LEN 80
+int ktls_ctx_add_ticket_key(ktls_ctx *ctx, const unsigned char key[KTLS_TICKET_KEY_LEN]);
+
+/*
  * TLS 1.3 external pre-shared keys (RFC 8446), as NVMe/TCP uses them:
  * psk_dhe_ke (the PSK authenticates, (EC)DHE still gives forward secrecy),
  * one identity per ClientHello.  The key length fixes the hash and thus the
