@@ -27,6 +27,7 @@ static const struct opt {
 	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
 	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
 	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE }, { "alpn", ARG_STR },
+	{ "ticket-key", ARG_STR }, { "ticket-key-rotate", ARG_STR },
 };
 
 void cfg_usage(FILE *f)
@@ -39,6 +40,7 @@ void cfg_usage(FILE *f)
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
 	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
 	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog] [--alpn LIST]\n"
+	      "         [--ticket-key FILE] [--ticket-key-rotate S]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
 	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
@@ -52,7 +54,11 @@ void cfg_usage(FILE *f)
 	      "them gets the no_application_protocol alert, one that offers none is served.\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
-	      "never do).  After its last response or alert ktlsd sends\n"
+	      "never do).  Tickets are sealed with keys that survive SIGHUP: a new one\n"
+	      "every --ticket-key-rotate 3600 s (0: never), the three before it still\n"
+	      "accepted; or the 1 to 4 80-byte keys of --ticket-key FILE (the first seals;\n"
+	      "re-read on SIGHUP; the same file on several hosts lets clients resume on\n"
+	      "any of them).  After its last response or alert ktlsd sends\n"
 	      "FIN and discards what the client still sends, for up to --linger-time 5 s\n"
 	      "and --linger-bytes 1048576 (0: close at once), so that the client reads it\n"
 	      "instead of a reset.  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
@@ -223,6 +229,11 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_bool(k, v, &c->keylog);
 	if (!strcmp(k, "alpn"))
 		return parse_alpn(v, &c->alpn);
+	if (!strcmp(k, "ticket-key"))
+		return set_str(&c->ticket_key, v);
+	if (!strcmp(k, "ticket-key-rotate"))
+		return !strcmp(v, "0") ? (c->ticket_rotate_ms = 0, 0)
+				       : parse_secs(k, v, &c->ticket_rotate_ms);
 	fprintf(stderr, "ktlsd: unknown setting '%s'\n", k);
 	return -1;
 }
@@ -325,6 +336,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	c->request_timeout_ms = 10000;
 	c->grace_ms = 10000;
 	c->tickets = 2;
+	c->ticket_rotate_ms = 3600 * 1000;
 	if (set_str(&c->alpn, "http/1.1") != 0)
 		return -1;
 	c->linger_ms = 5000;
@@ -392,6 +404,7 @@ void cfg_free(struct cfg *c)
 	free(c->ciphers);
 	free(c->ciphersuites);
 	free(c->alpn);
+	free(c->ticket_key);
 	free(c->user);
 	free(c->access_log);
 	free(c->config);

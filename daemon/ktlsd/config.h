@@ -21,6 +21,8 @@ struct cfg {
 	int verify;              /* KTLS_VERIFY_* */
 	char *ciphers, *ciphersuites;
 	char *alpn;              /* --alpn LIST, "none": no ALPN */
+	char *ticket_key;        /* --ticket-key FILE; NULL: keys of our own */
+	int ticket_rotate_ms;    /* a new own key this often; 0: never */
 	int workers;
 	int max_conns;
 	int max_conns_per_client; /* per IPv4 address or IPv6 /64; 0: no cap */

@@ -30,10 +30,12 @@
 #include "notify.h"
 #include "serve.h"
 
-/* A server context from the settings; NULL with the reason logged. */
-/* A server context from the settings; the chain from mem when given, else from the files. */
-static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key,
-			  const struct keyd_pair *mem)
+/*
+ * A server context from the settings and the ticket keys; the chain from
+ * mem when given, else from the files.  NULL with the reason logged.
+ */
+static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, const char *cert,
+			  const char *key, const struct keyd_pair *mem)
 {
 	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
 	const char *what = NULL;
@@ -57,6 +59,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const char *cert, const char *key
 		what = "--tickets";
 	else if (strcmp(c->alpn, "none") != 0 && ktls_ctx_set_alpn(ctx, c->alpn) != 0)
 		what = "--alpn";
+	else if (c->tickets > 0 && ticket_ring_apply(tr, ctx) != 0)
+		what = "ticket keys";
 	if (what) {
 		log_msg("%s: %s", what, ktls_ctx_error(ctx));
 		ktls_ctx_free(ctx);
@@ -262,10 +266,13 @@ static int drop_privileges(const char *user)
 }
 
 /*
- * SIGHUP: a new context from the files as they are now.  After --user the
- * key helper reads them (keyd.h): a key only root may read keeps working.
+ * A new context from the files as they are now and the ticket keys tr,
+ * swapped in for new handshakes.  After --user the key helper reads the
+ * files (keyd.h): a key only root may read keeps working.  0, or -1 with
+ * the old context kept and the reason logged.
  */
-static void reload(struct srv *s, const char *cert, const char *key)
+static int rebuild(struct srv *s, const char *cert, const char *key, const struct ticket_ring *tr,
+		   const char *why)
 {
 	struct keyd_pair mem;
 	ktls_ctx *ctx, *old;
@@ -273,63 +280,119 @@ static void reload(struct srv *s, const char *cert, const char *key)
 
 	if (s->keyd >= 0) {
 		if (keyd_fetch(s->keyd, &mem, err, sizeof(err)) < 0) {
-			log_msg("SIGHUP: %s; reload failed, still serving the previous certificate", err);
-			return;
+			log_msg("%s: %s; reload failed, still serving the previous certificate", why, err);
+			return -1;
 		}
-		ctx = make_ctx(&s->cfg, cert, key, &mem);
+		ctx = make_ctx(&s->cfg, tr, cert, key, &mem);
 		keyd_clear(&mem);
 	} else {
-		ctx = make_ctx(&s->cfg, cert, key, NULL);
+		ctx = make_ctx(&s->cfg, tr, cert, key, NULL);
 	}
 	if (!ctx) {
-		log_msg("SIGHUP: reload failed; still serving the previous certificate");
-		return;
+		log_msg("%s: reload failed; still serving the previous certificate", why);
+		return -1;
 	}
 	pthread_mutex_lock(&s->ctx_mu);
 	old = s->ctx;
 	s->ctx = ctx;
 	pthread_mutex_unlock(&s->ctx_mu);
 	ktls_ctx_free(old); /* live connections keep their own reference */
-	log_msg("SIGHUP: reloaded %s; new handshakes use it", cert);
+	return 0;
+}
+
+/* SIGHUP: certificate, key and (with --ticket-key) ticket keys re-read. */
+static void reload(struct srv *s, const char *cert, const char *key)
+{
+	struct ticket_ring tr = s->tickets;
+	char err[300];
+
+	if (s->cfg.ticket_key && ticket_ring_load(&tr, s->cfg.ticket_key, err, sizeof(err)) != 0)
+		log_msg("SIGHUP: %s; keeping the ticket keys read before", err);
+	if (rebuild(s, cert, key, &tr, "SIGHUP") == 0) {
+		s->tickets = tr;
+		log_msg("SIGHUP: reloaded %s; new handshakes use it", cert);
+	}
+	ticket_ring_wipe(&tr);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* --ticket-key-rotate: a new key seals from now on; the three before it still open. */
+static void rotate_ticket_key(struct srv *s, const char *cert, const char *key)
+{
+	struct ticket_ring tr = s->tickets;
+	char err[300];
+
+	if (ticket_ring_rotate(&tr, err, sizeof(err)) != 0)
+		log_msg("ticket key rotation: %s", err);
+	else if (rebuild(s, cert, key, &tr, "ticket key rotation") == 0) {
+		s->tickets = tr;
+		log_msg("ticket keys rotated: a new key seals, %d older still open tickets",
+			tr.n - 1);
+	}
+	ticket_ring_wipe(&tr);
+	s->next_rotate_ms = mono_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
 }
 
 /*
- * Signals until SIGTERM/SIGINT (returned).  Under a systemd watchdog
- * (WatchdogSec=) it pings at half the interval, but only while every
- * worker's loop still turns (its 250 ms timer was handled since the last
- * look): a worker stuck or gone stops the pings and systemd restarts us.
+ * Signals until SIGTERM/SIGINT (returned), and two timers.  Under a
+ * systemd watchdog (WatchdogSec=) it pings at half the interval, but only
+ * while every worker's loop still turns (its 250 ms timer was handled
+ * since the last look): a worker stuck or gone stops the pings and systemd
+ * restarts us.  And every --ticket-key-rotate, a new ticket key.
  */
 static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const char *key)
 {
-	uint64_t wd = notify_watchdog_usec(), *seen = NULL;
-	struct timespec ts = { 0 };
+	uint64_t wd = notify_watchdog_usec(), *seen = NULL, every_ms = 0, next_ping = 0;
 	int sig;
 
 	if (wd) {
 		/* the workers tick every 250 ms: look no more often than that */
-		uint64_t every = wd / 2 > 300000 ? wd / 2 : 300000;
-
-		ts.tv_sec = (time_t)(every / 1000000);
-		ts.tv_nsec = (long)(every % 1000000) * 1000;
+		every_ms = wd / 2000 > 300 ? wd / 2000 : 300;
 		seen = calloc((size_t)s->nworkers, sizeof(*seen));
 		notify_watchdog();
+		next_ping = mono_ms() + every_ms;
 	}
 	for (;;) {
-		sig = wd ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
-		if (sig < 0 && wd && errno == EAGAIN) {
-			int stuck = -1;
+		uint64_t now = mono_ms(), due = wd ? next_ping : UINT64_MAX;
 
-			for (int k = 0; k < s->nworkers && seen; k++) {
-				uint64_t t = worker_ticks(s->workers[k]);
+		if (s->next_rotate_ms && s->next_rotate_ms < due)
+			due = s->next_rotate_ms;
+		if (due == UINT64_MAX) {
+			sig = sigwaitinfo(set, NULL);
+		} else {
+			uint64_t left = due > now ? due - now : 0;
+			struct timespec ts = { (time_t)(left / 1000), (long)(left % 1000) * 1000000 };
 
-				if (t == seen[k])
-					stuck = k;
-				seen[k] = t;
+			sig = sigtimedwait(set, NULL, &ts);
+		}
+		if (sig < 0) { /* a timer is due (EAGAIN), or EINTR */
+			now = mono_ms();
+			if (wd && now >= next_ping) {
+				int stuck = -1;
+
+				for (int k = 0; k < s->nworkers && seen; k++) {
+					uint64_t t = worker_ticks(s->workers[k]);
+
+					if (t == seen[k])
+						stuck = k;
+					seen[k] = t;
+				}
+				if (stuck < 0)
+					notify_watchdog();
+				else
+					log_msg("watchdog: worker %d made no progress; not pinging systemd",
+						stuck);
+				next_ping = now + every_ms;
 			}
-			if (stuck < 0)
-				notify_watchdog();
-			else
-				log_msg("watchdog: worker %d made no progress; not pinging systemd", stuck);
+			if (s->next_rotate_ms && now >= s->next_rotate_ms)
+				rotate_ticket_key(s, cert, key);
 			continue;
 		}
 		if (sig == SIGHUP) {
@@ -408,7 +471,18 @@ int serve_main(int argc, char **argv)
 		key = keybuf;
 	}
 	s->keyd = -1;
-	s->ctx = make_ctx(&s->cfg, cert, key, NULL);
+	{
+		char err[300];
+
+		if (s->cfg.ticket_key ? ticket_ring_load(&s->tickets, s->cfg.ticket_key, err, sizeof(err))
+				      : ticket_ring_rotate(&s->tickets, err, sizeof(err))) {
+			log_msg("%s", err);
+			return 1;
+		}
+		if (!s->cfg.ticket_key && s->cfg.ticket_rotate_ms > 0 && s->cfg.tickets > 0)
+			s->next_rotate_ms = mono_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
+	}
+	s->ctx = make_ctx(&s->cfg, &s->tickets, cert, key, NULL);
 	if (!s->ctx)
 		return 1;
 	if (s->cfg.access_log) {
@@ -523,6 +597,7 @@ stop:
 	free(s->workers);
 	free(lfds);
 	ktls_ctx_free(s->ctx);
+	ticket_ring_wipe(&s->tickets);
 	peer_limit_free(s->peers);
 	if (s->keyd >= 0)
 		close(s->keyd); /* the helper sees the end and exits */

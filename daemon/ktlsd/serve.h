@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "peer_limit.h"
+#include "ticket_keys.h"
 
 struct worker;
 
@@ -31,6 +32,8 @@ struct srv {
 	atomic_int stopping;     /* SIGTERM/SIGINT seen */
 	struct worker **workers;
 	int nworkers;
+	struct ticket_ring tickets; /* given to every ctx (ticket_keys.h) */
+	uint64_t next_rotate_ms;    /* CLOCK_MONOTONIC; 0: no rotation */
 };
 
 /* worker.c */

@@ -913,6 +913,87 @@ Test(ktlsd_ops, resumption_follows_tickets, .init = setup, .fini = stop, .timeou
 	pyclose("resume");
 }
 
+/*
+ * One openssl s_client connection (TLS 1.3, a GET to EOF) that saves its
+ * session to file (io "-sess_out") or offers it (io "-sess_in"): 1 when
+ * it resumed ("Reused,"), 0 for a full handshake ("New,"), -1 otherwise.
+ */
+static int s_client_resumed(const char *io, const char *file)
+{
+	char cmd[1500], out[256];
+
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'GET /one HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername localhost -CAfile %s "
+		 "-tls1_3 -ign_eof %s %s 2>&1 | grep -oE '^(New|Reused), |^HTTP/1.1 200 OK'",
+		 S.port, certs_ca(), io, file);
+	tu_run(cmd, out, sizeof(out));
+	/* the response came over the (resumed, in the guest kTLS) connection */
+	cr_expect(strstr(out, "HTTP/1.1 200 OK"), "no response: %s", out);
+	return !strncmp(out, "Reused", 6) ? 1 : !strncmp(out, "New", 3) ? 0 : -1;
+}
+
+/*
+ * Ticket keys: a ticket survives SIGHUP and opens on another ktlsd process
+ * with the same --ticket-key file (another host); without a file, keys
+ * rotate and the three before the newest still open tickets.
+ */
+Test(ktlsd_ops, ticket_keys_survive_reload_rotation_and_hosts, .init = setup, .fini = stop,
+     .timeout = 180)
+{
+	char keyfile[300], sess[300], extra[400], *l, *saved = NULL;
+	unsigned char k[160];
+	size_t slen = 0;
+	FILE *f;
+
+	tu_fill(k, sizeof(k), 77);
+	for (int host = 0; host < 2; host++) {
+		snprintf(keyfile, sizeof(keyfile), "%s/ticket.keys", S.dir);
+		snprintf(sess, sizeof(sess), "%s/sess.pem", S.dir);
+		f = fopen(keyfile, "wb");
+		cr_assert(f);
+		cr_assert_eq(fwrite(k, 1, sizeof(k), f), sizeof(k));
+		fclose(f);
+		snprintf(extra, sizeof(extra), "--ticket-key %s", keyfile);
+		start_args(extra);
+		if (host == 0) {
+			cr_assert_eq(s_client_resumed("-sess_out", sess), 0, "first connection");
+			cr_expect_eq(s_client_resumed("-sess_in", sess), 1, "same process");
+			kill(S.pid, SIGHUP);
+			usleep(500000);
+			cr_expect_eq(s_client_resumed("-sess_in", sess), 1, "after SIGHUP");
+			saved = slurp(sess, &slen);
+			cr_assert(saved);
+			stop(); /* "another host": a new process, a new scratch dir, the same keys */
+			setup();
+		} else {
+			f = fopen(sess, "wb");
+			cr_assert(f);
+			cr_assert_eq(fwrite(saved, 1, slen, f), slen);
+			fclose(f);
+			free(saved);
+			cr_expect_eq(s_client_resumed("-sess_in", sess), 1, "another ktlsd, the same keys");
+		}
+	}
+	stop();
+
+	/* own keys, rotated every second */
+	setup();
+	snprintf(sess, sizeof(sess), "%s/sess.pem", S.dir);
+	start_args("--ticket-key-rotate 1");
+	cr_assert_eq(s_client_resumed("-sess_out", sess), 0);
+	usleep(1500000);
+	cr_expect_eq(s_client_resumed("-sess_in", sess), 1, "one rotation later");
+	kill(S.pid, SIGHUP);
+	usleep(300000);
+	cr_expect_eq(s_client_resumed("-sess_in", sess), 1, "rotated, then SIGHUP");
+	usleep(4500000); /* four more rotations: the sealing key is gone */
+	cr_expect_eq(s_client_resumed("-sess_in", sess), 0, "five rotations later");
+	l = log_text();
+	cr_expect(strstr(l, "ticket keys rotated: a new key seals, 3 older still open tickets"), "%s", l);
+	free(l);
+}
+
 /* A response that fits one TLS record goes out as one record. */
 Test(ktlsd, small_response_one_record)
 {
