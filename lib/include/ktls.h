@@ -245,6 +245,32 @@ int ktls_ctx_set_check_hostname(ktls_ctx *ctx, int on);
 int ktls_ctx_set_alpn(ktls_ctx *ctx, const char *protocols);
 
 /*
+ * ktls_ctx_set_ocsp_staple_file / ktls_ctx_set_ocsp_staple_mem - server
+ * only, after the certificate is loaded: send this DER OCSP response
+ * (from the CA's responder, e.g. `openssl ocsp -respout`) to clients that
+ * ask for the certificate's status (RFC 6066 status_request; TLS 1.2 and
+ * 1.3), as nginx's ssl_stapling_file.  It is checked here: it must be a
+ * successful response about our certificate (serial and issuer), saying
+ * good, and current (5 minutes of clock skew allowed); otherwise the call
+ * fails with KTLS_ERR_INVALID and the reason ("OCSP staple not used: it is
+ * stale ...") and nothing is stapled.  Once its nextUpdate passes it is no
+ * longer sent.  NULL (or len 0) removes it.  Replace it by building a new
+ * context (a reload).
+ */
+int ktls_ctx_set_ocsp_staple_file(ktls_ctx *ctx, const char *path);
+int ktls_ctx_set_ocsp_staple_mem(ktls_ctx *ctx, const void *der, size_t len);
+
+/*
+ * ktls_ctx_set_ocsp_require - client only: ask for the server's OCSP
+ * response and fail the handshake (KTLS_ERR_VERIFY, "OCSP check failed:
+ * ...", alert bad_certificate_status_response) unless one is stapled that
+ * is signed by the certificate's issuer (or a responder it delegated) under
+ * our trust anchors, is about the server's certificate, says good and is
+ * current.  Needs verification on.  Off by default, as in Python and libtls.
+ */
+int ktls_ctx_set_ocsp_require(ktls_ctx *ctx, int on);
+
+/*
  * ktls_ctx_load_dh_params - server only: PEM DH parameters (>= 2048 bits)
  * enabling the TLS 1.2 DHE-RSA-AES-GCM suites.  Smaller groups are refused.
  */

@@ -275,6 +275,10 @@ int conn_handshake_error(struct conn_impl *ci, int ret)
 	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
 		return conn_fail(c, KTLS_ERR_VERIFY, "client sent no certificate; this server "
 				 "requires one (%s)", e.text);
+	case SSL_R_INVALID_STATUS_RESPONSE:
+		return conn_fail(c, KTLS_ERR_VERIFY, "OCSP check failed: %s (sent "
+				 "bad_certificate_status_response)",
+				 ocsp_failure(c->ssl) ? ocsp_failure(c->ssl) : e.text);
 	case SSL_R_NO_APPLICATION_PROTOCOL:
 		return conn_fail(c, KTLS_ERR_POLICY, "no application protocol (ALPN) in common: "
 				 "the client offered none of %s (sent no_application_protocol)",

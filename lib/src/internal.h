@@ -233,6 +233,9 @@ int conn_fail(struct ktls_conn *c, int code, const char *fmt, ...) KTLS_PRINTF(3
  */
 int conn_would_block(struct ktls_conn *c, int want, const char *what);
 
+/* ocsp.c: why the client's OCSP check failed the handshake on ssl, or NULL. */
+const char *ocsp_failure(const SSL *ssl);
+
 /*
  * kernel_io.c: I/O on a direction that kTLS owns.  Same return conventions as
  * the public calls (bytes, 0 = close_notify, KTLS_WANT_*, -1 with conn->err

@@ -119,4 +119,33 @@ cat crl-root.pem crl-root.crl crl-int.crl > crl-store-clean.pem
 cat crl-root.pem crl-int.crl > crl-store-no-root-crl.pem
 rm -f *.srl
 
+# OCSP responses about server-ec, signed by its issuer (the CA): good,
+# stale (nextUpdate yesterday), revoked; and a good one about server-rsa
+# (the wrong certificate for server-ec).  openssl ocsp cannot backdate,
+# Python's cryptography can.
+python3 - <<'PY'
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+def load(n):
+    return x509.load_pem_x509_certificate(open(n + '.pem', 'rb').read())
+ca = load('ca')
+key = serialization.load_pem_private_key(open('ca.key', 'rb').read(), None)
+now = datetime.datetime.utcnow()
+day = datetime.timedelta(days=1)
+for out, leaf, status, this, nxt in (
+        ('server-ec.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day),
+        ('server-ec-stale.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.GOOD, now - 3 * day, now - day),
+        ('server-ec-revoked.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.REVOKED, now - day, now + 30 * day),
+        ('server-rsa.ocsp.der', 'server-rsa', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day)):
+    b = ocsp.OCSPResponseBuilder().add_response(
+        cert=load(leaf), issuer=ca, algorithm=hashes.SHA1(), cert_status=status,
+        this_update=this, next_update=nxt,
+        revocation_time=now - day if status == ocsp.OCSPCertStatus.REVOKED else None,
+        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+    open(out, 'wb').write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+PY
+
 touch .done
