@@ -27,7 +27,7 @@ static const struct opt {
 	{ "linger-time", ARG_STR }, { "linger-bytes", ARG_STR },
 	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
 	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE }, { "alpn", ARG_STR },
-	{ "ticket-key", ARG_STR }, { "ticket-key-rotate", ARG_STR },
+	{ "ticket-key", ARG_STR }, { "ticket-key-rotate", ARG_STR }, { "ocsp-staple", ARG_STR },
 };
 
 void cfg_usage(FILE *f)
@@ -40,7 +40,7 @@ void cfg_usage(FILE *f)
 	      "         [--grace-period S] [--tickets N] [--metrics ADDR:PORT]\n"
 	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
 	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog] [--alpn LIST]\n"
-	      "         [--ticket-key FILE] [--ticket-key-rotate S]\n"
+	      "         [--ticket-key FILE] [--ticket-key-rotate S] [--ocsp-staple FILE]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
 	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
@@ -52,6 +52,8 @@ void cfg_usage(FILE *f)
 	      "--alpn http/1.1: the ALPN protocols accepted, in order of preference\n"
 	      "(comma-separated; \"none\": no ALPN); a client that offers ALPN but none of\n"
 	      "them gets the no_application_protocol alert, one that offers none is served.\n"
+	      "--ocsp-staple FILE: a DER OCSP response for --cert, sent to clients that ask\n"
+	      "(re-read on SIGHUP); a stale or mismatching one is not sent and the log says why.\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
 	      "never do).  Tickets are sealed with keys that survive SIGHUP: a new one\n"
@@ -231,6 +233,8 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_alpn(v, &c->alpn);
 	if (!strcmp(k, "ticket-key"))
 		return set_str(&c->ticket_key, v);
+	if (!strcmp(k, "ocsp-staple"))
+		return set_str(&c->ocsp_staple, v);
 	if (!strcmp(k, "ticket-key-rotate"))
 		return !strcmp(v, "0") ? (c->ticket_rotate_ms = 0, 0)
 				       : parse_secs(k, v, &c->ticket_rotate_ms);
@@ -405,6 +409,7 @@ void cfg_free(struct cfg *c)
 	free(c->ciphersuites);
 	free(c->alpn);
 	free(c->ticket_key);
+	free(c->ocsp_staple);
 	free(c->user);
 	free(c->access_log);
 	free(c->config);

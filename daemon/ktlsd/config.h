@@ -22,6 +22,7 @@ struct cfg {
 	char *ciphers, *ciphersuites;
 	char *alpn;              /* --alpn LIST, "none": no ALPN */
 	char *ticket_key;        /* --ticket-key FILE; NULL: keys of our own */
+	char *ocsp_staple;       /* --ocsp-staple FILE (DER) for --cert; NULL: none */
 	int ticket_rotate_ms;    /* a new own key this often; 0: never */
 	int workers;
 	int max_conns;

@@ -66,6 +66,14 @@ static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, con
 		ktls_ctx_free(ctx);
 		return NULL;
 	}
+	/* a bad staple must not stop serving: without it clients still connect */
+	if (c->ocsp_staple) {
+		if (ktls_ctx_set_ocsp_staple_file(ctx, c->ocsp_staple) != 0)
+			log_msg("--ocsp-staple %s: %s; serving without a staple", c->ocsp_staple,
+				ktls_ctx_error(ctx));
+		else
+			log_msg("--ocsp-staple %s: stapling it for clients that ask", c->ocsp_staple);
+	}
 	return ctx;
 }
 

@@ -994,6 +994,52 @@ Test(ktlsd_ops, ticket_keys_survive_reload_rotation_and_hosts, .init = setup, .f
 	free(l);
 }
 
+/* s_client -status with a GET: what it printed (the status block and the response). */
+static void s_client_status_get(const char *ver, char *out, size_t cap)
+{
+	char cmd[1500];
+
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'GET /one HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername localhost -CAfile %s "
+		 "-status %s -ign_eof 2>&1 | grep -E 'OCSP response: no|Cert Status|^HTTP/1.1'",
+		 S.port, certs_ca(), ver);
+	tu_run(cmd, out, cap);
+}
+
+/*
+ * --ocsp-staple: a good response is stapled (TLS 1.3 and 1.2) and the
+ * response follows over the connection (kTLS in the guest); a stale one is
+ * not sent, ktlsd says why in its log and keeps serving.
+ */
+Test(ktlsd_ops, ocsp_staple_sent_or_refused_with_reason, .init = setup, .fini = stop,
+     .timeout = 120)
+{
+	char extra[400], out[2048], *l;
+
+	snprintf(extra, sizeof(extra), "--ocsp-staple %s", tu_cert("server-ec.ocsp.der"));
+	start_args(extra);
+	for (int v = 0; v < 2; v++) {
+		s_client_status_get(v ? "-tls1_2" : "-tls1_3", out, sizeof(out));
+		cr_expect(strstr(out, "Cert Status: good") && strstr(out, "HTTP/1.1 200 OK"), "%s: %s",
+			  v ? "TLS 1.2" : "TLS 1.3", out);
+	}
+	l = log_text();
+	cr_expect(strstr(l, "stapling it for clients that ask"), "%s", l);
+	free(l);
+	stop();
+	setup();
+	snprintf(extra, sizeof(extra), "--ocsp-staple %s", tu_cert("server-ec-stale.ocsp.der"));
+	start_args(extra);
+	s_client_status_get("-tls1_3", out, sizeof(out));
+	cr_expect(strstr(out, "OCSP response: no response sent") && strstr(out, "HTTP/1.1 200 OK"),
+		  "stale: %s", out);
+	l = log_text();
+	cr_expect(strstr(l, "OCSP staple not used: it is stale") && strstr(l, "serving without a staple"),
+		  "%s", l);
+	free(l);
+}
+
 /* A response that fits one TLS record goes out as one record. */
 Test(ktlsd, small_response_one_record)
 {
