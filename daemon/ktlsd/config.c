@@ -397,6 +397,41 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 	return 0;
 }
 
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+#define SWAP(a, b)                        \
+	do {                              \
+		__typeof__(a) swap_tmp_ = a; \
+		a = b;                    \
+		b = swap_tmp_;            \
+	} while (0)
+
+void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t len)
+{
+	int listen_differs = c->nlisten != fresh->nlisten;
+
+	for (int i = 0; !listen_differs && i < c->nlisten; i++)
+		listen_differs = strcmp(c->listen[i], fresh->listen[i]) != 0;
+	snprintf(restart, len, "%s%s%s%s%s%s", str_differs(c->root, fresh->root) ? "--root," : "",
+		 listen_differs ? "--listen," : "", str_differs(c->cert, fresh->cert) ? "--cert," : "",
+		 str_differs(c->key, fresh->key) ? "--key," : "",
+		 c->workers != fresh->workers ? "--workers," : "",
+		 str_differs(c->user, fresh->user) ? "--user," : "");
+	if (restart[0])
+		restart[strlen(restart) - 1] = '\0';
+	SWAP(c->ca, fresh->ca);
+	SWAP(c->verify, fresh->verify);
+	SWAP(c->ciphers, fresh->ciphers);
+	SWAP(c->ciphersuites, fresh->ciphersuites);
+	SWAP(c->alpn, fresh->alpn);
+	SWAP(c->tickets, fresh->tickets);
+	SWAP(c->ticket_key, fresh->ticket_key);
+	SWAP(c->ocsp_staple, fresh->ocsp_staple);
+}
+
 void cfg_free(struct cfg *c)
 {
 	for (int i = 0; i < c->nlisten; i++)

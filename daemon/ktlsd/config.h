@@ -44,6 +44,16 @@ struct cfg {
 
 /* Parse argv (after "serve"); 0, 1 for --help (printed), -1 with a message printed. */
 int cfg_parse(struct cfg *c, int argc, char **argv);
+
+/*
+ * SIGHUP: move into c the settings only the TLS context reads (--ca,
+ * --verify, --ciphers, --ciphersuites, --alpn, --tickets, --ticket-key,
+ * --ocsp-staple) from fresh, a new parse of the same command line and
+ * file; fresh gets c's old ones, for cfg_free.  The names of the settings
+ * that differ but are only read at start (--root, --listen, --cert, --key,
+ * --workers, --user) go into restart, comma-separated ("" when none).
+ */
+void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t len);
 void cfg_free(struct cfg *c);
 void cfg_usage(FILE *f);
 

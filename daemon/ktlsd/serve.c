@@ -311,9 +311,20 @@ static int rebuild(struct srv *s, const char *cert, const char *key, const struc
 /* SIGHUP: certificate, key and (with --ticket-key) ticket keys re-read. */
 static void reload(struct srv *s, const char *cert, const char *key)
 {
-	struct ticket_ring tr = s->tickets;
+	struct ticket_ring tr;
+	struct cfg fresh;
 	char err[300];
 
+	/* the TLS settings of the command line and --config file as they are now */
+	if (cfg_parse(&fresh, s->argc, s->argv) == 0) {
+		cfg_take_reloadable(&s->cfg, &fresh, err, sizeof(err));
+		if (err[0])
+			log_msg("SIGHUP: %s changed; that takes effect at the next start", err);
+	} else {
+		log_msg("SIGHUP: the configuration above is refused; keeping the previous settings");
+	}
+	cfg_free(&fresh);
+	tr = s->tickets;
 	if (s->cfg.ticket_key && ticket_ring_load(&tr, s->cfg.ticket_key, err, sizeof(err)) != 0)
 		log_msg("SIGHUP: %s; keeping the ticket keys read before", err);
 	if (rebuild(s, cert, key, &tr, "SIGHUP") == 0) {
@@ -425,6 +436,8 @@ int serve_main(int argc, char **argv)
 	int *lfds, naddr = 0, rc = 1, logfd = -1, metrics_fd = -1, sig;
 	sigset_t set;
 
+	s->argc = argc;
+	s->argv = argv;
 	switch (cfg_parse(&s->cfg, argc, argv)) {
 	case 1:
 		return 0;

@@ -33,6 +33,8 @@ struct srv {
 	struct worker **workers;
 	int nworkers;
 	struct ticket_ring tickets; /* given to every ctx (ticket_keys.h) */
+	int argc;                   /* the command line, parsed again on SIGHUP */
+	char **argv;
 	uint64_t next_rotate_ms;    /* CLOCK_MONOTONIC; 0: no rotation */
 };
 

@@ -1040,6 +1040,65 @@ Test(ktlsd_ops, ocsp_staple_sent_or_refused_with_reason, .init = setup, .fini = 
 	free(l);
 }
 
+static void write_conf(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Wait (up to 10 s) for the log to contain what. */
+static int log_waits_for(const char *what)
+{
+	for (int i = 0; i < 100; i++) {
+		char *l = log_text();
+		int hit = strstr(l, what) != NULL;
+
+		free(l);
+		if (hit)
+			return 1;
+		usleep(100000);
+	}
+	return 0;
+}
+
+/*
+ * SIGHUP re-reads the TLS settings of the --config file (ALPN, suites): new
+ * handshakes use them; a setting read only at start is named as such; a
+ * refused file keeps the previous settings, and ktlsd serves on.
+ */
+Test(ktlsd_ops, sighup_rereads_tls_settings, .init = setup, .fini = stop, .timeout = 120)
+{
+	char conf[300], extra[400], cmd[1500], o[2048];
+
+	snprintf(conf, sizeof(conf), "%s/ktlsd.conf", S.dir);
+	write_conf(conf, "alpn = http/1.1\nciphersuites = TLS_AES_256_GCM_SHA384\n");
+	snprintf(extra, sizeof(extra), "--config %s", conf);
+	start_args(extra);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -CAfile %s -alpn http/1.0,http/1.1 "
+		 "< /dev/null 2>/dev/null | grep -E -m2 'ALPN|Cipher is'",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "ALPN protocol: http/1.1") && strstr(o, "TLS_AES_256_GCM_SHA384"), "%s", o);
+	write_conf(conf, "alpn = http/1.0,http/1.1\nciphersuites = TLS_CHACHA20_POLY1305_SHA256\n"
+			 "user = nobody\n");
+	kill(S.pid, SIGHUP);
+	cr_assert(log_waits_for("SIGHUP: reloaded"), "no reload");
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "ALPN protocol: http/1.0") && strstr(o, "TLS_CHACHA20_POLY1305_SHA256"),
+		  "after SIGHUP: %s", o);
+	cr_expect(log_waits_for("SIGHUP: --user changed; that takes effect at the next start"));
+	write_conf(conf, "alpn = h2\n");
+	kill(S.pid, SIGHUP);
+	cr_expect(log_waits_for("refused; keeping the previous settings"));
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "ALPN protocol: http/1.0"), "after a refused file: %s", o);
+	py("normal");
+}
+
 /* A response that fits one TLS record goes out as one record. */
 Test(ktlsd, small_response_one_record)
 {
