@@ -28,7 +28,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
@@ -36,6 +35,7 @@
 #include "ktls_ctl.h"
 
 #include "agent.h"
+#include "clock.h"
 #include "keylog.h"
 #include "log.h"
 #include "notify.h"
@@ -183,14 +183,6 @@ void agent_on_netlink(struct agent *ag)
 	}
 }
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static int on_signal(struct agent *ag)
 {
 	struct signalfd_siginfo si;
@@ -260,7 +252,7 @@ int ktlsd_agent_main(int argc, char **argv)
 	struct agent ag;
 	char err[300], who[128], ignored[200];
 	int o, kerr = 0, fd, taken, rc = 0, keylog = 0, wd_ms;
-	long long last_ping = 0;
+	uint64_t last_ping = 0;
 	uint32_t portid = 0;
 	sigset_t mask;
 
@@ -370,15 +362,15 @@ fg:
 	wd_ms = (int)(notify_watchdog_usec() / 2000);
 	if (wd_ms) {
 		notify_watchdog();
-		last_ping = mono_ms();
+		last_ping = now_ms();
 	}
 	while (!ag.stopping) {
 		struct pollfd p[2] = { { ag.mc, POLLIN, 0 }, { ag.sfd, POLLIN, 0 } };
 		int n = poll(p, 2, wd_ms ? wd_ms : -1);
 
-		if (wd_ms && mono_ms() - last_ping >= (long long)wd_ms) {
+		if (wd_ms && now_ms() - last_ping >= (uint64_t)wd_ms) {
 			notify_watchdog();
-			last_ping = mono_ms();
+			last_ping = now_ms();
 		}
 		if (n < 0) {
 			if (errno == EINTR)

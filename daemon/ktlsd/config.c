@@ -104,7 +104,7 @@ static int parse_alpn(const char *v, char **out)
 		for (;;) {
 			size_t l = strcspn(p, ",");
 
-			if (!((l == 8 && !strncmp(p, "http/1.1", 8)) || (l == 8 && !strncmp(p, "http/1.0", 8)))) {
+			if (l != 8 || (strncmp(p, "http/1.1", 8) && strncmp(p, "http/1.0", 8))) {
 				fprintf(stderr, "ktlsd: --alpn: '%.*s' in '%s': ktlsd speaks HTTP/1.1 and "
 					"HTTP/1.0 only (http/1.1, http/1.0, or none)\n", (int)l, p, v);
 				return -1;

@@ -20,6 +20,7 @@
 #include "ktls.h"
 #include "ktls_ctl.h"
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -283,14 +284,6 @@ static pthread_t mth;
 static atomic_int mstop;
 static struct mclient mcl[MCLIENTS];
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static void mclient_end(struct mclient *m)
 {
 	close(m->fd);
@@ -417,7 +410,7 @@ static void *metrics_main(void *arg)
 	for (int i = 0; i < MCLIENTS; i++)
 		mcl[i].fd = -1;
 	while (!atomic_load(&mstop)) {
-		uint64_t now = mono_ms(), next = now + 1000;
+		uint64_t now = now_ms(), next = now + 1000;
 		int n = 0, nfree = 0, r;
 
 		for (int i = 0; i < MCLIENTS; i++) {

@@ -23,6 +23,7 @@
 
 #include "ktls.h"
 
+#include "clock.h"
 #include "keyd.h"
 #include "keylog.h"
 #include "log.h"
@@ -334,14 +335,6 @@ static void reload(struct srv *s, const char *cert, const char *key)
 	ticket_ring_wipe(&tr);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* --ticket-key-rotate: a new key seals from now on; the three before it still open. */
 static void rotate_ticket_key(struct srv *s, const char *cert, const char *key)
 {
@@ -356,7 +349,7 @@ static void rotate_ticket_key(struct srv *s, const char *cert, const char *key)
 			tr.n - 1);
 	}
 	ticket_ring_wipe(&tr);
-	s->next_rotate_ms = mono_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
+	s->next_rotate_ms = now_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
 }
 
 /*
@@ -376,10 +369,10 @@ static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const
 		every_ms = wd / 2000 > 300 ? wd / 2000 : 300;
 		seen = calloc((size_t)s->nworkers, sizeof(*seen));
 		notify_watchdog();
-		next_ping = mono_ms() + every_ms;
+		next_ping = now_ms() + every_ms;
 	}
 	for (;;) {
-		uint64_t now = mono_ms(), due = wd ? next_ping : UINT64_MAX;
+		uint64_t now = now_ms(), due = wd ? next_ping : UINT64_MAX;
 
 		if (s->next_rotate_ms && s->next_rotate_ms < due)
 			due = s->next_rotate_ms;
@@ -392,7 +385,7 @@ static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const
 			sig = sigtimedwait(set, NULL, &ts);
 		}
 		if (sig < 0) { /* a timer is due (EAGAIN), or EINTR */
-			now = mono_ms();
+			now = now_ms();
 			if (wd && now >= next_ping) {
 				int stuck = -1;
 
@@ -501,7 +494,7 @@ int serve_main(int argc, char **argv)
 			return 1;
 		}
 		if (!s->cfg.ticket_key && s->cfg.ticket_rotate_ms > 0 && s->cfg.tickets > 0)
-			s->next_rotate_ms = mono_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
+			s->next_rotate_ms = now_ms() + (uint64_t)s->cfg.ticket_rotate_ms;
 	}
 	s->ctx = make_ctx(&s->cfg, &s->tickets, cert, key, NULL);
 	if (!s->ctx)

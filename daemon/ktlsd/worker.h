@@ -15,6 +15,7 @@
 #include "ktls.h"
 #include "ktls_uring.h"
 
+#include "clock.h"
 #include "http.h"
 #include "serve.h"
 
@@ -91,13 +92,6 @@ struct worker {
 	_Atomic uint64_t ticks; /* timer ticks handled: the watchdog's sign of life */
 };
 
-static inline uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 static inline struct io_uring_sqe *sqe_get(struct worker *w)
 {
