@@ -122,6 +122,13 @@ struct ktls_info {
 	int tx, rx;               /* KTLS_MODE_* for each direction */
 	const char *fallback_reason; /* NULL when both directions are in the kernel */
 	int zerocopy_tx, rx_no_pad;  /* per-context opt-ins the kernel accepted (0/1) */
+	/*
+	 * TX is in kernel software although the device this socket sends
+	 * through has tls-hw-tx-offload on: why ("TLS 1.3: the kernel hands
+	 * devices TLS 1.2 only", the device declined the cipher, ...).  NULL
+	 * otherwise, including whenever no device here offers TLS offload.
+	 */
+	const char *hw_fallback_reason;
 };
 
 /* ------------------------------------------------------------------ */

@@ -213,6 +213,7 @@ struct ktls_conn {
 	struct conn_keys *keys;
 	struct kernel_state *kernel;  /* once TX went to the kernel (kernel.h) */
 	char fallback[KTLS_ERRLEN];   /* why a direction stayed in userspace */
+	char hw_fallback[KTLS_ERRLEN]; /* why TX is SW beside an offloading device */
 	char err[KTLS_ERRLEN];
 	int err_code;                 /* KTLS_ERR_* of err */
 	int peer_alert;               /* fatal alert received, -1 none */

@@ -46,6 +46,8 @@ void kernel_ulp_forget(void);
  * The stats count feature dumps and changes heard (tests).
  */
 int nic_watch_predicts_sw(void);
+/* nic_route.c: the ifindex of the device fd's route to its peer; 0 or -1. */
+int nic_route_oif(int fd, int *ifindex);
 int nic_watch_confirm_sw(void);
 struct nic_watch_stats {
 	unsigned long dumps, changes;

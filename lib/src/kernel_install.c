@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -253,6 +254,45 @@ void kernel_stat_snap(struct install_stat *s)
 }
 
 /*
+ * TX landed in kernel software, yet some device here has TLS offload on.
+ * If it is this socket's egress device, say why the kernel did not use it
+ * (the kernel does not tell: setsockopt succeeds either way).  Linux hands
+ * devices TLS 1.2 AES-GCM only, 6.12 through 7.x (tls_set_device_offload);
+ * anything else the device itself declined (tlsdev_ops->tls_dev_add).
+ */
+static void explain_tx_sw(struct ktls_conn *c, const struct key_params *p)
+{
+	struct ktls_nic *ni = NULL;
+	size_t n = 0;
+	char ifname[IF_NAMESIZE], err[128];
+	int oif, on;
+
+	if (nic_route_oif(c->fd, &oif) || !if_indextoname((unsigned)oif, ifname))
+		return;
+	if (ktls_nic_query(ifname, &ni, &n, err, sizeof(err)) || n != 1) {
+		ktls_nic_list_free(ni, n);
+		return;
+	}
+	on = ni[0].f[KTLS_NIC_TLS_TX].active;
+	ktls_nic_list_free(ni, n);
+	if (!on)
+		return;
+	if (p->version != TLS1_2_VERSION)
+		snprintf(c->hw_fallback, sizeof(c->hw_fallback), "%s has tls-hw-tx-offload on, but "
+			 "the kernel hands devices TLS 1.2 only: %s TX is in kernel software", ifname,
+			 proto_version_name(p->version));
+	else if (p->cipher->tls_cipher != TLS_CIPHER_AES_GCM_128 &&
+		 p->cipher->tls_cipher != TLS_CIPHER_AES_GCM_256)
+		snprintf(c->hw_fallback, sizeof(c->hw_fallback), "%s has tls-hw-tx-offload on, but "
+			 "the kernel hands devices AES-GCM only: %s TX is in kernel software", ifname,
+			 p->cipher->name);
+	else
+		snprintf(c->hw_fallback, sizeof(c->hw_fallback), "%s has tls-hw-tx-offload on but "
+			 "declined this TLS 1.2 %s context (the driver's choice: the kernel log may "
+			 "say why); TX is in kernel software", ifname, p->cipher->name);
+}
+
+/*
  * After the install: where did each kernel-owned direction land?  While
  * no device here has TLS offload active (nic_watch.c), nowhere but
  * software, and nothing needs asking.  Otherwise sock_diag on the socket,
@@ -383,6 +423,8 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		}
 	}
 	place_directions(c, lean ? NULL : &before);
+	if (!lean && c->tx == KTLS_MODE_SW)
+		explain_tx_sw(c, &p);
 	/*
 	 * Zero-copy acts on device TX only: software kTLS accepts the flag and
 	 * ignores it, and sock_diag (so ss) shows it only with TX on the NIC.
