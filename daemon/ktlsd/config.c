@@ -28,6 +28,7 @@ static const struct opt {
 	{ "max-conns-per-client", ARG_STR }, { "first-byte-timeout", ARG_STR },
 	{ "serve-dotfiles", ARG_NONE }, { "keylog", ARG_NONE }, { "alpn", ARG_STR },
 	{ "ticket-key", ARG_STR }, { "ticket-key-rotate", ARG_STR }, { "ocsp-staple", ARG_STR },
+	{ "zerocopy-sendfile", ARG_NONE },
 };
 
 void cfg_usage(FILE *f)
@@ -41,6 +42,7 @@ void cfg_usage(FILE *f)
 	      "         [--linger-time S] [--linger-bytes N] [--max-conns-per-client N]\n"
 	      "         [--first-byte-timeout S] [--serve-dotfiles] [--keylog] [--alpn LIST]\n"
 	      "         [--ticket-key FILE] [--ticket-key-rotate S] [--ocsp-staple FILE]\n"
+	      "         [--zerocopy-sendfile]\n"
 	      "Defaults: --listen 127.0.0.1:8443 --listen [::1]:8443, one worker per CPU,\n"
 	      "--max-conns 10000, timeouts 10 s handshake, 60 s idle, 10 s per request,\n"
 	      "10 s grace on SIGTERM.  One client (an IPv4 address or an IPv6 /64) holds\n"
@@ -65,6 +67,9 @@ void cfg_usage(FILE *f)
 	      "and --linger-bytes 1048576 (0: close at once), so that the client reads it\n"
 	      "instead of a reset.  --metrics serves Prometheus text on http://ADDR:PORT/metrics\n"
 	      "(plain HTTP, no auth: give a loopback address such as 127.0.0.1:9443).\n"
+	      "--zerocopy-sendfile: with TX on a NIC, send file pages without copying them\n"
+	      "(TLS_TX_ZEROCOPY_RO); a file changed while it is being sent may then reach\n"
+	      "the client corrupted, so only for files that are replaced, never rewritten.\n"
 	      "Without --cert a self-signed ECDSA P-256 certificate for localhost is made\n"
 	      "once and reused.\n",
 	      f);
@@ -229,6 +234,8 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 		return parse_bool(k, v, &c->serve_dotfiles);
 	if (!strcmp(k, "keylog"))
 		return parse_bool(k, v, &c->keylog);
+	if (!strcmp(k, "zerocopy-sendfile"))
+		return parse_bool(k, v, &c->zerocopy_sendfile);
 	if (!strcmp(k, "alpn"))
 		return parse_alpn(v, &c->alpn);
 	if (!strcmp(k, "ticket-key"))
@@ -430,6 +437,7 @@ void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t
 	SWAP(c->tickets, fresh->tickets);
 	SWAP(c->ticket_key, fresh->ticket_key);
 	SWAP(c->ocsp_staple, fresh->ocsp_staple);
+	SWAP(c->zerocopy_sendfile, fresh->zerocopy_sendfile);
 }
 
 void cfg_free(struct cfg *c)

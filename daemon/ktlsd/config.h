@@ -37,6 +37,7 @@ struct cfg {
 	int first_byte_timeout_ms; /* accept to the first byte of the ClientHello */
 	int keylog;                /* honour SSLKEYLOGFILE (keylog.h) */
 	int serve_dotfiles;        /* names starting with '.' (never .well-known: always) */
+	int zerocopy_sendfile;     /* TLS_TX_ZEROCOPY_RO (device TX only) */
 	int linger_ms;            /* lingering close: at most this long ... */
 	int linger_bytes;         /* ... and this many bytes read; 0: no lingering */
 	char *config;

@@ -447,11 +447,14 @@ static void handshake_done(struct conn *c)
 	else if (in.fallback_reason)
 		metrics_fallback(in.fallback_reason);
 	alpn = ktls_conn_alpn(c->tls);
-	log_msg("%s: %s %s%s%s tx=%s rx=%s%s%s%s", c->peer, in.version_name, in.cipher,
+	log_msg("%s: %s %s%s%s tx=%s rx=%s%s%s%s%s%s%s%s", c->peer, in.version_name, in.cipher,
 		alpn ? " alpn=" : "", alpn ? alpn : "", ktls_mode_name(in.tx), ktls_mode_name(in.rx),
+		in.zerocopy_tx ? " zerocopy" : "",
 		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
 		!s->cfg.no_offload && in.fallback_reason ? in.fallback_reason : "",
-		!s->cfg.no_offload && in.fallback_reason ? ")" : "");
+		!s->cfg.no_offload && in.fallback_reason ? ")" : "",
+		in.hw_fallback_reason ? " (" : "", in.hw_fallback_reason ? in.hw_fallback_reason : "",
+		in.hw_fallback_reason ? ")" : "");
 	c->xfer = ktls_uring_xfer_new(c->tls);
 	if (!c->xfer) {
 		log_msg("%s: cannot set up the transfer path: %s", c->peer, strerror(errno));

@@ -62,6 +62,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, con
 		what = "--alpn";
 	else if (c->tickets > 0 && ticket_ring_apply(tr, ctx) != 0)
 		what = "ticket keys";
+	else if (c->zerocopy_sendfile && ktls_ctx_set_zerocopy_sendfile(ctx, 1) != 0)
+		what = "--zerocopy-sendfile";
 	if (what) {
 		log_msg("%s: %s", what, ktls_ctx_error(ctx));
 		ktls_ctx_free(ctx);
