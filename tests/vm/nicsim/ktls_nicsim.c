@@ -168,6 +168,11 @@ static netdev_tx_t nicsim_xmit(struct sk_buff *skb, struct net_device *dev)
 			atomic64_inc(&p->tx_dropped);
 			return NETDEV_TX_OK;
 		}
+#ifdef CONFIG_SKB_DECRYPTED
+		/* Inherited from the plaintext skb: on the wire it is ciphertext,
+		 * and a peer with RX offload must not take it for decrypted. */
+		skb->decrypted = 0;
+#endif
 		nicsim_count(dev, NS_ENC_PACKETS, 1);
 		nicsim_count(dev, NS_ENC_BYTES, plain);
 	}
