@@ -12,6 +12,8 @@
  * truncation, with the KTLS_ERR_* code of each failure.
  */
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -42,6 +44,8 @@ static void expect_offloaded(struct run *r)
 	cr_expect_eq(r->info.tx, KTLS_MODE_SW, "%s", r->info.fallback_reason);
 	cr_expect_eq(r->info.rx, KTLS_MODE_SW, "%s", r->info.fallback_reason);
 	cr_expect_null(r->info.fallback_reason, "%s", r->info.fallback_reason);
+	/* No device here offers TLS offload: nothing to explain. */
+	cr_expect_null(r->info.hw_fallback_reason, "%s", r->info.hw_fallback_reason);
 }
 
 static void expect_seq(const union tls_crypto *ci, uint64_t want, const char *what)
@@ -569,4 +573,50 @@ Test(offload_emul, install_asks_the_socket_only_after_a_link_change)
 	tu_run("ip link set lo alias '' 2>&1", out, sizeof(out));
 	cr_expect_eq(installs_asking(), 1, "the install after the alias went did not ask");
 	cr_expect_eq(installs_asking(), 0, "not lean again after the change");
+}
+
+/* A connected loopback TCP pair over IPv6 ::1: fds[0] client, fds[1] server. */
+static void tcp6_pair(int fds[2])
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t al = sizeof(a);
+	int l = socket(AF_INET6, SOCK_STREAM, 0);
+
+	cr_assert_geq(l, 0);
+	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0, "bind ::1");
+	cr_assert_eq(listen(l, 1), 0);
+	cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	fds[0] = socket(AF_INET6, SOCK_STREAM, 0);
+	cr_assert_eq(connect(fds[0], (struct sockaddr *)&a, sizeof(a)), 0, "connect ::1");
+	fds[1] = accept(l, NULL, NULL);
+	cr_assert_geq(fds[1], 0);
+	close(l);
+}
+
+/*
+ * The egress device hw_fallback_reason names comes from the routing table
+ * (nic_route.c): a loopback connection, v4 and v6, both ends, goes through
+ * lo.  A socket that is not connected has no answer.
+ */
+Test(offload_emul, route_oif_of_a_loopback_connection_is_lo)
+{
+	int lo = (int)if_nametoindex("lo"), fds[2], oif, port;
+	int lfd = tu_listen(&port);
+
+	cr_assert_gt(lo, 0);
+	cr_expect_eq(nic_route_oif(lfd, &oif), -1, "a listener has no peer");
+	close(lfd);
+	for (int v6 = 0; v6 < 2; v6++) {
+		if (v6)
+			tcp6_pair(fds);
+		else
+			cr_assert_eq(tu_tcp_pair(fds), 0);
+		for (int end = 0; end < 2; end++) {
+			oif = -1;
+			cr_expect_eq(nic_route_oif(fds[end], &oif), 0, "v6 %d end %d", v6, end);
+			cr_expect_eq(oif, lo, "v6 %d end %d: oif %d", v6, end, oif);
+		}
+		close(fds[0]);
+		close(fds[1]);
+	}
 }
