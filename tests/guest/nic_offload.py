@@ -9,7 +9,7 @@ the device.  Each case prints what it checked and exits non-zero on the
 first broken expectation.  Cases share the device and the kernel's global
 counters, so they take a lock and run one at a time.
 
-Cases: download, sockets, toggle, refused, zerocopy, device_down, loss.
+Cases: download, sockets, toggle, refused, zerocopy, device_down, loss, bench.
 """
 import contextlib
 import fcntl
@@ -450,9 +450,31 @@ def case_loss(root):
         srv.stop()
 
 
+def case_bench(root):
+    out = os.path.join(root, "bench.json")
+    p = run(os.path.join(BUILD, "ktls-bench"), "serve", "--quick", "--configs", "2,6",
+            "--sizes", "16K,1M", "--json", out, timeout=900)
+    rows = [json.loads(l) for l in open(out) if l.strip()]
+    nic_rows = [r for r in rows if r.get("configuration") == "ktlsd-nic"]
+    check(len(nic_rows) == 2, "ktls-bench has a ktlsd-nic row per size")
+    for r in nic_rows:
+        what = "ktlsd-nic %d B" % r["file_size"]
+        check(r["measured"] and not r["error"] and not r["skipped"], "%s measured (%s)" % (what, r["error"]))
+        check(r["tls_version"] == "TLSv1.2" and "AES128-GCM" in r["cipher"],
+              "%s: %s %s" % (what, r["tls_version"], r["cipher"]))
+        check(r["bytes"] > 0 and r["bytes"] == r["server_bytes"],
+              "%s: %d bytes verified by the client = the access log's" % (what, r["bytes"]))
+        check(r["ktls_tx_installs"] >= r["conns"], "%s: a kTLS TX install per connection" % what)
+        check(r["userspace_copy_bytes_per_byte"] == 0, "%s: no body byte copied through ktlsd" % what)
+        check(r["syscalls_per_request"] > 0, "%s: %.1f syscalls per request, %.1f per connection"
+              % (what, r["syscalls_per_request"], r["syscalls_per_connection"]))
+    check("emulated" in run(os.path.join(BUILD, "ktls-bench"), "--help", check_rc=False).stdout +
+          p.stdout + p.stderr, "the row is labelled emulated")
+
+
 CASES = {"download": case_download, "sockets": case_sockets, "toggle": case_toggle,
          "refused": case_refused, "zerocopy": case_zerocopy, "device_down": case_device_down,
-         "loss": case_loss}
+         "loss": case_loss, "bench": case_bench}
 
 
 def main():
