@@ -91,6 +91,10 @@ double thread_cpu_s(void);
 int pin_cpu(int cpu);
 int free_port(void);
 int wait_port(int port, pid_t pid, double timeout_s);
+/* wait_port on host (an IPv4 address) instead of 127.0.0.1 */
+int wait_port_at(const char *host, int port, pid_t pid, double timeout_s);
+/* One counter of /proc/net/tls_stat; -1 when unreadable or absent. */
+long long tls_stat_counter(const char *name);
 pid_t spawn(char *const argv[], int cpu, const char *logpath);
 int stop_child(pid_t pid, int sig, double timeout_s);
 double proc_cpu_s(pid_t pid);
@@ -118,6 +122,12 @@ struct load {
 	int conns, cpu;
 	int close_each;            /* handshake mode: new connection per request */
 	/*
+	 * The ktlsd-nic row: the server's address (NULL: 127.0.0.1), the
+	 * network namespace client threads connect from (/run/netns/NAME,
+	 * NULL: ours) and the TLS 1.2 cipher to ask for (NULL: AES-256-GCM).
+	 */
+	const char *host, *netns, *cipher12;
+	/*
 	 * Counting mode (syscalls.c) when count_conns > 0: no clock; each
 	 * client thread makes count_conns connections one after another,
 	 * count_reqs requests each, the last with "Connection: close".
@@ -134,7 +144,8 @@ struct load_result {
 	char error[200];
 };
 int load_run(const struct load *l, struct load_result *r);
-SSL_CTX *client_ctx(const char *cafile, int version, int rsa, char *err, size_t cap);
+SSL_CTX *client_ctx(const char *cafile, int version, int rsa, const char *cipher12, char *err,
+		    size_t cap);
 
 /* serve.c / nginx.c */
 struct server {
@@ -146,6 +157,11 @@ int nginx_start(const struct bench *b, struct server *s, const char *name, const
 		int tls_on, int ktls_on, const char *cert, const char *key);
 int ktlsd_start(const struct bench *b, struct server *s, const char *name, const char *root,
 		int offload, const char *cert, const char *key);
+/* ktlsd_start listening on host (an IPv4 address) instead of 127.0.0.1 */
+int ktlsd_start_at(const struct bench *b, struct server *s, const char *name, const char *host,
+		   const char *root, int offload, const char *cert, const char *key);
+/* "" when the rig's test NIC is here (row 6, ktlsd-nic), else why not. */
+const char *bench_nic_missing(void);
 void server_stop(struct server *s);
 int ktlsd_has_tickets_opt(const struct bench *b);
 int access_log_bytes(const char *path, uint64_t *bytes, uint64_t *lines);

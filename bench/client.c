@@ -8,9 +8,12 @@
  * peer.  Threads are pinned away from the server's CPU.
  */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +62,8 @@ static void ssl_err(char *out, size_t cap, const char *what, SSL *ssl, int rc)
 	ERR_clear_error();
 }
 
-SSL_CTX *client_ctx(const char *cafile, int version, int rsa, char *err, size_t cap)
+SSL_CTX *client_ctx(const char *cafile, int version, int rsa, const char *cipher12, char *err,
+		    size_t cap)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
 	int v = version == KTLS_TLS1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -67,8 +71,9 @@ SSL_CTX *client_ctx(const char *cafile, int version, int rsa, char *err, size_t 
 	if (!c || !SSL_CTX_set_min_proto_version(c, v) || !SSL_CTX_set_max_proto_version(c, v) ||
 	    SSL_CTX_load_verify_locations(c, cafile, NULL) != 1 ||
 	    !SSL_CTX_set_ciphersuites(c, "TLS_AES_256_GCM_SHA384") ||
-	    !SSL_CTX_set_cipher_list(c, rsa ? "ECDHE-RSA-AES256-GCM-SHA384"
-					    : "ECDHE-ECDSA-AES256-GCM-SHA384")) {
+	    !SSL_CTX_set_cipher_list(c, cipher12 ? cipher12
+						 : rsa ? "ECDHE-RSA-AES256-GCM-SHA384"
+						       : "ECDHE-ECDSA-AES256-GCM-SHA384")) {
 		ssl_err(err, cap, "client SSL_CTX", NULL, 0);
 		SSL_CTX_free(c);
 		return NULL;
@@ -83,14 +88,19 @@ SSL_CTX *client_ctx(const char *cafile, int version, int rsa, char *err, size_t 
 static int c_open(struct worker *w, struct cconn *c)
 {
 	const struct load *l = w->l;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)l->port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char *host = l->host ? l->host : "127.0.0.1";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)l->port) };
 	int one = 1, rc;
 
 	c->ssl = NULL;
+	c->fd = -1;
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		snprintf(w->err, sizeof(w->err), "bad server address %s", host);
+		return -1;
+	}
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		snprintf(w->err, sizeof(w->err), "connect 127.0.0.1:%d: %s", l->port, strerror(errno));
+		snprintf(w->err, sizeof(w->err), "connect %s:%d: %s", host, l->port, strerror(errno));
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;
@@ -297,11 +307,28 @@ static int get(struct worker *w, struct cconn *c, int sample, int close_after)
 	return 0;
 }
 
+/* The ktlsd-nic row: this thread's sockets live in the client's namespace. */
+static int enter_netns(struct worker *w)
+{
+	int fd, rc;
+
+	if (!w->l->netns)
+		return 0;
+	fd = open(w->l->netns, O_RDONLY | O_CLOEXEC);
+	rc = fd < 0 ? -1 : setns(fd, CLONE_NEWNET);
+	if (rc < 0)
+		snprintf(w->err, sizeof(w->err), "entering network namespace %s: %s", w->l->netns,
+			 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct cconn c = { .fd = -1 };
-	int ok = 1;
+	int ok = enter_netns(w) == 0;
 
 	if (w->l->count_conns) {
 		pthread_barrier_wait(w->bar);
@@ -314,7 +341,7 @@ static void *worker_main(void *arg)
 		}
 		return NULL;
 	}
-	if (!w->l->close_each && c_open(w, &c) < 0)
+	if (ok && !w->l->close_each && c_open(w, &c) < 0)
 		ok = 0;
 	pthread_barrier_wait(w->bar); /* all connected */
 	pthread_barrier_wait(w->bar); /* clock started */
@@ -354,7 +381,7 @@ int load_run(const struct load *l, struct load_result *r)
 		snprintf(r->error, sizeof(r->error), "out of memory");
 		return -1;
 	}
-	if (l->tls_on && !(ctx = client_ctx(l->cafile, l->version, l->rsa, r->error, sizeof(r->error)))) {
+	if (l->tls_on && !(ctx = client_ctx(l->cafile, l->version, l->rsa, l->cipher12, r->error, sizeof(r->error)))) {
 		free(w);
 		return -1;
 	}

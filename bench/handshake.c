@@ -155,7 +155,7 @@ static void install_row(struct bench *b, int rsa, struct row *r)
 	}
 	port = ntohs(a.sin_port);
 	ic.port = port;
-	ic.ctx = client_ctx(b->cert, KTLS_TLS1_3, rsa, r->error, sizeof(r->error));
+	ic.ctx = client_ctx(b->cert, KTLS_TLS1_3, rsa, NULL, r->error, sizeof(r->error));
 	if (!ic.ctx || pthread_create(&th, NULL, iclient_main, &ic) != 0)
 		goto out;
 	for (; done < n; done++) {

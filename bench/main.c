@@ -19,6 +19,8 @@ static void usage(FILE *o)
 		"usage: ktls-bench [serve|handshake|crypto|all] [options]\n"
 		"  serve       GB/s, server cycles/byte, req/s, p50/p99 over 5 server configurations:\n"
 		"              1 nginx-plain  2 ktlsd-ktls  3 ktlsd-user  4 nginx-tls  5 nginx-ktls\n"
+		"              6 ktlsd-nic (TX on the rig's TLS-offload test NIC, where it exists;\n"
+		"              emulated: counts the machinery, not speed)\n"
 		"  handshake   full handshakes/s per server core (ktlsd, nginx; P-256, RSA-2048;\n"
 		"              TLS 1.2, 1.3) and the cost of kTLS installation per connection\n"
 		"  crypto      kernel kTLS encryption per cipher next to OpenSSL EVP (16 KiB records)\n"
@@ -28,8 +30,9 @@ static void usage(FILE *o)
 		"  --seconds S        per row (default 5)\n"
 		"  --conns N          concurrent keep-alive connections (default 8)\n"
 		"  --sizes LIST       e.g. 16K,1M,64M,256M (the default)\n"
-		"  --configs LIST     serve configurations to run, e.g. 1,3,4 (default all; those\n"
-		"                     this kernel cannot run are skipped with the reason)\n"
+		"  --configs LIST     serve configurations to run, e.g. 1,3,4 (default 1-5, and 6\n"
+		"                     where the test NIC is; those this kernel cannot run are\n"
+		"                     skipped with the reason)\n"
 		"  --rsa              RSA-2048 certificate for serve rows (default ECDSA P-256)\n"
 		"  --tls 1.2|1.3      TLS version for serve rows (default 1.3); cipher AES-256-GCM\n"
 		"  --server-cpu N     pin servers to CPU N (default 0; -1 off)\n"
@@ -85,7 +88,7 @@ static int parse_list(struct bench *b, const char *arg, int sizes)
 		} else {
 			int c = atoi(tok);
 
-			if (c < 1 || c > 5 || strspn(tok, "0123456789") != strlen(tok)) {
+			if (c < 1 || c > 6 || strspn(tok, "0123456789") != strlen(tok)) {
 				rc = -1;
 				break;
 			}
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
 	b->conns = 8;
 	b->tls = KTLS_TLS1_3;
 	b->configs = 0x3e; /* 1..5 */
+	if (!bench_nic_missing()[0])
+		b->configs |= 1u << 6;
 	b->server_cpu = 0;
 	b->client_cpu = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 1 : -1;
 	b->ktlsd = default_ktlsd();
@@ -185,7 +190,7 @@ int main(int argc, char **argv)
 			sizes = v;
 		} else if (!strcmp(a, "--configs")) {
 			if (parse_list(b, v, 0) < 0) {
-				fprintf(stderr, "ktls-bench: --configs %s: want numbers 1..5, e.g. 1,3,4\n", v);
+				fprintf(stderr, "ktls-bench: --configs %s: want numbers 1..6, e.g. 1,3,4\n", v);
 				return 2;
 			}
 		} else if (!strcmp(a, "--tls")) {

@@ -250,6 +250,12 @@ void report_table(const struct bench *b, FILE *o)
 			else
 				fprintf(o, " %7s\n", "-");
 		}
+		for (int i = 0; i < g_nrows; i++)
+			if (g_rows[i].kind == ROW_SERVE && g_rows[i].note[0] && !g_rows[i].skipped[0]) {
+				fprintf(o, "note: %d %s: %s\n", g_rows[i].config_no, g_rows[i].config,
+					g_rows[i].note);
+				break;
+			}
 	}
 	if (has_kind(ROW_HANDSHAKE)) {
 		fprintf(o, "\nHandshakes: full (no resumption), new connection + 1 KiB GET each; "

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -84,9 +85,16 @@ int free_port(void)
 /* Until something accepts on 127.0.0.1:port; -1 if pid died or time ran out. */
 int wait_port(int port, pid_t pid, double timeout_s)
 {
+	return wait_port_at("127.0.0.1", port, pid, timeout_s);
+}
+
+int wait_port_at(const char *host, int port, pid_t pid, double timeout_s)
+{
 	double end = now_s() + timeout_s;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+		return -1;
 
 	while (now_s() < end) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
@@ -263,6 +271,21 @@ long long tls_stat_tx(void)
 			sum += v;
 	fclose(f);
 	return sum;
+}
+
+long long tls_stat_counter(const char *name)
+{
+	FILE *f = fopen("/proc/net/tls_stat", "re");
+	char k[64];
+	long long v, found = -1;
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", k, &v) == 2)
+		if (!strcmp(k, name))
+			found = v;
+	fclose(f);
+	return found;
 }
 
 /* A file of pseudo-random bytes (xorshift; incompressible enough) and its SHA-256. */
