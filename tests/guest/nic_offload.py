@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """nic_offload.py CASE - the SmartNIC path on the rig's test NIC (issue 13).
 
 Run by tests/guest/nic_offload.c inside a guest booted with
@@ -454,7 +454,8 @@ def case_bench(root):
     out = os.path.join(root, "bench.json")
     p = run(os.path.join(BUILD, "ktls-bench"), "serve", "--quick", "--configs", "2,6",
             "--sizes", "16K,1M", "--json", out, timeout=900)
-    rows = [json.loads(l) for l in open(out) if l.strip()]
+    with open(out) as f:
+        rows = json.load(f)
     nic_rows = [r for r in rows if r.get("configuration") == "ktlsd-nic"]
     check(len(nic_rows) == 2, "ktls-bench has a ktlsd-nic row per size")
     for r in nic_rows:
@@ -465,7 +466,9 @@ def case_bench(root):
         check(r["bytes"] > 0 and r["bytes"] == r["server_bytes"],
               "%s: %d bytes verified by the client = the access log's" % (what, r["bytes"]))
         check(r["ktls_tx_installs"] >= r["conns"], "%s: a kTLS TX install per connection" % what)
-        check(r["userspace_copy_bytes_per_byte"] == 0, "%s: no body byte copied through ktlsd" % what)
+        # (rchar also counts ktlsd's few small reads of its own, e.g. /proc)
+        check(0 <= r["userspace_copy_bytes_per_byte"] < 0.001,
+              "%s: no body bytes copied through ktlsd (%.6f per byte)" % (what, r["userspace_copy_bytes_per_byte"]))
         check(r["syscalls_per_request"] > 0, "%s: %.1f syscalls per request, %.1f per connection"
               % (what, r["syscalls_per_request"], r["syscalls_per_connection"]))
     check("emulated" in run(os.path.join(BUILD, "ktls-bench"), "--help", check_rc=False).stdout +
