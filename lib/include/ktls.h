@@ -129,6 +129,7 @@ struct ktls_info {
 	 * otherwise, including whenever no device here offers TLS offload.
 	 */
 	const char *hw_fallback_reason;
+	int resumed;                 /* the handshake resumed a session (ticket/PSK) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -567,6 +568,31 @@ int ktls_conn_peer_authenticated(const ktls_conn *conn);
  * NULL when none was negotiated (or before the handshake completed).
  */
 const char *ktls_conn_alpn(ktls_conn *conn);
+
+/*
+ * ktls_conn_session - client, after the handshake: the connection's
+ * session, to resume later with ktls_conn_set_session (Python's
+ * SSLSocket.session).  Writes its DER encoding (an OpenSSL SSL_SESSION)
+ * into buf and returns the length; buf NULL only sizes it.  0 when there
+ * is nothing to resume yet: a TLS 1.3 server sends its tickets after the
+ * handshake, so read some data first (tickets that arrive through kTLS RX
+ * reach the session too); a server that sends none leaves it 0.  -1 on a
+ * server connection, before the handshake, or when len is too small.
+ * The bytes hold the resumption secret: whoever has them resumes as this
+ * client.  Keep them as a private key and wipe them when done.
+ */
+ssize_t ktls_conn_session(ktls_conn *conn, unsigned char *buf, size_t len);
+
+/*
+ * ktls_conn_set_session - client, before the handshake: offer a session
+ * from ktls_conn_session (TLS 1.3 PSK ticket or TLS 1.2 ticket).  Refused
+ * (-1, KTLS_ERR_INVALID, the reason names it) when the bytes are not a
+ * session, the session cannot be resumed, or it was made for another
+ * server name than this connection's (RFC 8446 4.6.1).  The server may
+ * still decline it and make a full handshake: ktls_info.resumed tells.  A
+ * resumed connection offloads like any other.
+ */
+int ktls_conn_set_session(ktls_conn *conn, const unsigned char *der, size_t len);
 
 /* ktls_conn_fd - the socket the connection was made on. */
 int ktls_conn_fd(const ktls_conn *conn);

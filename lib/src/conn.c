@@ -245,6 +245,7 @@ KTLS_API int ktls_conn_info(const ktls_conn *c, struct ktls_info *out)
 	out->zerocopy_tx = c->zc_tx;
 	out->rx_no_pad = c->rx_no_pad;
 	out->hw_fallback_reason = c->hw_fallback[0] ? c->hw_fallback : NULL;
+	out->resumed = SSL_session_reused(c->ssl) == 1;
 	if (c->tx != KTLS_MODE_USER && c->rx != KTLS_MODE_USER)
 		out->fallback_reason = NULL;
 	else

@@ -82,6 +82,14 @@ struct kernel_state {
 	int rx_kernel;                    /* RX in the kernel too (TX always is) */
 	int update_owed;                  /* peer asked for our KeyUpdate; send before more data */
 	int rekey_ok;                     /* -1 unknown, 0 no, 1 kernel accepted a rekey */
+	/*
+	 * TLS 1.3 client with RX here: the read key OpenSSL still holds (the
+	 * secret at the install) and the sequence number it expects next, to
+	 * hand it the server's session tickets (session.c).
+	 */
+	unsigned char ossl_rx_secret[KEYS_MAX_SECRET];
+	uint64_t ossl_rx_seq;
+	int ossl_rx_keyed;
 	/* kernel_read: control-record reassembly */
 	unsigned char *hs;
 	size_t hs_len, hs_cap;
@@ -101,6 +109,14 @@ struct kernel_state {
  * uring path calls it too.  ks may be NULL (TX not in the kernel).
  */
 void kernel_tx_account(struct kernel_state *ks, size_t n);
+
+/*
+ * session.c: give OpenSSL a NewSessionTicket message (msg, len: header
+ * included) that arrived through kTLS RX, as the record it would have read.
+ * 0, or -1 when it was not taken (the connection is unaffected).
+ */
+int session_take_ticket(struct ktls_conn *c, struct kernel_state *k, const unsigned char *msg,
+			size_t len);
 
 /*
  * Must the next n bytes go through kernel_write/kernel_sendfile (which

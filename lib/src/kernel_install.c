@@ -450,6 +450,11 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 		memcpy(ks->tx_secret, txs, ks->secret_len);
 		if (ks->rx_kernel)
 			memcpy(ks->rx_secret, rxs, ks->secret_len);
+		if (ks->rx_kernel && !ks->server) {
+			memcpy(ks->ossl_rx_secret, rxs, ks->secret_len);
+			ks->ossl_rx_seq = k->seq_rx;
+			ks->ossl_rx_keyed = 1;
+		}
 	}
 out:
 	/* Tried once: from here on the callbacks stop keeping secrets. */

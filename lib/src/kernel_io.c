@@ -493,7 +493,8 @@ static int rx_handshake(struct ktls_conn *c, struct kernel_state *k)
 		if (k->hs_len < mlen + 4)
 			return 0; /* the rest comes in the next record */
 		if (tls13 && h[0] == SSL3_MT_NEWSESSION_TICKET && !k->server) {
-			/* Session tickets: this library does not resume; consumed quietly. */
+			/* For ktls_conn_session; one OpenSSL would not take is dropped. */
+			session_take_ticket(c, k, h, mlen + 4);
 		} else if (tls13 && h[0] == SSL3_MT_KEY_UPDATE) {
 			/* the alerts OpenSSL sends for the same faults */
 			if (mlen == 0)
