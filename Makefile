@@ -67,7 +67,7 @@ THOST_BIN   := $(THOST_SRC:tests/host/%.c=$(BUILD)/tests/host/%)
 TGUEST_SRC  := $(wildcard tests/guest/*.c)
 # Suites whose one source in tests/host is also the guest suite: they look
 # at KTLS_TEST_EXPECT_KTLS at run time.
-TSHARED     := agent_x509 ktlsd_serve uring_xfer wire_diff session_resume
+TSHARED     := agent_x509 ktlsd_serve uring_xfer wire_diff session_resume sni
 TGUEST_BIN  := $(TGUEST_SRC:tests/guest/%.c=$(BUILD)/tests/guest/%) \
                $(TSHARED:%=$(BUILD)/tests/guest/%)
 

@@ -190,6 +190,31 @@ int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t cer
 				 const void *key_pem, size_t keylen);
 
 /*
+ * ktls_ctx_add_cert_chain - server: one more certificate chain and key (PEM
+ * files, as ktls_ctx_load_cert_chain, under the same policy), served to
+ * clients whose server name (SNI) it carries: a DNS name of its
+ * subjectAltName (the subject's CN when it has none; "*.example.com"
+ * matches one label).  Added chains that carry the same names and differ in
+ * key type (ECDSA, RSA) are offered together, and the client's signature
+ * algorithms pick one, as for the default chain.  A client that sends no
+ * name, or one no added chain carries, gets the chain of
+ * ktls_ctx_load_cert_chain.  Chains are numbered 1, 2, ... in the order
+ * added (0: the default), for ktls_ctx_set_sni_callback.
+ */
+int ktls_ctx_add_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile);
+
+/*
+ * ktls_ctx_set_sni_callback - server: choose the chain yourself (Python's
+ * sni_callback), instead of by name.  fn gets the server name the client
+ * sent (NULL when none) and returns the number of a chain (0 the default,
+ * n the n-th added, which brings the added chains of the same names with
+ * it), or -1 to end the handshake with the unrecognized_name alert.  Runs
+ * on whatever thread drives a handshake of this context.
+ */
+typedef int (*ktls_sni_fn)(void *arg, const char *server_name);
+int ktls_ctx_set_sni_callback(ktls_ctx *ctx, ktls_sni_fn fn, void *arg);
+
+/*
  * ktls_ctx_load_verify_locations - add trust anchors (and CRLs) from a PEM
  * file and/or a hashed directory (capath is searched lazily, as OpenSSL
  * does; on a frozen context its hashed files are read at once instead,
@@ -262,7 +287,9 @@ int ktls_ctx_set_alpn(ktls_ctx *ctx, const char *protocols);
  * good, and current (5 minutes of clock skew allowed); otherwise the call
  * fails with KTLS_ERR_INVALID and the reason ("OCSP staple not used: it is
  * stale ...") and nothing is stapled.  Once its nextUpdate passes it is no
- * longer sent.  NULL (or len 0) removes it.  Replace it by building a new
+ * longer sent, nor to a client served another chain (the other key type
+ * of ktls_ctx_load_cert_chain, or one of ktls_ctx_add_cert_chain): it is
+ * about the certificate loaded last.  NULL (or len 0) removes it.  Replace it by building a new
  * context (a reload).
  */
 int ktls_ctx_set_ocsp_staple_file(ktls_ctx *ctx, const char *path);

@@ -279,6 +279,15 @@ int conn_handshake_error(struct conn_impl *ci, int ret)
 		return conn_fail(c, KTLS_ERR_VERIFY, "OCSP check failed: %s (sent "
 				 "bad_certificate_status_response)",
 				 ocsp_failure(c->ssl) ? ocsp_failure(c->ssl) : e.text);
+	case SSL_R_CALLBACK_FAILED:
+		if (sni_refused(c->ssl)) {
+			const char *n = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+
+			return conn_fail(c, KTLS_ERR_POLICY, "the SNI callback refused the server name "
+					 "%s%s%s (sent unrecognized_name)", n ? "\"" : "",
+					 n ? n : "(none)", n ? "\"" : "");
+		}
+		break;
 	case SSL_R_NO_APPLICATION_PROTOCOL:
 		return conn_fail(c, KTLS_ERR_POLICY, "no application protocol (ALPN) in common: "
 				 "the client offered none of %s (sent no_application_protocol)",

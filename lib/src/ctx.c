@@ -185,6 +185,7 @@ void ctx_unref(struct ktls_ctx *ctx)
 	pthread_mutex_destroy(&ctx->cfg_mu);
 	free(ctx->alpn);
 	free(ctx->alpn_text);
+	sni_free(ctx->sni);
 	free(ctx);
 }
 

@@ -126,16 +126,17 @@ static EVP_PKEY *read_key(const struct ktls_ctx *ctx, BIO *b, const char *keyfil
 
 /*
  * The chain from cb and the key from kb (both freed here), checked against
- * the policy and each other, installed in one call so that a failure
- * leaves the previous chain in place.
+ * the policy and each other: the leaf, its key and the rest of the chain,
+ * or -1 with the reason set.
  */
-static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, const char *keyname)
+static int parse_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, const char *keyname,
+		       X509 **leafp, EVP_PKEY **keyp, STACK_OF(X509) **skp)
 {
 	STACK_OF(X509) *sk;
 	EVP_PKEY *key = NULL;
 	X509 *leaf;
 	char err[KTLS_ERRLEN];
-	int ret = -1, code;
+	int code;
 
 	sk = read_chain(ctx, cb, certname);
 	if (!sk) {
@@ -146,25 +147,50 @@ static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, con
 		if ((code = policy_check_cert(sk_X509_value(sk, i), i, err, sizeof(err)))) {
 			ctx_fail(ctx, code, "%s (%s)", err, certname);
 			BIO_free(kb);
-			goto out;
+			goto fail;
 		}
 	key = read_key(ctx, kb, keyname);
 	if (!key)
-		goto out;
+		goto fail;
 	leaf = sk_X509_shift(sk);
 	if (!X509_check_private_key(leaf, key)) {
 		ERR_clear_error();
 		ctx_fail(ctx, KTLS_ERR_FILE, "the private key in %s does not match the certificate "
 			 "in %s", keyname, certname);
 		X509_free(leaf);
-		goto out;
+		goto fail;
 	}
-	if (!SSL_CTX_use_cert_and_key(ctx->ssl, leaf, key, sk, 1))
+	*leafp = leaf;
+	*keyp = key;
+	*skp = sk;
+	return 0;
+fail:
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(sk, X509_free);
+	return -1;
+}
+
+/*
+ * The default chain, installed in one call so that a failure leaves the
+ * previous one in place; or (sni) one more chain chosen by server name.
+ */
+static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, const char *keyname,
+		      int sni)
+{
+	STACK_OF(X509) *sk;
+	EVP_PKEY *key;
+	X509 *leaf;
+	int ret = -1;
+
+	if (parse_chain(ctx, cb, certname, kb, keyname, &leaf, &key, &sk))
+		return -1;
+	if (sni)
+		ret = sni_add(ctx, leaf, key, sk, certname);
+	else if (!SSL_CTX_use_cert_and_key(ctx->ssl, leaf, key, sk, 1))
 		ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, certname);
 	else
 		ret = 0;
 	X509_free(leaf);
-out:
 	EVP_PKEY_free(key);
 	sk_X509_pop_free(sk, X509_free);
 	return ret;
@@ -187,7 +213,29 @@ KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const
 		BIO_free(cb);
 		return -1;
 	}
-	return load_chain(ctx, cb, certfile, kb, keyfile);
+	return load_chain(ctx, cb, certfile, kb, keyfile, 0);
+}
+
+KTLS_API int ktls_ctx_add_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
+{
+	BIO *cb, *kb;
+
+	CTX_SETTER(ctx, "the certificate chains");
+	if (ctx->role != KTLS_SERVER)
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "add_cert_chain: server contexts only");
+	if (!certfile)
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "add_cert_chain: certfile is NULL");
+	if (!keyfile)
+		keyfile = certfile;
+	cb = open_file(ctx, "certfile", certfile);
+	if (!cb)
+		return -1;
+	kb = open_file(ctx, "keyfile", keyfile);
+	if (!kb) {
+		BIO_free(cb);
+		return -1;
+	}
+	return load_chain(ctx, cb, certfile, kb, keyfile, 1);
 }
 
 KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
@@ -210,7 +258,7 @@ KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, s
 		BIO_free(cb);
 		return -1;
 	}
-	return load_chain(ctx, cb, "the certificate in memory", kb, "the key in memory");
+	return load_chain(ctx, cb, "the certificate in memory", kb, "the key in memory", 0);
 }
 
 /* ---- trust store ---------------------------------------------------------------- */

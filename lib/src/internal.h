@@ -130,6 +130,7 @@ struct ktls_ctx {
 	unsigned char *alpn;   /* ALPN protocols, wire format (alpn.c), or NULL */
 	size_t alpn_len;
 	char *alpn_text;       /* the same as the caller gave it, for messages */
+	struct sni_set *sni;   /* server: chains chosen by server name (sni.c), or NULL */
 	pthread_mutex_t err_mu; /* guards errs */
 	struct ctx_err *errs;  /* per-thread last errors (error.c) */
 };
@@ -155,6 +156,17 @@ void ctx_setter_end(struct ktls_ctx **guard);
  * sees a half-changed SSL_CTX.
  */
 void ctx_freeze(struct ktls_ctx *ctx);
+
+/*
+ * sni.c: one more certificate chain for ktls_ctx_add_cert_chain (references
+ * taken, the caller keeps its own), served to clients whose server name it
+ * carries; 0, or -1 with the reason set.  sni_free releases them all.
+ */
+int sni_add(struct ktls_ctx *ctx, X509 *leaf, EVP_PKEY *key, STACK_OF(X509) *chain,
+	    const char *certname);
+void sni_free(struct sni_set *s);
+/* 1 when the SNI callback refused ssl's server name (unrecognized_name sent). */
+int sni_refused(const SSL *ssl);
 
 /*
  * The start of every other public context call: refuses NULL (errno

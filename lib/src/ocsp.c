@@ -35,6 +35,7 @@
 struct staple {
 	unsigned char *der;
 	size_t len;
+	X509 *cert;         /* the certificate it is about: stapled only with it */
 	time_t next_update; /* 0: the response names none */
 };
 
@@ -48,6 +49,7 @@ static void staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int i, long
 	(void)parent, (void)ad, (void)i, (void)argl, (void)argp;
 	if (st) {
 		free(st->der);
+		X509_free(st->cert);
 		free(st);
 	}
 }
@@ -146,6 +148,9 @@ static int server_status_cb(SSL *ssl, void *arg)
 	(void)arg;
 	if (!st || SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp)
 		return SSL_TLSEXT_ERR_NOACK;
+	/* another chain was chosen (by key type, or by name: sni.c) */
+	if (SSL_get_certificate(ssl) != st->cert)
+		return SSL_TLSEXT_ERR_NOACK;
 	if (st->next_update && st->next_update + OCSP_SKEW < time(NULL))
 		return SSL_TLSEXT_ERR_NOACK; /* went stale while we ran: send nothing */
 	copy = OPENSSL_memdup(st->der, st->len);
@@ -197,6 +202,8 @@ KTLS_API int ktls_ctx_set_ocsp_staple_mem(ktls_ctx *ctx, const void *der, size_t
 	}
 	memcpy(st->der, der, len);
 	st->len = len;
+	X509_up_ref(cert);
+	st->cert = cert;
 	st->next_update = next;
 	{
 		struct staple *old = SSL_CTX_get_ex_data(ctx->ssl, staple_idx);

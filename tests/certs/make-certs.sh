@@ -47,6 +47,10 @@ leaf p224 ca sha256 "$sans" ec -pkeyopt ec_paramgen_curve:secp224r1
 leaf weak-issued weak-ca sha256 "$sans" rsa:2048
 leaf wildcard ca sha256 "subjectAltName=DNS:*.example.com" ec -pkeyopt ec_paramgen_curve:P-256
 leaf partial-wildcard ca sha256 "subjectAltName=DNS:f*.example.com" ec -pkeyopt ec_paramgen_curve:P-256
+# Chains chosen by server name (SNI): a.test; b.test and *.b.test in ECDSA and RSA.
+leaf sni-a ca sha256 "subjectAltName=DNS:a.test" ec -pkeyopt ec_paramgen_curve:P-256
+leaf sni-b-ec ca sha256 "subjectAltName=DNS:b.test,DNS:*.b.test" ec -pkeyopt ec_paramgen_curve:P-256
+leaf sni-b-rsa ca sha256 "subjectAltName=DNS:b.test,DNS:*.b.test" rsa:2048
 
 # Chains as servers present them (leaf first), and a CA bundle with a leaf.
 for n in server-ec server-rsa client untrusted; do cat "$n.pem" > "$n-chain.pem"; done
