@@ -196,13 +196,14 @@ static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, con
 	return ret;
 }
 
-KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
+/* Both files of a chain (keyfile NULL: the key is in certfile), loaded. */
+static int load_chain_files(ktls_ctx *ctx, const char *call, const char *certfile,
+			    const char *keyfile, int sni)
 {
 	BIO *cb, *kb;
 
-	CTX_SETTER(ctx, "the certificate chain");
 	if (!certfile)
-		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain: certfile is NULL");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "%s: certfile is NULL", call);
 	if (!keyfile)
 		keyfile = certfile;
 	cb = open_file(ctx, "certfile", certfile);
@@ -213,29 +214,21 @@ KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const
 		BIO_free(cb);
 		return -1;
 	}
-	return load_chain(ctx, cb, certfile, kb, keyfile, 0);
+	return load_chain(ctx, cb, certfile, kb, keyfile, sni);
+}
+
+KTLS_API int ktls_ctx_load_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
+{
+	CTX_SETTER(ctx, "the certificate chain");
+	return load_chain_files(ctx, "load_cert_chain", certfile, keyfile, 0);
 }
 
 KTLS_API int ktls_ctx_add_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile)
 {
-	BIO *cb, *kb;
-
 	CTX_SETTER(ctx, "the certificate chains");
 	if (ctx->role != KTLS_SERVER)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "add_cert_chain: server contexts only");
-	if (!certfile)
-		return ctx_fail(ctx, KTLS_ERR_INVALID, "add_cert_chain: certfile is NULL");
-	if (!keyfile)
-		keyfile = certfile;
-	cb = open_file(ctx, "certfile", certfile);
-	if (!cb)
-		return -1;
-	kb = open_file(ctx, "keyfile", keyfile);
-	if (!kb) {
-		BIO_free(cb);
-		return -1;
-	}
-	return load_chain(ctx, cb, certfile, kb, keyfile, 1);
+	return load_chain_files(ctx, "add_cert_chain", certfile, keyfile, 1);
 }
 
 KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "conn_test.h"
 #include "testutil.h"
@@ -288,4 +289,74 @@ void ct_suite_fini(void)
 	if (ct_peer > 0)
 		tu_stop(ct_peer, 2000);
 	ct_peer = -1;
+}
+
+int ct_s_client(ktls_ctx *ctx, const char *const extra[], char *out, size_t cap,
+		void (*serve)(ktls_conn *c, void *arg), void *arg, char *err, size_t errlen)
+{
+	int port = 0, l = tu_listen(&port), from = -1, fd = -1, hs = -2, n = 0;
+	struct pollfd p = { .events = POLLIN };
+	char target[32], *argv[40];
+	struct ct_pipe pout = { .fd = -1 };
+	ktls_conn *c = NULL;
+
+	err[0] = '\0';
+	out[0] = '\0';
+	if (l < 0)
+		return -2;
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	argv[n++] = "openssl";
+	argv[n++] = "s_client";
+	argv[n++] = "-connect";
+	argv[n++] = target;
+	argv[n++] = "-CAfile";
+	argv[n++] = (char *)tu_cert("ca.pem");
+	argv[n++] = "-ign_eof";
+	for (int i = 0; extra[i] && n < 39; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	ct_peer = tu_spawn(argv, NULL, &from);
+	if (ct_peer <= 0) {
+		fprintf(stderr, "ct_s_client: cannot start openssl s_client\n");
+		goto out;
+	}
+	pout = (struct ct_pipe){ .fd = from, .buf = (unsigned char *)out, .len = cap - 1 };
+	if (ct_pipe_start(&pout, 0) != 0)
+		goto out;
+	p.fd = l;
+	if (poll(&p, 1, 10000) != 1 || (fd = accept(l, NULL, NULL)) < 0) {
+		fprintf(stderr, "ct_s_client: s_client never connected\n");
+		goto join;
+	}
+	c = ktls_conn_accept(ctx, fd);
+	if (!c) {
+		snprintf(err, errlen, "%s", ktls_ctx_error(ctx));
+		hs = -1;
+		goto join;
+	}
+	hs = ktls_conn_handshake(c);
+	if (hs != 0) {
+		snprintf(err, errlen, "%s", ktls_conn_error(c));
+	} else {
+		if (serve)
+			serve(c, arg);
+		ktls_conn_shutdown(c);
+	}
+	ktls_conn_free(c);
+	close(fd);
+	fd = -1;
+join:
+	if (ct_pipe_join(&pout, 20000) != 0) {
+		fprintf(stderr, "ct_s_client: s_client did not exit\n");
+		hs = -2;
+	} else {
+		out[pout.done] = '\0';
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (from >= 0)
+		close(from);
+	close(l);
+	return hs;
 }

@@ -82,6 +82,18 @@ int ct_pipe_start(struct ct_pipe *p, int writer);
 /* Wait for a pipe thread for up to timeout_ms; 0 if it finished. */
 int ct_pipe_join(struct ct_pipe *p, int timeout_ms);
 
+/*
+ * openssl s_client -connect 127.0.0.1:PORT -CAfile ca.pem -ign_eof EXTRA...
+ * (extra NULL-terminated) against one connection of the server context
+ * ctx: our side accepts, runs the handshake and, when it succeeded, calls
+ * serve(c, arg) (NULL: nothing) and sends close_notify.  s_client's stdout
+ * lands in out (NUL-terminated), our handshake's error text in err ("" on
+ * success).  Returns the handshake's result, or -2 when s_client did not
+ * start, connect or exit (the reason on stderr).  Sets ct_peer.
+ */
+int ct_s_client(ktls_ctx *ctx, const char *const extra[], char *out, size_t cap,
+		void (*serve)(ktls_conn *c, void *arg), void *arg, char *err, size_t errlen);
+
 /* Connect to 127.0.0.1:port, retrying while the peer starts; fd or -1. */
 int ct_connect_retry(int port, int timeout_ms);
 

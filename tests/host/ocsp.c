@@ -6,11 +6,9 @@
  * fails, naming why, without one or with a bad one.  The responses come
  * from tests/certs/make-certs.sh (signed by the test CA).
  */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -24,34 +22,12 @@ TestSuite(ocsp, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 60);
 /* s_client -status against a server context; what it printed. */
 static void s_client_status(ktls_ctx *ctx, const char *ver, char *out, size_t cap)
 {
-	int port = 0, l = tu_listen(&port), from, fd;
-	struct pollfd p = { .events = POLLIN };
-	char target[32];
-	struct ct_pipe pout;
-	ktls_conn *c;
+	char err[256];
 
-	cr_assert_geq(l, 0);
-	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-	char *argv[] = { "openssl", "s_client", "-connect", target, "-servername", "localhost",
-			 "-CAfile", (char *)tu_cert("ca.pem"), "-status", (char *)ver, NULL };
-	ct_peer = tu_spawn(argv, NULL, &from);
-	cr_assert_gt(ct_peer, 0);
-	pout = (struct ct_pipe){ .fd = from, .buf = (unsigned char *)out, .len = cap - 1 };
-	ct_pipe_start(&pout, 0);
-	p.fd = l;
-	cr_assert_eq(poll(&p, 1, 10000), 1, "s_client never connected");
-	fd = accept(l, NULL, NULL);
-	cr_assert_geq(fd, 0);
-	c = ktls_conn_accept(ctx, fd);
-	cr_assert(c, "%s", ktls_ctx_error(ctx));
-	cr_assert_eq(ktls_conn_handshake(c), 0, "%s", ktls_conn_error(c));
-	ktls_conn_shutdown(c);
-	ktls_conn_free(c);
-	close(fd);
-	cr_assert_eq(ct_pipe_join(&pout, 10000), 0, "s_client did not exit");
-	out[pout.done] = '\0';
-	close(from);
-	close(l);
+	cr_assert_eq(ct_s_client(ctx, (const char *const[]){ "-servername", "localhost", "-status",
+							     ver, NULL },
+				 out, cap, NULL, NULL, err, sizeof(err)),
+		     0, "handshake: %s", err);
 }
 
 static void staple_good(const char *ver)
