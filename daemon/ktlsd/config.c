@@ -33,7 +33,7 @@ static const struct opt {
 
 void cfg_usage(FILE *f)
 {
-	fputs("usage: ktlsd serve --root DIR [--listen ADDR:PORT]... [--cert PEM --key PEM]\n"
+	fputs("usage: ktlsd serve --root DIR [--listen ADDR:PORT]... [--cert PEM --key PEM]...\n"
 	      "         [--ca PEM --verify none|optional|required] [--ciphers LIST]\n"
 	      "         [--ciphersuites LIST] [--workers N] [--max-conns N] [--user NAME]\n"
 	      "         [--access-log FILE|-] [--config FILE] [--foreground] [--no-offload]\n"
@@ -54,7 +54,10 @@ void cfg_usage(FILE *f)
 	      "--alpn http/1.1: the ALPN protocols accepted, in order of preference\n"
 	      "(comma-separated; \"none\": no ALPN); a client that offers ALPN but none of\n"
 	      "them gets the no_application_protocol alert, one that offers none is served.\n"
-	      "--ocsp-staple FILE: a DER OCSP response for --cert, sent to clients that ask\n"
+	      "--cert and --key may repeat: the first pair is the default, the others are\n"
+	      "served to clients whose server name (SNI) they carry (an ECDSA and an RSA pair\n"
+	      "for one name go together; the client's signature algorithms pick).\n"
+	      "--ocsp-staple FILE: a DER OCSP response for the first --cert, sent to clients that ask\n"
 	      "(re-read on SIGHUP); a stale or mismatching one is not sent and the log says why.\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
@@ -152,31 +155,43 @@ static int parse_bool(const char *name, const char *v, int *out)
 	return 0;
 }
 
-/* from_cli: the first command-line listen replaces the file's ones */
+enum { SEEN_LISTEN = 1, SEEN_CERT = 2, SEEN_KEY = 4 };
+
+/* A list option: the first one on the command line replaces the file's. */
+static int list_add(struct cfg *c, unsigned seen, int from_cli, char **v, int *n, int max,
+		    const char *what, const char *val)
+{
+	if (from_cli && !(c->cli_seen & seen)) {
+		for (int i = 0; i < *n; i++) {
+			free(v[i]);
+			v[i] = NULL;
+		}
+		*n = 0;
+		c->cli_seen |= seen;
+	}
+	if (*n == max) {
+		fprintf(stderr, "ktlsd: at most %d %s\n", max, what);
+		return -1;
+	}
+	v[*n] = strdup(val);
+	if (!v[*n])
+		return -1;
+	(*n)++;
+	return 0;
+}
+
 static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 {
-	static int cli_listen_seen;
-
 	if (!strcmp(k, "root"))
 		return set_str(&c->root, v);
-	if (!strcmp(k, "listen")) {
-		if (from_cli && !cli_listen_seen) {
-			for (int i = 0; i < c->nlisten; i++)
-				free(c->listen[i]);
-			c->nlisten = 0;
-			cli_listen_seen = 1;
-		}
-		if (c->nlisten == CFG_MAX_LISTEN) {
-			fprintf(stderr, "ktlsd: at most %d listen addresses\n", CFG_MAX_LISTEN);
-			return -1;
-		}
-		c->listen[c->nlisten] = strdup(v);
-		return c->listen[c->nlisten++] ? 0 : -1;
-	}
+	if (!strcmp(k, "listen"))
+		return list_add(c, SEEN_LISTEN, from_cli, c->listen, &c->nlisten, CFG_MAX_LISTEN,
+				"listen addresses", v);
 	if (!strcmp(k, "cert"))
-		return set_str(&c->cert, v);
+		return list_add(c, SEEN_CERT, from_cli, c->cert, &c->ncerts, CFG_MAX_CERTS,
+				"certificates", v);
 	if (!strcmp(k, "key"))
-		return set_str(&c->key, v);
+		return list_add(c, SEEN_KEY, from_cli, c->key, &c->nkeys, CFG_MAX_CERTS, "keys", v);
 	if (!strcmp(k, "ca"))
 		return set_str(&c->ca, v);
 	if (!strcmp(k, "verify")) {
@@ -388,8 +403,10 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 		fprintf(stderr, "ktlsd serve: --root DIR is required\n");
 		return -1;
 	}
-	if (c->key && !c->cert) {
-		fprintf(stderr, "ktlsd serve: --key needs --cert\n");
+	if (c->nkeys && c->nkeys != c->ncerts) {
+		fprintf(stderr, "ktlsd serve: %d --key for %d --cert: give a --key for every --cert "
+			"(in the same order), or none (each key in its certificate file)\n",
+			c->nkeys, c->ncerts);
 		return -1;
 	}
 	if (c->verify != KTLS_VERIFY_NONE && !c->ca) {
@@ -419,12 +436,17 @@ static int str_differs(const char *a, const char *b)
 void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t len)
 {
 	int listen_differs = c->nlisten != fresh->nlisten;
+	int cert_differs = c->ncerts != fresh->ncerts, key_differs = c->nkeys != fresh->nkeys;
 
 	for (int i = 0; !listen_differs && i < c->nlisten; i++)
 		listen_differs = strcmp(c->listen[i], fresh->listen[i]) != 0;
+	for (int i = 0; !cert_differs && i < c->ncerts; i++)
+		cert_differs = strcmp(c->cert[i], fresh->cert[i]) != 0;
+	for (int i = 0; !key_differs && i < c->nkeys; i++)
+		key_differs = strcmp(c->key[i], fresh->key[i]) != 0;
 	snprintf(restart, len, "%s%s%s%s%s%s", str_differs(c->root, fresh->root) ? "--root," : "",
-		 listen_differs ? "--listen," : "", str_differs(c->cert, fresh->cert) ? "--cert," : "",
-		 str_differs(c->key, fresh->key) ? "--key," : "",
+		 listen_differs ? "--listen," : "", cert_differs ? "--cert," : "",
+		 key_differs ? "--key," : "",
 		 c->workers != fresh->workers ? "--workers," : "",
 		 str_differs(c->user, fresh->user) ? "--user," : "");
 	if (restart[0])
@@ -445,8 +467,10 @@ void cfg_free(struct cfg *c)
 	for (int i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
 	free(c->root);
-	free(c->cert);
-	free(c->key);
+	for (int i = 0; i < c->ncerts; i++)
+		free(c->cert[i]);
+	for (int i = 0; i < c->nkeys; i++)
+		free(c->key[i]);
 	free(c->ca);
 	free(c->ciphers);
 	free(c->ciphersuites);

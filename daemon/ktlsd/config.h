@@ -11,13 +11,21 @@
 #include <stdio.h>
 
 #define CFG_MAX_LISTEN 16
+#define CFG_MAX_CERTS 16
 
 struct cfg {
 	char *root;
 	char *listen[CFG_MAX_LISTEN];
 	int nlisten;
 	int listen_default;      /* no listen given: 127.0.0.1 and ::1 */
-	char *cert, *key, *ca;
+	/*
+	 * Certificate chains: the first is the default, the others are chosen
+	 * by the client's server name (SNI).  key[i] belongs to cert[i]; no
+	 * --key at all means each key is in its certificate file.
+	 */
+	char *cert[CFG_MAX_CERTS], *key[CFG_MAX_CERTS];
+	int ncerts, nkeys;
+	char *ca;
 	int verify;              /* KTLS_VERIFY_* */
 	char *ciphers, *ciphersuites;
 	char *alpn;              /* --alpn LIST, "none": no ALPN */
@@ -41,6 +49,7 @@ struct cfg {
 	int linger_ms;            /* lingering close: at most this long ... */
 	int linger_bytes;         /* ... and this many bytes read; 0: no lingering */
 	char *config;
+	unsigned cli_seen;        /* parsing: listen/cert/key already came from the command line */
 };
 
 /* Parse argv (after "serve"); 0, 1 for --help (printed), -1 with a message printed. */

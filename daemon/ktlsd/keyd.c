@@ -96,9 +96,10 @@ static void answer(int fd, const char *cert, const char *key, char *msg)
 	OPENSSL_cleanse(msg, sizeof(h) + len);
 }
 
-static void __attribute__((noreturn)) helper(int fd, const char *cert, const char *key)
+static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *const key[], int n)
 {
-	char *msg = malloc(KEYD_MSG), c;
+	char *msg = malloc(KEYD_MSG);
+	unsigned char i;
 
 	/* nothing of the daemon's but stderr and our end of the pair */
 	if (dup2(fd, 3) < 0)
@@ -111,17 +112,24 @@ static void __attribute__((noreturn)) helper(int fd, const char *cert, const cha
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if (!msg)
 		_exit(1);
-	while (recv(fd, &c, 1, 0) == 1)
-		answer(fd, cert, key, msg);
+	while (recv(fd, &i, 1, 0) == 1) {
+		if (i >= n)
+			continue; /* not a pair we were given: no answer, ktlsd times out */
+		answer(fd, cert[i], key && key[i] ? key[i] : cert[i], msg);
+	}
 	_exit(0);
 }
 
-int keyd_start(const char *cert, const char *key, char *err, size_t errlen)
+int keyd_start(char *const cert[], char *const key[], int n, char *err, size_t errlen)
 {
 	struct timeval tv = { 5, 0 };
 	int sv[2];
 	pid_t pid;
 
+	if (n < 1 || n > KEYD_MAX_PAIRS) {
+		snprintf(err, errlen, "the key helper takes 1 to %d pairs", KEYD_MAX_PAIRS);
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -1;
@@ -135,16 +143,17 @@ int keyd_start(const char *cert, const char *key, char *err, size_t errlen)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		helper(sv[1], cert, key ? key : cert);
+		helper(sv[1], cert, key, n);
 	}
 	close(sv[1]);
 	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return sv[0];
 }
 
-int keyd_fetch(int fd, struct keyd_pair *out, char *err, size_t errlen)
+int keyd_fetch(int fd, int i, struct keyd_pair *out, char *err, size_t errlen)
 {
 	char *msg = malloc(KEYD_MSG + 1);
+	unsigned char req = (unsigned char)i;
 	struct keyd_hdr h;
 	ssize_t n;
 	int rc = -1;
@@ -154,7 +163,7 @@ int keyd_fetch(int fd, struct keyd_pair *out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (send(fd, "R", 1, MSG_NOSIGNAL) != 1 || (n = recv(fd, msg, KEYD_MSG + 1, 0)) < 0) {
+	if (send(fd, &req, 1, MSG_NOSIGNAL) != 1 || (n = recv(fd, msg, KEYD_MSG + 1, 0)) < 0) {
 		snprintf(err, errlen, "the key helper: %s", strerror(errno));
 		goto out;
 	}

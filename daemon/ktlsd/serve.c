@@ -32,14 +32,34 @@
 #include "serve.h"
 
 /*
- * A server context from the settings and the ticket keys; the chain from
- * mem when given, else from the files.  NULL with the reason logged.
+ * The --cert pairs after the first, chosen by the client's server name:
+ * 0, or -1 with the failing one named in what.
+ */
+static int add_sni_chains(ktls_ctx *ctx, const struct cfg *c, const struct keyd_pair *mem,
+			  char *what, size_t len)
+{
+	for (int i = 1; i < c->ncerts; i++)
+		if (mem ? ktls_ctx_add_cert_chain_mem(ctx, mem[i].cert, mem[i].certlen, mem[i].key,
+						      mem[i].keylen)
+			: ktls_ctx_add_cert_chain(ctx, c->cert[i], c->nkeys ? c->key[i] : NULL)) {
+			snprintf(what, len, "--cert %s", c->cert[i]);
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * A server context from the settings and the ticket keys; the chains from
+ * mem (one pair per --cert, the default first) when given, else from the
+ * files: cert and key, then the other --cert pairs by server name.  NULL
+ * with the reason logged.
  */
 static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, const char *cert,
 			  const char *key, const struct keyd_pair *mem)
 {
 	ktls_ctx *ctx = ktls_ctx_new(KTLS_SERVER);
 	const char *what = NULL;
+	char chain[320];
 
 	if (!ctx) {
 		log_msg("ktls_ctx_new: %s", strerror(errno));
@@ -48,6 +68,8 @@ static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, con
 	if (mem ? ktls_ctx_load_cert_chain_mem(ctx, mem->cert, mem->certlen, mem->key, mem->keylen)
 		: ktls_ctx_load_cert_chain(ctx, cert, key))
 		what = "certificate/key";
+	else if (add_sni_chains(ctx, c, mem, chain, sizeof(chain)) != 0)
+		what = chain;
 	else if (c->ca && ktls_ctx_load_verify_locations(ctx, c->ca, NULL) != 0)
 		what = "--ca";
 	else if (ktls_ctx_set_verify(ctx, c->verify) != 0)
@@ -285,17 +307,23 @@ static int drop_privileges(const char *user)
 static int rebuild(struct srv *s, const char *cert, const char *key, const struct ticket_ring *tr,
 		   const char *why)
 {
-	struct keyd_pair mem;
+	struct keyd_pair mem[CFG_MAX_CERTS];
 	ktls_ctx *ctx, *old;
 	char err[300];
 
 	if (s->keyd >= 0) {
-		if (keyd_fetch(s->keyd, &mem, err, sizeof(err)) < 0) {
+		int got = 0;
+
+		memset(mem, 0, sizeof(mem));
+		while (got < s->cfg.ncerts && keyd_fetch(s->keyd, got, &mem[got], err, sizeof(err)) == 0)
+			got++;
+		ctx = got == s->cfg.ncerts ? make_ctx(&s->cfg, tr, cert, key, mem) : NULL;
+		for (int i = 0; i < got; i++)
+			keyd_clear(&mem[i]);
+		if (got < s->cfg.ncerts) {
 			log_msg("%s: %s; reload failed, still serving the previous certificate", why, err);
 			return -1;
 		}
-		ctx = make_ctx(&s->cfg, tr, cert, key, &mem);
-		keyd_clear(&mem);
 	} else {
 		ctx = make_ctx(&s->cfg, tr, cert, key, NULL);
 	}
@@ -477,9 +505,9 @@ int serve_main(int argc, char **argv)
 		log_msg("--root %s: %s", s->cfg.root, strerror(errno));
 		return 1;
 	}
-	if (s->cfg.cert) {
-		cert = s->cfg.cert;
-		key = s->cfg.key;
+	if (s->cfg.ncerts) {
+		cert = s->cfg.cert[0];
+		key = s->cfg.nkeys ? s->cfg.key[0] : NULL;
 	} else {
 		if (selfsign_ensure(certbuf, keybuf, sizeof(certbuf)) < 0)
 			return 1;
@@ -520,10 +548,11 @@ int serve_main(int argc, char **argv)
 	}
 	if (s->cfg.metrics && (metrics_fd = bind_metrics(s->cfg.metrics)) < 0)
 		return 1;
-	if (s->cfg.user && s->cfg.cert && geteuid() == 0) {
+	if (s->cfg.user && s->cfg.ncerts && geteuid() == 0) {
 		char err[300];
 
-		s->keyd = keyd_start(s->cfg.cert, s->cfg.key, err, sizeof(err));
+		s->keyd = keyd_start(s->cfg.cert, s->cfg.nkeys ? s->cfg.key : NULL, s->cfg.ncerts, err,
+				     sizeof(err));
 		if (s->keyd < 0) {
 			log_msg("--user: the key helper for reloads: %s", err);
 			return 1;
@@ -591,6 +620,9 @@ int serve_main(int argc, char **argv)
 		s->nworkers, s->nworkers == 1 ? "" : "s", s->cfg.max_conns,
 		s->cfg.max_conns_per_client ? s->cfg.max_conns_per_client : s->cfg.max_conns,
 		s->cfg.no_offload ? ", kTLS offload off (--no-offload)" : "");
+	if (s->cfg.ncerts > 1)
+		log_msg("certificates: %s by default, %d more chosen by the client's server name (SNI)",
+			cert, s->cfg.ncerts - 1);
 	rc = 0;
 	{
 		char status[160];

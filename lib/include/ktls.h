@@ -202,6 +202,10 @@ int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t cer
  * added (0: the default), for ktls_ctx_set_sni_callback.
  */
 int ktls_ctx_add_cert_chain(ktls_ctx *ctx, const char *certfile, const char *keyfile);
+/* ktls_ctx_add_cert_chain_mem - the same from PEM bytes in memory (key_pem
+ * NULL: the key is in cert_pem), as ktls_ctx_load_cert_chain_mem. */
+int ktls_ctx_add_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
+				const void *key_pem, size_t keylen);
 
 /*
  * ktls_ctx_set_sni_callback - server: choose the chain yourself (Python's

@@ -231,14 +231,14 @@ KTLS_API int ktls_ctx_add_cert_chain(ktls_ctx *ctx, const char *certfile, const 
 	return load_chain_files(ctx, "add_cert_chain", certfile, keyfile, 1);
 }
 
-KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
-					  const void *key_pem, size_t keylen)
+/* Both buffers of a chain (key_pem NULL: the key is in cert_pem), loaded. */
+static int load_chain_mem(ktls_ctx *ctx, const char *call, const void *cert_pem, size_t certlen,
+			  const void *key_pem, size_t keylen, int sni)
 {
 	BIO *cb, *kb;
 
-	CTX_SETTER(ctx, "the certificate chain");
 	if (!cert_pem)
-		return ctx_fail(ctx, KTLS_ERR_INVALID, "load_cert_chain_mem: cert_pem is NULL");
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "%s: cert_pem is NULL", call);
 	if (!key_pem) {
 		key_pem = cert_pem;
 		keylen = certlen;
@@ -251,7 +251,23 @@ KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, s
 		BIO_free(cb);
 		return -1;
 	}
-	return load_chain(ctx, cb, "the certificate in memory", kb, "the key in memory", 0);
+	return load_chain(ctx, cb, "the certificate in memory", kb, "the key in memory", sni);
+}
+
+KTLS_API int ktls_ctx_load_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
+					  const void *key_pem, size_t keylen)
+{
+	CTX_SETTER(ctx, "the certificate chain");
+	return load_chain_mem(ctx, "load_cert_chain_mem", cert_pem, certlen, key_pem, keylen, 0);
+}
+
+KTLS_API int ktls_ctx_add_cert_chain_mem(ktls_ctx *ctx, const void *cert_pem, size_t certlen,
+					 const void *key_pem, size_t keylen)
+{
+	CTX_SETTER(ctx, "the certificate chains");
+	if (ctx->role != KTLS_SERVER)
+		return ctx_fail(ctx, KTLS_ERR_INVALID, "add_cert_chain_mem: server contexts only");
+	return load_chain_mem(ctx, "add_cert_chain_mem", cert_pem, certlen, key_pem, keylen, 1);
 }
 
 /* ---- trust store ---------------------------------------------------------------- */
