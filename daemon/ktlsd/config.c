@@ -57,8 +57,9 @@ void cfg_usage(FILE *f)
 	      "--cert and --key may repeat: the first pair is the default, the others are\n"
 	      "served to clients whose server name (SNI) they carry (an ECDSA and an RSA pair\n"
 	      "for one name go together; the client's signature algorithms pick).\n"
-	      "--ocsp-staple FILE: a DER OCSP response for the first --cert, sent to clients that ask\n"
+	      "--ocsp-staple FILE: a DER OCSP response for --cert, sent to clients that ask\n"
 	      "(re-read on SIGHUP); a stale or mismatching one is not sent and the log says why.\n"
+	      "With several --cert, the i-th --ocsp-staple is the i-th's (\"none\": it has none).\n"
 	      "--tickets 2: TLS 1.3 session tickets per handshake, and one TLS 1.2 ticket\n"
 	      "when asked; 0 sends none, so neither version resumes (TLS 1.2 session IDs\n"
 	      "never do).  Tickets are sealed with keys that survive SIGHUP: a new one\n"
@@ -155,7 +156,7 @@ static int parse_bool(const char *name, const char *v, int *out)
 	return 0;
 }
 
-enum { SEEN_LISTEN = 1, SEEN_CERT = 2, SEEN_KEY = 4 };
+enum { SEEN_LISTEN = 1, SEEN_CERT = 2, SEEN_KEY = 4, SEEN_OCSP = 8 };
 
 /* A list option: the first one on the command line replaces the file's. */
 static int list_add(struct cfg *c, unsigned seen, int from_cli, char **v, int *n, int max,
@@ -256,7 +257,8 @@ static int apply(struct cfg *c, const char *k, const char *v, int from_cli)
 	if (!strcmp(k, "ticket-key"))
 		return set_str(&c->ticket_key, v);
 	if (!strcmp(k, "ocsp-staple"))
-		return set_str(&c->ocsp_staple, v);
+		return list_add(c, SEEN_OCSP, from_cli, c->ocsp_staple, &c->nocsp, CFG_MAX_CERTS,
+				"OCSP staples", v);
 	if (!strcmp(k, "ticket-key-rotate"))
 		return !strcmp(v, "0") ? (c->ticket_rotate_ms = 0, 0)
 				       : parse_secs(k, v, &c->ticket_rotate_ms);
@@ -403,6 +405,11 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
 		fprintf(stderr, "ktlsd serve: --root DIR is required\n");
 		return -1;
 	}
+	if (c->nocsp > (c->ncerts ? c->ncerts : 1)) {
+		fprintf(stderr, "ktlsd serve: %d --ocsp-staple for %d --cert: the i-th staple is for "
+			"the i-th --cert (\"none\" for one without)\n", c->nocsp, c->ncerts);
+		return -1;
+	}
 	if (c->nkeys && c->nkeys != c->ncerts) {
 		fprintf(stderr, "ktlsd serve: %d --key for %d --cert: give a --key for every --cert "
 			"(in the same order), or none (each key in its certificate file)\n",
@@ -458,7 +465,9 @@ void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t
 	SWAP(c->alpn, fresh->alpn);
 	SWAP(c->tickets, fresh->tickets);
 	SWAP(c->ticket_key, fresh->ticket_key);
-	SWAP(c->ocsp_staple, fresh->ocsp_staple);
+	for (int i = 0; i < CFG_MAX_CERTS; i++)
+		SWAP(c->ocsp_staple[i], fresh->ocsp_staple[i]);
+	SWAP(c->nocsp, fresh->nocsp);
 	SWAP(c->zerocopy_sendfile, fresh->zerocopy_sendfile);
 }
 
@@ -476,7 +485,8 @@ void cfg_free(struct cfg *c)
 	free(c->ciphersuites);
 	free(c->alpn);
 	free(c->ticket_key);
-	free(c->ocsp_staple);
+	for (int i = 0; i < c->nocsp; i++)
+		free(c->ocsp_staple[i]);
 	free(c->user);
 	free(c->access_log);
 	free(c->config);

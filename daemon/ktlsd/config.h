@@ -30,7 +30,9 @@ struct cfg {
 	char *ciphers, *ciphersuites;
 	char *alpn;              /* --alpn LIST, "none": no ALPN */
 	char *ticket_key;        /* --ticket-key FILE; NULL: keys of our own */
-	char *ocsp_staple;       /* --ocsp-staple FILE (DER) for --cert; NULL: none */
+	/* --ocsp-staple FILE (DER): the i-th for the i-th --cert; "none" skips one */
+	char *ocsp_staple[CFG_MAX_CERTS];
+	int nocsp;
 	int ticket_rotate_ms;    /* a new own key this often; 0: never */
 	int workers;
 	int max_conns;

@@ -32,19 +32,39 @@
 #include "serve.h"
 
 /*
- * The --cert pairs after the first, chosen by the client's server name:
- * 0, or -1 with the failing one named in what.
+ * The i-th --ocsp-staple, for the chain just loaded or added: a bad one must
+ * not stop serving (without it clients still connect), so it is logged.
+ */
+static void staple(ktls_ctx *ctx, const struct cfg *c, int i)
+{
+	const char *f = i < c->nocsp ? c->ocsp_staple[i] : NULL;
+
+	if (!f || !strcmp(f, "none"))
+		return;
+	if (ktls_ctx_set_ocsp_staple_file(ctx, f) != 0)
+		log_msg("--ocsp-staple %s: %s; serving without a staple", f, ktls_ctx_error(ctx));
+	else
+		log_msg("--ocsp-staple %s: stapling it for clients that ask", f);
+}
+
+/*
+ * The default chain's staple, then the --cert pairs after the first,
+ * chosen by the client's server name, each with its staple: 0, or -1 with
+ * the failing one named in what.
  */
 static int add_sni_chains(ktls_ctx *ctx, const struct cfg *c, const struct keyd_pair *mem,
 			  char *what, size_t len)
 {
-	for (int i = 1; i < c->ncerts; i++)
+	staple(ctx, c, 0);
+	for (int i = 1; i < c->ncerts; i++) {
 		if (mem ? ktls_ctx_add_cert_chain_mem(ctx, mem[i].cert, mem[i].certlen, mem[i].key,
 						      mem[i].keylen)
 			: ktls_ctx_add_cert_chain(ctx, c->cert[i], c->nkeys ? c->key[i] : NULL)) {
 			snprintf(what, len, "--cert %s", c->cert[i]);
 			return -1;
 		}
+		staple(ctx, c, i);
+	}
 	return 0;
 }
 
@@ -90,14 +110,6 @@ static ktls_ctx *make_ctx(const struct cfg *c, const struct ticket_ring *tr, con
 		log_msg("%s: %s", what, ktls_ctx_error(ctx));
 		ktls_ctx_free(ctx);
 		return NULL;
-	}
-	/* a bad staple must not stop serving: without it clients still connect */
-	if (c->ocsp_staple) {
-		if (ktls_ctx_set_ocsp_staple_file(ctx, c->ocsp_staple) != 0)
-			log_msg("--ocsp-staple %s: %s; serving without a staple", c->ocsp_staple,
-				ktls_ctx_error(ctx));
-		else
-			log_msg("--ocsp-staple %s: stapling it for clients that ask", c->ocsp_staple);
 	}
 	return ctx;
 }

@@ -291,9 +291,11 @@ int ktls_ctx_set_alpn(ktls_ctx *ctx, const char *protocols);
  * good, and current (5 minutes of clock skew allowed); otherwise the call
  * fails with KTLS_ERR_INVALID and the reason ("OCSP staple not used: it is
  * stale ...") and nothing is stapled.  Once its nextUpdate passes it is no
- * longer sent, nor to a client served another chain (the other key type
- * of ktls_ctx_load_cert_chain, or one of ktls_ctx_add_cert_chain): it is
- * about the certificate loaded last.  NULL (or len 0) removes it.  Replace it by building a new
+ * longer sent.  It belongs to the chain loaded or added last
+ * (ktls_ctx_load_cert_chain, ktls_ctx_add_cert_chain): call it after each
+ * chain that has one; each keeps its own, and a client is stapled only
+ * the response about the certificate it is served.  NULL (or len 0)
+ * removes that chain's.  Replace it by building a new
  * context (a reload).
  */
 int ktls_ctx_set_ocsp_staple_file(ktls_ctx *ctx, const char *path);

@@ -184,12 +184,16 @@ static int load_chain(ktls_ctx *ctx, BIO *cb, const char *certname, BIO *kb, con
 
 	if (parse_chain(ctx, cb, certname, kb, keyname, &leaf, &key, &sk))
 		return -1;
-	if (sni)
+	if (sni) {
 		ret = sni_add(ctx, leaf, key, sk, certname);
-	else if (!SSL_CTX_use_cert_and_key(ctx->ssl, leaf, key, sk, 1))
+		if (ret == 0)
+			ctx->last_chain = (int)sni_count(ctx->sni);
+	} else if (!SSL_CTX_use_cert_and_key(ctx->ssl, leaf, key, sk, 1)) {
 		ctx_openssl_err(ctx, KTLS_ERR_INTERNAL, certname);
-	else
+	} else {
 		ret = 0;
+		ctx->last_chain = 0;
+	}
 	X509_free(leaf);
 	EVP_PKEY_free(key);
 	sk_X509_pop_free(sk, X509_free);

@@ -131,6 +131,7 @@ struct ktls_ctx {
 	size_t alpn_len;
 	char *alpn_text;       /* the same as the caller gave it, for messages */
 	struct sni_set *sni;   /* server: chains chosen by server name (sni.c), or NULL */
+	int last_chain;        /* the chain loaded or added last: 0 default, n the n-th added */
 	pthread_mutex_t err_mu; /* guards errs */
 	struct ctx_err *errs;  /* per-thread last errors (error.c) */
 };
@@ -164,6 +165,12 @@ void ctx_freeze(struct ktls_ctx *ctx);
  */
 int sni_add(struct ktls_ctx *ctx, X509 *leaf, EVP_PKEY *key, STACK_OF(X509) *chain,
 	    const char *certname);
+/* The leaf of added chain n (1-based), and its OCSP staple (ocsp.c's, freed with free_fn). */
+X509 *sni_leaf(const struct sni_set *s, int n);
+size_t sni_count(const struct sni_set *s);
+void sni_set_staple(struct sni_set *s, int n, void *staple, void (*free_fn)(void *));
+/* The staple of the added chain whose leaf is cert, or NULL. */
+void *sni_staple_for(const struct sni_set *s, const X509 *cert);
 void sni_free(struct sni_set *s);
 /* 1 when the SNI callback refused ssl's server name (unrecognized_name sent). */
 int sni_refused(const SSL *ssl);

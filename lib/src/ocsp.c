@@ -54,6 +54,11 @@ static void staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int i, long
 	}
 }
 
+static void staple_free_ptr(void *st)
+{
+	staple_free(NULL, st, NULL, 0, 0, NULL);
+}
+
 static void make_indexes(void)
 {
 	staple_idx = SSL_CTX_get_ex_new_index(0, (void *)"ktls ocsp staple", NULL, NULL, staple_free);
@@ -142,14 +147,17 @@ static const char *check_response(OCSP_RESPONSE *resp, X509 *cert, OCSP_BASICRES
 /* Server: staple to clients that ask, while the response is current. */
 static int server_status_cb(SSL *ssl, void *arg)
 {
+	const struct ktls_ctx *ctx = arg;
 	const struct staple *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), staple_idx);
+	const X509 *served = SSL_get_certificate(ssl);
 	unsigned char *copy;
 
-	(void)arg;
-	if (!st || SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp)
+	if (SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp)
 		return SSL_TLSEXT_ERR_NOACK;
-	/* another chain was chosen (by key type, or by name: sni.c) */
-	if (SSL_get_certificate(ssl) != st->cert)
+	/* the staple of the chain chosen (by key type, or by name: sni.c), if it has one */
+	if (!st || st->cert != served)
+		st = sni_staple_for(ctx->sni, served);
+	if (!st)
 		return SSL_TLSEXT_ERR_NOACK;
 	if (st->next_update && st->next_update + OCSP_SKEW < time(NULL))
 		return SSL_TLSEXT_ERR_NOACK; /* went stale while we ran: send nothing */
@@ -177,12 +185,17 @@ KTLS_API int ktls_ctx_set_ocsp_staple_mem(ktls_ctx *ctx, const void *der, size_t
 	if (indexes() != 0)
 		return ctx_fail(ctx, KTLS_ERR_RESOURCE, "out of memory");
 	if (!der || len == 0) { /* remove */
+		if (ctx->last_chain) {
+			sni_set_staple(ctx->sni, ctx->last_chain, NULL, staple_free_ptr);
+			return 0;
+		}
 		st = SSL_CTX_get_ex_data(ctx->ssl, staple_idx);
 		SSL_CTX_set_ex_data(ctx->ssl, staple_idx, NULL);
 		staple_free(NULL, st, NULL, 0, 0, NULL);
 		return 0;
 	}
-	cert = SSL_CTX_get0_certificate(ctx->ssl);
+	/* about the chain loaded or added last */
+	cert = ctx->last_chain ? sni_leaf(ctx->sni, ctx->last_chain) : SSL_CTX_get0_certificate(ctx->ssl);
 	if (!cert)
 		return ctx_fail(ctx, KTLS_ERR_INVALID, "OCSP staple: load the certificate first");
 	if (len > OCSP_MAX_DER || !(resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) ||
@@ -205,7 +218,9 @@ KTLS_API int ktls_ctx_set_ocsp_staple_mem(ktls_ctx *ctx, const void *der, size_t
 	X509_up_ref(cert);
 	st->cert = cert;
 	st->next_update = next;
-	{
+	if (ctx->last_chain) {
+		sni_set_staple(ctx->sni, ctx->last_chain, st, staple_free_ptr);
+	} else {
 		struct staple *old = SSL_CTX_get_ex_data(ctx->ssl, staple_idx);
 
 		if (!SSL_CTX_set_ex_data(ctx->ssl, staple_idx, st)) {
@@ -215,6 +230,7 @@ KTLS_API int ktls_ctx_set_ocsp_staple_mem(ktls_ctx *ctx, const void *der, size_t
 		staple_free(NULL, old, NULL, 0, 0, NULL);
 	}
 	SSL_CTX_set_tlsext_status_cb(ctx->ssl, server_status_cb);
+	SSL_CTX_set_tlsext_status_arg(ctx->ssl, ctx);
 	return 0;
 }
 

@@ -28,6 +28,8 @@ struct sni_chain {
 	STACK_OF(X509) *chain;
 	char **names;   /* lower case: SAN DNS names, else the subject CN */
 	size_t nnames;
+	void *staple;   /* its OCSP staple (ocsp.c), or NULL */
+	void (*staple_free)(void *);
 };
 
 struct sni_set {
@@ -59,6 +61,8 @@ static void chain_free(struct sni_chain *c)
 	for (size_t i = 0; i < c->nnames; i++)
 		free(c->names[i]);
 	free(c->names);
+	if (c->staple)
+		c->staple_free(c->staple);
 }
 
 void sni_free(struct sni_set *s)
@@ -249,4 +253,32 @@ KTLS_API int ktls_ctx_set_sni_callback(ktls_ctx *ctx, ktls_sni_fn fn, void *arg)
 	s->fn = fn;
 	s->arg = arg;
 	return 0;
+}
+
+size_t sni_count(const struct sni_set *s)
+{
+	return s ? s->n : 0;
+}
+
+X509 *sni_leaf(const struct sni_set *s, int n)
+{
+	return s && n >= 1 && (size_t)n <= s->n ? s->v[n - 1].leaf : NULL;
+}
+
+void sni_set_staple(struct sni_set *s, int n, void *staple, void (*free_fn)(void *))
+{
+	struct sni_chain *c = &s->v[n - 1];
+
+	if (c->staple)
+		c->staple_free(c->staple);
+	c->staple = staple;
+	c->staple_free = free_fn;
+}
+
+void *sni_staple_for(const struct sni_set *s, const X509 *cert)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (s->v[i].leaf == cert)
+			return s->v[i].staple;
+	return NULL;
 }

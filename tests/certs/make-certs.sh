@@ -125,7 +125,8 @@ rm -f *.srl
 
 # OCSP responses about server-ec, signed by its issuer (the CA): good,
 # stale (nextUpdate yesterday), revoked; and a good one about server-rsa
-# (the wrong certificate for server-ec).  openssl ocsp cannot backdate,
+# (the wrong certificate for server-ec), and a good one about sni-a (a chain
+# chosen by server name).  openssl ocsp cannot backdate,
 # Python's cryptography can.
 python3 - <<'PY'
 import datetime
@@ -143,7 +144,8 @@ for out, leaf, status, this, nxt in (
         ('server-ec.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day),
         ('server-ec-stale.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.GOOD, now - 3 * day, now - day),
         ('server-ec-revoked.ocsp.der', 'server-ec', ocsp.OCSPCertStatus.REVOKED, now - day, now + 30 * day),
-        ('server-rsa.ocsp.der', 'server-rsa', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day)):
+        ('server-rsa.ocsp.der', 'server-rsa', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day),
+        ('sni-a.ocsp.der', 'sni-a', ocsp.OCSPCertStatus.GOOD, now - day, now + 30 * day)):
     b = ocsp.OCSPResponseBuilder().add_response(
         cert=load(leaf), issuer=ca, algorithm=hashes.SHA1(), cert_status=status,
         this_update=this, next_update=nxt,

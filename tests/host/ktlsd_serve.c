@@ -1110,7 +1110,7 @@ static void s_client_sni(const char *name, const char *args, char *out, size_t c
 	snprintf(cmd, sizeof(cmd),
 		 "printf 'GET /r16384 HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' | "
 		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername %s -CAfile %s "
-		 "-verify_hostname %s %s -ign_eof 2>&1 | grep -a -E '^subject=|^HTTP/1.1|Verify return'",
+		 "-verify_hostname %s %s -ign_eof 2>&1 | grep -a -E '^subject=|^HTTP/1.1|Verify return|OCSP response: no|Cert Status'",
 		 name, S.port, name, certs_ca(), name, args);
 	tu_run(cmd, out, cap);
 }
@@ -1119,8 +1119,10 @@ static void s_client_sni(const char *name, const char *args, char *out, size_t c
  * Several --cert/--key pairs: the first is served by default, the others
  * by the client's server name, ECDSA or RSA by its signature algorithms;
  * curl verifies a.test against its own chain and gets the file intact;
- * SIGHUP re-reads every pair (a chain's file replaced by one for b.test
- * serves b.test after the reload).  In the guest, through kTLS.
+ * each pair staples its own OCSP response (the i-th --ocsp-staple), one
+ * without gets none; SIGHUP re-reads every pair (a chain's file replaced
+ * by one for b.test serves b.test after the reload, and the staple that
+ * no longer matches it is refused in the log).  In the guest, through kTLS.
  */
 Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeout = 120)
 {
@@ -1143,9 +1145,10 @@ Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeo
 		 tu_cert("sni-a.key"), sni_key);
 	cr_assert_eq(tu_run(cmd, NULL, 0), 0);
 	snprintf(extra, sizeof(extra), "--cert %s --key %s --cert %s --key %s --cert %s --key %s "
-		 "--cert %s --key %s", tu_cert("server-ec.pem"), tu_cert("server-ec.key"),
-		 sni_pem, sni_key, tu_cert("sni-b-ec.pem"), tu_cert("sni-b-ec.key"),
-		 tu_cert("sni-b-rsa.pem"), tu_cert("sni-b-rsa.key"));
+		 "--cert %s --key %s --ocsp-staple %s --ocsp-staple %s", tu_cert("server-ec.pem"),
+		 tu_cert("server-ec.key"), sni_pem, sni_key, tu_cert("sni-b-ec.pem"),
+		 tu_cert("sni-b-ec.key"), tu_cert("sni-b-rsa.pem"), tu_cert("sni-b-rsa.key"),
+		 tu_cert("server-ec.ocsp.der"), tu_cert("sni-a.ocsp.der"));
 	start_args(extra);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char subj[64];
@@ -1161,6 +1164,14 @@ Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeo
 	l = log_text();
 	cr_expect(strstr(l, "3 more chosen by the client's server name (SNI)"), "%s", l);
 	free(l);
+	s_client_sni("a.test", "-status", out, sizeof(out));
+	cr_expect(strstr(out, "subject=CN = sni-a\n") && strstr(out, "Cert Status: good"), "%s", out);
+	s_client_sni("localhost", "-status", out, sizeof(out));
+	cr_expect(strstr(out, "subject=CN = server-ec\n") && strstr(out, "Cert Status: good"), "%s",
+		  out);
+	s_client_sni("b.test", "-status", out, sizeof(out));
+	cr_expect(strstr(out, "OCSP response: no response sent") && strstr(out, "HTTP/1.1 200 OK"),
+		  "b.test has no staple: %s", out);
 	snprintf(cmd, sizeof(cmd), "sha256sum < %s/r16384 | cut -c1-64", S.root);
 	cr_assert_eq(tu_run(cmd, want, sizeof(want)), 0);
 	snprintf(cmd, sizeof(cmd), "curl -sS --fail --cacert %s --resolve a.test:%d:127.0.0.1 "
@@ -1177,6 +1188,8 @@ Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeo
 	cr_expect(strstr(out, "subject=CN = server-ec\n"), "a.test's pair is gone: %s", out);
 	s_client_sni("b.test", "-sigalgs ecdsa_secp256r1_sha256", out, sizeof(out));
 	cr_expect(strstr(out, "subject=CN = sni-b-ec\n") && strstr(out, "HTTP/1.1 200 OK"), "%s", out);
+	cr_expect(log_waits_for("OCSP staple not used: it is about another certificate (serial or "
+				"issuer differ); serving without a staple"));
 	py("normal");
 }
 

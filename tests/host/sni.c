@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <criterion/criterion.h>
 
@@ -143,7 +144,26 @@ Test(sni, callback_chooses_and_refuses)
 	ktls_ctx_free(ctx);
 }
 
-Test(sni, ocsp_staple_only_with_its_certificate)
+/* The serial of the certificate an OCSP response s_client printed is about. */
+static int staple_about(const char *out, const char *cn)
+{
+	char cmd[400], serial[128];
+	const char *p = strstr(out, "Serial Number: ");
+
+	snprintf(cmd, sizeof(cmd), "openssl x509 -in %s -noout -serial | cut -d= -f2",
+		 tu_cert(cn));
+	if (!p || tu_run(cmd, serial, sizeof(serial)) != 0)
+		return 0;
+	serial[strcspn(serial, "\n")] = '\0';
+	return strncasecmp(p + 15, serial, strlen(serial)) == 0;
+}
+
+/*
+ * A staple belongs to the chain loaded or added last: server-ec's is sent
+ * with server-ec, sni-a's with sni-a, and b.test's chain, with none, gets
+ * none (never another certificate's).
+ */
+Test(sni, ocsp_staple_per_chain)
 {
 	ktls_ctx *ctx = ct_server_ctx("server-ec");
 	static char out[262144];
@@ -152,13 +172,23 @@ Test(sni, ocsp_staple_only_with_its_certificate)
 	cr_assert_eq(ktls_ctx_set_ocsp_staple_file(ctx, tu_cert("server-ec.ocsp.der")), 0, "%s",
 		     ktls_ctx_error(ctx));
 	cr_assert_eq(ktls_ctx_add_cert_chain(ctx, tu_cert("sni-a.pem"), tu_cert("sni-a.key")), 0);
+	/* checked against the chain just added: server-ec's response is not about it */
+	cr_expect_eq(ktls_ctx_set_ocsp_staple_file(ctx, tu_cert("server-ec.ocsp.der")), -1);
+	cr_expect(strstr(ktls_ctx_error(ctx), "about another certificate"), "%s", ktls_ctx_error(ctx));
+	cr_assert_eq(ktls_ctx_set_ocsp_staple_file(ctx, tu_cert("sni-a.ocsp.der")), 0, "%s",
+		     ktls_ctx_error(ctx));
+	cr_assert_eq(ktls_ctx_add_cert_chain(ctx, tu_cert("sni-b-ec.pem"), tu_cert("sni-b-ec.key")), 0);
 	cr_assert_eq(s_client(ctx, (const char *const[]){ "-servername", "localhost", "-status", NULL },
 			      out, sizeof(out)), 0);
-	cr_expect(strstr(out, "Cert Status: good"), "localhost: %.2000s", out);
+	cr_expect(strstr(out, "Cert Status: good") && staple_about(out, "server-ec.pem"),
+		  "localhost: %.3000s", out);
 	cr_assert_eq(s_client(ctx, (const char *const[]){ "-servername", "a.test", "-status", NULL },
 			      out, sizeof(out)), 0);
-	cr_expect(strstr(out, "OCSP response: no response sent"), "a.test got server-ec's staple: %.2000s",
-		  out);
+	cr_expect(strstr(out, "Cert Status: good") && staple_about(out, "sni-a.pem"),
+		  "a.test: %.3000s", out);
+	cr_assert_eq(s_client(ctx, (const char *const[]){ "-servername", "b.test", "-status", NULL },
+			      out, sizeof(out)), 0);
+	cr_expect(strstr(out, "OCSP response: no response sent"), "b.test got a staple: %.2000s", out);
 	ktls_ctx_free(ctx);
 }
 
