@@ -1611,7 +1611,7 @@ Test(ktlsd_ops, sighup_reloads_certificate, .init = setup, .fini = stop, .timeou
  */
 Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = stop, .timeout = 120)
 {
-	char dir[300], cert[320], key[320], cmd[2000], o[4096];
+	char dir[300], cert[320], key[320], cert2[320], key2[320], cmd[2000], o[4096];
 	int helper;
 	char *l;
 
@@ -1619,22 +1619,28 @@ Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = 
 		skip_here("needs root to test --user");
 		return;
 	}
+	/* two pairs: the helper hands out each by its number (SNI chains) */
 	cr_assert_eq(chmod(S.dir, 0755), 0);
 	snprintf(dir, sizeof(dir), "%s/keys", S.dir);
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
 	snprintf(key, sizeof(key), "%s/key.pem", dir);
-	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s && chmod 600 %s %s", tu_cert("server-ec.pem"), cert,
-		 tu_cert("server-ec.key"), key, cert, key);
+	snprintf(cert2, sizeof(cert2), "%s/cert2.pem", dir);
+	snprintf(key2, sizeof(key2), "%s/key2.pem", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s && cp %s %s && cp %s %s && chmod 600 %s/*",
+		 tu_cert("server-ec.pem"), cert, tu_cert("server-ec.key"), key, tu_cert("sni-a.pem"),
+		 cert2, tu_cert("sni-a.key"), key2, dir);
 	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
-	snprintf(cmd, sizeof(cmd), "--user nobody --cert %s --key %s", cert, key);
+	snprintf(cmd, sizeof(cmd), "--user nobody --cert %s --key %s --cert %s --key %s", cert, key,
+		 cert2, key2);
 	start_args(cmd);
 	snprintf(cmd, sizeof(cmd), "pgrep -P %d -x ktlsd-keys", (int)S.pid);
 	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "no key helper under ktlsd");
 	helper = atoi(o);
 	cr_assert_gt(helper, 0);
-	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", tu_cert("server-rsa.pem"), cert,
-		 tu_cert("server-rsa.key"), key);
+	snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s && cp %s %s && cp %s %s",
+		 tu_cert("server-rsa.pem"), cert, tu_cert("server-rsa.key"), key,
+		 tu_cert("sni-b-ec.pem"), cert2, tu_cert("sni-b-ec.key"), key2);
 	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0);
 	kill(S.pid, SIGHUP);
 	usleep(500000);
@@ -1643,6 +1649,13 @@ Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = 
 		 S.port, certs_ca());
 	tu_run(cmd, o, sizeof(o));
 	cr_expect(strstr(o, "2048 bit"), "RSA key after reload as nobody: %s", o);
+	/* the second pair was re-read through the helper too: now b.test's */
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%d -servername b.test -CAfile %s < /dev/null "
+		 "2>/dev/null | grep -m1 '^subject='",
+		 S.port, certs_ca());
+	tu_run(cmd, o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = sni-b-ec"), "second pair after reload as nobody: %s", o);
 	l = log_text();
 	cr_expect(strstr(l, "SIGHUP: reloaded"), "%s", l);
 	free(l);
