@@ -426,6 +426,7 @@ static void handshake_done(struct conn *c)
 	struct srv *s = c->w->s;
 	struct ktls_info in;
 	const char *alpn;
+	char sni[LOG_NAME_MAX + 1], ealpn[300], fb[300], hw[300];
 
 	c->hs_done = 1;
 	if (!s->cfg.no_offload && ktls_conn_offload(c->tls) != 0) {
@@ -447,14 +448,20 @@ static void handshake_done(struct conn *c)
 	else if (in.fallback_reason)
 		metrics_fallback(in.fallback_reason);
 	alpn = ktls_conn_alpn(c->tls);
-	log_msg("%s: %s %s%s%s tx=%s rx=%s%s%s%s%s%s%s%s", c->peer, in.version_name, in.cipher,
-		alpn ? " alpn=" : "", alpn ? alpn : "", ktls_mode_name(in.tx), ktls_mode_name(in.rx),
-		in.zerocopy_tx ? " zerocopy" : "",
-		s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
-		!s->cfg.no_offload && in.fallback_reason ? in.fallback_reason : "",
-		!s->cfg.no_offload && in.fallback_reason ? ")" : "",
-		in.hw_fallback_reason ? " (" : "", in.hw_fallback_reason ? in.hw_fallback_reason : "",
-		in.hw_fallback_reason ? ")" : "");
+	/* the server name is the client's bytes: escaped strictly; ALPN and reasons as log_msg does */
+	log_escape_name(sni, ktls_conn_server_name(c->tls));
+	log_escape(ealpn, sizeof(ealpn), alpn ? alpn : "", alpn ? strlen(alpn) : 0, 0);
+	log_escape(fb, sizeof(fb), in.fallback_reason ? in.fallback_reason : "",
+		   in.fallback_reason ? strlen(in.fallback_reason) : 0, 0);
+	log_escape(hw, sizeof(hw), in.hw_fallback_reason ? in.hw_fallback_reason : "",
+		   in.hw_fallback_reason ? strlen(in.hw_fallback_reason) : 0, 0);
+	log_msg_escaped("%s: %s %s sni=%s%s%s tx=%s rx=%s%s%s%s%s%s%s%s", c->peer, in.version_name,
+			in.cipher, sni, alpn ? " alpn=" : "", ealpn, ktls_mode_name(in.tx),
+			ktls_mode_name(in.rx), in.zerocopy_tx ? " zerocopy" : "",
+			s->cfg.no_offload ? " (--no-offload)" : in.fallback_reason ? " (" : "",
+			!s->cfg.no_offload ? fb : "",
+			!s->cfg.no_offload && in.fallback_reason ? ")" : "",
+			in.hw_fallback_reason ? " (" : "", hw, in.hw_fallback_reason ? ")" : "");
 	c->xfer = ktls_uring_xfer_new(c->tls);
 	if (!c->xfer) {
 		log_msg("%s: cannot set up the transfer path: %s", c->peer, strerror(errno));

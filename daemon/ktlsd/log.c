@@ -36,29 +36,99 @@ size_t log_escape(char *out, size_t cap, const char *in, size_t len, int quote)
 	return o;
 }
 
-void log_msg(const char *fmt, ...)
+/* A byte log_escape_name shows as it is (i: its index in name). */
+static int name_plain(const char *name, size_t i)
+{
+	unsigned char c = (unsigned char)name[i];
+
+	if (c == '-')
+		return i > 0 || name[1]; /* a lone "-" would read as none */
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_';
+}
+
+void log_escape_name(char out[LOG_NAME_MAX + 1], const char *name)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, full = 0, room = LOG_NAME_MAX;
+
+	if (!name) {
+		memcpy(out, "-", 2);
+		return;
+	}
+	for (size_t i = 0; name[i] && full <= LOG_NAME_MAX; i++)
+		full += name_plain(name, i) ? 1 : 4;
+	if (full > LOG_NAME_MAX)
+		room -= 3; /* for the "..." that says it was cut */
+	for (size_t i = 0; name[i]; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (name_plain(name, i)) {
+			if (o + 1 > room)
+				break;
+			out[o++] = (char)c;
+		} else {
+			if (o + 4 > room)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (full > LOG_NAME_MAX) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+static void log_write(int escape, const char *fmt, va_list ap)
 {
 	char buf[1024], raw[1024], ts[32];
 	struct timespec now;
 	struct tm tm;
-	va_list ap;
 	int n, m;
+	size_t len;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = snprintf(buf, sizeof(buf), "%s.%03ldZ ktlsd[%d]: ", ts, now.tv_nsec / 1000000,
 		     (int)getpid());
-	va_start(ap, fmt);
 	m = vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	/* peers' bytes (request lines, certificate names) reach this text */
-	n += (int)log_escape(buf + n, sizeof(buf) - (size_t)n - 1, raw,
-			     m < 0 ? 0 : m < (int)sizeof(raw) ? (size_t)m : sizeof(raw) - 1, 0);
+	len = m < 0 ? 0 : m < (int)sizeof(raw) ? (size_t)m : sizeof(raw) - 1;
+	if (escape) {
+		/* peers' bytes (request lines, certificate names) reach this text */
+		n += (int)log_escape(buf + n, sizeof(buf) - (size_t)n - 1, raw, len, 0);
+	} else {
+		if (len > sizeof(buf) - (size_t)n - 1)
+			len = sizeof(buf) - (size_t)n - 1;
+		memcpy(buf + n, raw, len);
+		n += (int)len;
+	}
 	buf[n++] = '\n';
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
 		/* nowhere left to report it */
 	}
+}
+
+void log_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_write(1, fmt, ap);
+	va_end(ap);
+}
+
+void log_msg_escaped(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_write(0, fmt, ap);
+	va_end(ap);
 }
 
 void log_access_fd(int fd)

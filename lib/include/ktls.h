@@ -603,6 +603,19 @@ int ktls_conn_peer_authenticated(const ktls_conn *conn);
 const char *ktls_conn_alpn(ktls_conn *conn);
 
 /*
+ * ktls_conn_server_name - the server name (SNI, RFC 6066) of the
+ * connection, owned by it: on a server, the host name the client sent in
+ * its ClientHello (available from the ClientHello on, so also after a
+ * failed handshake that got that far; on a resumed TLS 1.2 session, the
+ * name of the handshake that made it), NULL when the client sent none;
+ * on a client, the name it sends, NULL for an IP literal (no SNI).  A
+ * server gets it as the client wrote it: any bytes but NUL, at most 255
+ * of them, not checked to be a host name, so escape it before logging
+ * or printing it.  NULL with EINVAL on a NULL conn.
+ */
+const char *ktls_conn_server_name(const ktls_conn *conn);
+
+/*
  * ktls_conn_session - client, after the handshake: the connection's
  * session, to resume later with ktls_conn_set_session (Python's
  * SSLSocket.session).  Writes its DER encoding (an OpenSSL SSL_SESSION)

@@ -273,6 +273,15 @@ KTLS_API const char *ktls_conn_error(const ktls_conn *c)
 	return c ? c->err : "";
 }
 
+KTLS_API const char *ktls_conn_server_name(const ktls_conn *c)
+{
+	if (!c) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
 /* ---- userspace I/O --------------------------------------------------------- */
 
 /* The handshake is done and nothing failed fatally since; else -1. */

@@ -233,6 +233,43 @@ Test(http, log_escape_everything_unprintable)
 	cr_expect_str_eq(r.line, "GET /\x9b HTTP/1.1");
 }
 
+/* The server name a client sent, for sni= in the handshake line. */
+Test(http, log_escape_name_strict_and_capped)
+{
+	char o[LOG_NAME_MAX + 1], in[400], want[LOG_NAME_MAX + 1];
+
+	log_escape_name(o, NULL);
+	cr_expect_str_eq(o, "-", "no name");
+	log_escape_name(o, "-");
+	cr_expect_str_eq(o, "\\x2d", "a lone \"-\" reads as no name");
+	log_escape_name(o, "");
+	cr_expect_str_eq(o, "");
+	log_escape_name(o, "Www-1.Example_x.com");
+	cr_expect_str_eq(o, "Www-1.Example_x.com");
+	/* printable but able to fake a field, a quote, '\', control and high bytes */
+	log_escape_name(o, "a b=c(d)\"e\\f\x1b\x80~");
+	cr_expect_str_eq(o, "a\\x20b\\x3dc\\x28d\\x29\\x22e\\x5cf\\x1b\\x80\\x7e");
+	/* 255 shown bytes fit whole; one more and it is cut to 255 with "..." */
+	memset(in, 'a', 255);
+	in[255] = '\0';
+	log_escape_name(o, in);
+	cr_expect_str_eq(o, in);
+	strcpy(in + 255, "b");
+	log_escape_name(o, in);
+	memset(want, 'a', 252);
+	strcpy(want + 252, "...");
+	cr_expect_str_eq(o, want);
+	/* cut at a whole escape: 250 plain bytes and then escapes leave 2 free of 255 */
+	memset(in, 'a', 250);
+	memset(in + 250, ' ', 10);
+	in[260] = '\0';
+	log_escape_name(o, in);
+	memset(want, 'a', 250);
+	strcpy(want + 250, "...");
+	cr_expect_str_eq(o, want);
+	cr_expect_leq(strlen(o), LOG_NAME_MAX);
+}
+
 Test(http, mime_and_head)
 {
 	char b[512];

@@ -1102,16 +1102,24 @@ Test(ktlsd_ops, sighup_rereads_tls_settings, .init = setup, .fini = stop, .timeo
 	py("normal");
 }
 
-/* s_client -servername name [args] with a GET of /r16384: the subject and status lines. */
+/*
+ * s_client -servername name [args] with a GET of /r16384: the subject and
+ * status lines.  name NULL: -noservername, verifying localhost.
+ */
 static void s_client_sni(const char *name, const char *args, char *out, size_t cap)
 {
-	char cmd[1500];
+	char cmd[1500], sni[300];
+	const char *host = name ? name : "localhost";
 
+	if (name)
+		snprintf(sni, sizeof(sni), "-servername %s", name);
+	else
+		snprintf(sni, sizeof(sni), "-noservername");
 	snprintf(cmd, sizeof(cmd),
 		 "printf 'GET /r16384 HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' | "
-		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername %s -CAfile %s "
+		 "timeout 30 openssl s_client -connect 127.0.0.1:%d %s -CAfile %s "
 		 "-verify_hostname %s %s -ign_eof 2>&1 | grep -a -E '^subject=|^HTTP/1.1|Verify return|OCSP response: no|Cert Status'",
-		 name, S.port, name, certs_ca(), name, args);
+		 host, S.port, sni, certs_ca(), host, args);
 	tu_run(cmd, out, cap);
 }
 
@@ -1122,11 +1130,14 @@ static void s_client_sni(const char *name, const char *args, char *out, size_t c
  * each pair staples its own OCSP response (the i-th --ocsp-staple), one
  * without gets none; SIGHUP re-reads every pair (a chain's file replaced
  * by one for b.test serves b.test after the reload, and the staple that
- * no longer matches it is refused in the log).  In the guest, through kTLS.
+ * no longer matches it is refused in the log).  Each connection's log line
+ * names the server name the client sent (sni=-: none; a client without
+ * one gets the default chain).  In the guest, through kTLS.
  */
 Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeout = 120)
 {
 	char extra[2000], out[4096], cmd[1500], sni_pem[400], sni_key[400], want[128], *l;
+	char logged[300];
 	static const struct {
 		const char *name, *args, *cn;
 	} cases[] = {
@@ -1162,7 +1173,18 @@ Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeo
 			  cases[i].name, out);
 	}
 	l = log_text();
+	cr_expect_null(strstr(l, " sni=- "), "a name was sent on every connection so far:\n%s", l);
+	free(l);
+	s_client_sni(NULL, "", out, sizeof(out));
+	cr_expect(strstr(out, "subject=CN = server-ec\n") && strstr(out, "HTTP/1.1 200 OK"),
+		  "no server name: the default chain: %s", out);
+	l = log_text();
 	cr_expect(strstr(l, "3 more chosen by the client's server name (SNI)"), "%s", l);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(logged, sizeof(logged), " sni=%s ", cases[i].name);
+		cr_expect(strstr(l, logged), "the handshake line lacks \"%s\":\n%s", logged, l);
+	}
+	cr_expect(strstr(l, " sni=- "), "no sni=- for the client without one:\n%s", l);
 	free(l);
 	s_client_sni("a.test", "-status", out, sizeof(out));
 	cr_expect(strstr(out, "subject=CN = sni-a\n") && strstr(out, "Cert Status: good"), "%s", out);
@@ -1191,6 +1213,68 @@ Test(ktlsd_ops, certificates_by_server_name, .init = setup, .fini = stop, .timeo
 	cr_expect(log_waits_for("OCSP staple not used: it is about another certificate (serial or "
 				"issuer differ); serving without a staple"));
 	py("normal");
+}
+
+/* s_client -servername "$n" after the shell line set_n, then a GET: its status line. */
+static void s_client_raw_name(const char *set_n, char *out, size_t cap)
+{
+	char cmd[1500];
+
+	snprintf(cmd, sizeof(cmd),
+		 "%s; printf 'GET /r16384 HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+		 "timeout 30 openssl s_client -connect 127.0.0.1:%d -servername \"$n\" -ign_eof 2>&1 | "
+		 "grep -a '^HTTP/1.1'", set_n, S.port);
+	tu_run(cmd, out, cap);
+}
+
+/*
+ * The server name is the client's own bytes, unchecked by TLS: the log line
+ * shows [A-Za-z0-9._-] as they are and every other byte as \xHH (so a name
+ * cannot fake a field, a line or a terminal sequence), a lone "-" apart
+ * from none, and at most 255 bytes of it, cut with "...".
+ */
+Test(ktlsd_ops, server_name_logged_escaped, .init = setup, .fini = stop, .timeout = 60)
+{
+	char out[512], set_n[600], want[300], *l;
+	size_t n;
+
+	start_args(NULL);
+	/* a space, '=', parentheses, '\', a control byte and one >= 0x80 */
+	s_client_raw_name("n=$(printf 'x tx=hw rx=hw (y)\\134\\001\\377.test')", out, sizeof(out));
+	cr_expect(strstr(out, "HTTP/1.1 200 OK"), "odd name: %s", out);
+	s_client_raw_name("n=-", out, sizeof(out));
+	cr_expect(strstr(out, "HTTP/1.1 200 OK"), "\"-\": %s", out);
+	/* 255 bytes: whole when each is shown as it is, cut when escaped */
+	memset(want, 'a', 255);
+	want[255] = '\0';
+	snprintf(set_n, sizeof(set_n), "n='%s'", want);
+	s_client_raw_name(set_n, out, sizeof(out));
+	cr_expect(strstr(out, "HTTP/1.1 200 OK"), "255 bytes: %s", out);
+	memset(want, '~', 255);
+	snprintf(set_n, sizeof(set_n), "n='%s'", want);
+	s_client_raw_name(set_n, out, sizeof(out));
+	cr_expect(strstr(out, "HTTP/1.1 200 OK"), "255 escaped bytes: %s", out);
+
+	l = log_text();
+	cr_expect(strstr(l, " sni=x\\x20tx\\x3dhw\\x20rx\\x3dhw\\x20\\x28y\\x29\\x5c\\x01\\xff.test tx="),
+		  "odd name not escaped:\n%s", l);
+	cr_expect_null(strstr(l, "x tx=hw"), "the name faked a field:\n%s", l);
+	cr_expect(strstr(l, " sni=\\x2d tx="), "a lone \"-\" reads as no name:\n%s", l);
+	cr_expect_null(strstr(l, " sni=- "), "no connection came without a name:\n%s", l);
+	strcpy(want, " sni=");
+	memset(want + 5, 'a', 255);
+	strcpy(want + 5 + 255, " tx=");
+	cr_expect(strstr(l, want), "255 plain bytes not logged whole:\n%s", l);
+	strcpy(want, " sni=");
+	for (int i = 0; i < 63; i++) /* 63 escapes (252 bytes) and "...": 255 */
+		strcat(want, "\\x7e");
+	strcat(want, "... tx=");
+	cr_expect(strstr(l, want), "an escaped 255-byte name not cut at 255 with \"...\":\n%s", l);
+	n = strlen(l);
+	for (size_t i = 0; i < n; i++)
+		cr_expect(l[i] == '\n' || (l[i] >= 0x20 && l[i] < 0x7f), "raw byte 0x%02x in the log",
+			  (unsigned char)l[i]);
+	free(l);
 }
 
 /* A response that fits one TLS record goes out as one record. */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -24,6 +26,7 @@ TestSuite(sni, .init = ct_suite_init, .fini = ct_suite_fini, .timeout = 120);
 #define TAIL "end-of-sni-test-data"
 
 static char server_err[512]; /* our handshake's failure, when it failed */
+static char served_name[300]; /* ktls_conn_server_name after the handshake, "(none)" for NULL */
 
 static ktls_ctx *sni_ctx(void)
 {
@@ -47,6 +50,8 @@ static void serve(ktls_conn *c, void *arg)
 	int want = tu_expect_ktls() ? KTLS_MODE_SW : KTLS_MODE_USER;
 
 	(void)arg;
+	snprintf(served_name, sizeof(served_name), "%s",
+		 ktls_conn_server_name(c) ? ktls_conn_server_name(c) : "(none)");
 	cr_assert_eq(ktls_conn_offload(c), 0, "%s", ktls_conn_error(c));
 	cr_assert_eq(ktls_conn_info(c, &in), 0);
 	cr_expect_eq(in.tx, want, "tx %d: %s", in.tx, in.fallback_reason);
@@ -102,8 +107,37 @@ Test(sni, chosen_by_name_then_by_key_type)
 		  "sni-b-ec", "TLS 1.2, b.test, an ECDSA suite" },
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *sent = !strcmp(cases[i].args[0], "-servername") ? cases[i].args[1] : "(none)";
+
+		served_name[0] = '\0';
 		expect_served(ctx, cases[i].args, cases[i].cn, cases[i].what);
+		/* ktls_conn_server_name: the name as the client wrote it ("A.TEST" too) */
+		cr_expect_str_eq(served_name, sent, "%s: ktls_conn_server_name", cases[i].what);
+	}
+	cr_expect_null(ktls_conn_server_name(NULL));
+	ktls_ctx_free(ctx);
+}
+
+/* A client's ktls_conn_server_name is the name it sends: none for an IP literal. */
+Test(sni, client_server_name_is_the_one_sent)
+{
+	ktls_ctx *ctx = ct_client_ctx();
+	ktls_conn *c;
+	int sv[2];
+
+	cr_assert_not_null(ctx);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	c = ktls_conn_connect(ctx, sv[0], "a.test");
+	cr_assert_not_null(c, "%s", ktls_ctx_error(ctx));
+	cr_expect_str_eq(ktls_conn_server_name(c), "a.test");
+	ktls_conn_free(c);
+	c = ktls_conn_connect(ctx, sv[0], "127.0.0.1");
+	cr_assert_not_null(c, "%s", ktls_ctx_error(ctx));
+	cr_expect_null(ktls_conn_server_name(c), "an IP literal is not sent as SNI");
+	ktls_conn_free(c);
+	close(sv[0]);
+	close(sv[1]);
 	ktls_ctx_free(ctx);
 }
 
