@@ -103,6 +103,11 @@ void rig_guest_setup(void)
 	if (access(RIG_CFS, F_OK) != 0)
 		mount("none", "/sys/kernel/config", "configfs", 0, NULL);
 	cr_assert_eq(access(RIG_CFS, F_OK), 0, "configfs/nvmet missing");
+	rig_trace_setup();
+}
+
+void rig_trace_setup(void)
+{
 	if (access(RIG_TRACE "/events/handshake", F_OK) != 0)
 		mount("nodev", RIG_TRACE, "tracefs", 0, NULL);
 	/*

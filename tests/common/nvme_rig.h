@@ -41,6 +41,8 @@ void rig_assert_agent_refuses(const char *log);
 
 /* Modules, configfs and the handshake tracepoints (enabled). */
 void rig_guest_setup(void);
+/* Only the handshake tracepoints (tracefs mounted, events enabled). */
+void rig_trace_setup(void);
 
 /* The subsystem (namespace 1 backed by a 64 MiB file img) on a TLS port. */
 void rig_target_setup(const char *img);

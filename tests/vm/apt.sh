@@ -18,7 +18,7 @@ write_sources() {
 	main=${KTLS_VM_MIRROR:-$(mirror_for bookworm http://deb.debian.org/debian/)}
 	sec=${KTLS_VM_SECURITY_MIRROR:-$(mirror_for bookworm-security http://deb.debian.org/debian-security/)}
 	{
-		for s in bookworm bookworm-updates ${KTLS_VM_NEW_SUITES:-trixie-backports sid}; do
+		for s in bookworm bookworm-updates ${KTLS_VM_NEW_SUITES:-trixie trixie-backports sid}; do
 			echo "deb [signed-by=$KEYRING] $main $s main"
 		done
 		echo "deb [signed-by=$KEYRING] $sec bookworm-security main"
