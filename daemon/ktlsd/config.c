@@ -440,20 +440,37 @@ static int str_differs(const char *a, const char *b)
 		b = swap_tmp_;            \
 	} while (0)
 
-void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t len)
+int cfg_pairs_differ(const struct cfg *a, const struct cfg *b)
+{
+	if (a->ncerts != b->ncerts || a->nkeys != b->nkeys)
+		return 1;
+	for (int i = 0; i < a->ncerts; i++)
+		if (strcmp(a->cert[i], b->cert[i]) != 0)
+			return 1;
+	for (int i = 0; i < a->nkeys; i++)
+		if (strcmp(a->key[i], b->key[i]) != 0)
+			return 1;
+	return 0;
+}
+
+void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, int take_pairs, char *restart, size_t len)
 {
 	int listen_differs = c->nlisten != fresh->nlisten;
-	int cert_differs = c->ncerts != fresh->ncerts, key_differs = c->nkeys != fresh->nkeys;
+	int pairs_differ = cfg_pairs_differ(c, fresh);
 
 	for (int i = 0; !listen_differs && i < c->nlisten; i++)
 		listen_differs = strcmp(c->listen[i], fresh->listen[i]) != 0;
-	for (int i = 0; !cert_differs && i < c->ncerts; i++)
-		cert_differs = strcmp(c->cert[i], fresh->cert[i]) != 0;
-	for (int i = 0; !key_differs && i < c->nkeys; i++)
-		key_differs = strcmp(c->key[i], fresh->key[i]) != 0;
-	snprintf(restart, len, "%s%s%s%s%s%s", str_differs(c->root, fresh->root) ? "--root," : "",
-		 listen_differs ? "--listen," : "", cert_differs ? "--cert," : "",
-		 key_differs ? "--key," : "",
+	if (pairs_differ && take_pairs) {
+		for (int i = 0; i < CFG_MAX_CERTS; i++) {
+			SWAP(c->cert[i], fresh->cert[i]);
+			SWAP(c->key[i], fresh->key[i]);
+		}
+		SWAP(c->ncerts, fresh->ncerts);
+		SWAP(c->nkeys, fresh->nkeys);
+		pairs_differ = 0;
+	}
+	snprintf(restart, len, "%s%s%s%s%s", str_differs(c->root, fresh->root) ? "--root," : "",
+		 listen_differs ? "--listen," : "", pairs_differ ? "--cert/--key," : "",
 		 c->workers != fresh->workers ? "--workers," : "",
 		 str_differs(c->user, fresh->user) ? "--user," : "");
 	if (restart[0])

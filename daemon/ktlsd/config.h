@@ -57,15 +57,19 @@ struct cfg {
 /* Parse argv (after "serve"); 0, 1 for --help (printed), -1 with a message printed. */
 int cfg_parse(struct cfg *c, int argc, char **argv);
 
+/* The --cert/--key pairs of a and b differ (in number, order or paths). */
+int cfg_pairs_differ(const struct cfg *a, const struct cfg *b);
+
 /*
  * SIGHUP: move into c the settings only the TLS context reads (--ca,
  * --verify, --ciphers, --ciphersuites, --alpn, --tickets, --ticket-key,
- * --ocsp-staple) from fresh, a new parse of the same command line and
- * file; fresh gets c's old ones, for cfg_free.  The names of the settings
- * that differ but are only read at start (--root, --listen, --cert, --key,
- * --workers, --user) go into restart, comma-separated ("" when none).
+ * --ocsp-staple, and the --cert/--key pairs when take_pairs) from fresh,
+ * a new parse of the same command line and file; fresh gets c's old ones,
+ * for cfg_free.  The names of the settings that differ but are only read
+ * at start (--root, --listen, --workers, --user; --cert/--key without
+ * take_pairs) go into restart, comma-separated ("" when none).
  */
-void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, char *restart, size_t len);
+void cfg_take_reloadable(struct cfg *c, struct cfg *fresh, int take_pairs, char *restart, size_t len);
 void cfg_free(struct cfg *c);
 void cfg_usage(FILE *f);
 

@@ -96,7 +96,23 @@ static void answer(int fd, const char *cert, const char *key, char *msg)
 	OPENSSL_cleanse(msg, sizeof(h) + len);
 }
 
-static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *const key[], int n)
+/* The request byte that asks for a re-read instead of a pair. */
+#define KEYD_REREAD 0xff
+
+static void answer_reread(int fd, int n, const char *why)
+{
+	struct keyd_hdr h = { .err = why ? EINVAL : 0, .certlen = why ? 0 : (uint32_t)n };
+	char msg[sizeof(h) + 128];
+	size_t len = why ? (size_t)snprintf(msg + sizeof(h), 128, "%s", why) : 0;
+
+	memcpy(msg, &h, sizeof(h));
+	if (send(fd, msg, sizeof(h) + len, MSG_NOSIGNAL) < 0) {
+		/* ktlsd went away: the next recv sees the end */
+	}
+}
+
+static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *const key[], int n,
+					     keyd_reread_fn *reread, void *arg)
 {
 	char *msg = malloc(KEYD_MSG);
 	unsigned char i;
@@ -113,6 +129,20 @@ static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *c
 	if (!msg)
 		_exit(1);
 	while (recv(fd, &i, 1, 0) == 1) {
+		if (i == KEYD_REREAD) {
+			char *const *c2, *const *k2;
+			int n2;
+
+			if (!reread || reread(arg, &c2, &k2, &n2) != 0)
+				answer_reread(fd, 0, "the configuration does not parse");
+			else if (n2 < 1 || n2 > KEYD_MAX_PAIRS)
+				answer_reread(fd, 0, "the configuration names no --cert, or too many");
+			else {
+				cert = c2, key = k2, n = n2;
+				answer_reread(fd, n, NULL);
+			}
+			continue;
+		}
 		if (i >= n)
 			continue; /* not a pair we were given: no answer, ktlsd times out */
 		answer(fd, cert[i], key && key[i] ? key[i] : cert[i], msg);
@@ -120,7 +150,8 @@ static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *c
 	_exit(0);
 }
 
-int keyd_start(char *const cert[], char *const key[], int n, char *err, size_t errlen)
+int keyd_start(char *const cert[], char *const key[], int n, keyd_reread_fn *reread, void *arg,
+	       char *err, size_t errlen)
 {
 	struct timeval tv = { 5, 0 };
 	int sv[2];
@@ -143,7 +174,7 @@ int keyd_start(char *const cert[], char *const key[], int n, char *err, size_t e
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		helper(sv[1], cert, key, n);
+		helper(sv[1], cert, key, n, reread, arg);
 	}
 	close(sv[1]);
 	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -197,6 +228,29 @@ out:
 	OPENSSL_cleanse(msg, KEYD_MSG + 1);
 	free(msg);
 	return rc;
+}
+
+int keyd_reread(int fd, char *err, size_t errlen)
+{
+	unsigned char req = KEYD_REREAD;
+	char msg[sizeof(struct keyd_hdr) + 129];
+	struct keyd_hdr h;
+	ssize_t n;
+
+	if (send(fd, &req, 1, MSG_NOSIGNAL) != 1 || (n = recv(fd, msg, sizeof(msg) - 1, 0)) < 0) {
+		snprintf(err, errlen, "the key helper: %s", strerror(errno));
+		return -1;
+	}
+	if ((size_t)n < sizeof(h)) {
+		snprintf(err, errlen, "the key helper is gone");
+		return -1;
+	}
+	memcpy(&h, msg, sizeof(h));
+	if (h.err) {
+		snprintf(err, errlen, "the key helper: %.*s", (int)((size_t)n - sizeof(h)), msg + sizeof(h));
+		return -1;
+	}
+	return (int)h.certlen;
 }
 
 void keyd_clear(struct keyd_pair *p)

@@ -316,13 +316,31 @@ static int drop_privileges(const char *user)
  * files (keyd.h): a key only root may read keeps working.  0, or -1 with
  * the old context kept and the reason logged.
  */
-static int rebuild(struct srv *s, const char *cert, const char *key, const struct ticket_ring *tr,
-		   const char *why)
+/* The default pair: the first --cert/--key, else the self-signed one. */
+static void default_pair(const struct srv *s, const char **cert, const char **key)
+{
+	if (s->cfg.ncerts) {
+		*cert = s->cfg.cert[0];
+		*key = s->cfg.nkeys ? s->cfg.key[0] : NULL;
+	} else {
+		*cert = s->selfsigned_cert;
+		*key = s->selfsigned_key;
+	}
+}
+
+static int rebuild(struct srv *s, const struct ticket_ring *tr, const char *why)
 {
 	struct keyd_pair mem[CFG_MAX_CERTS];
+	const char *cert, *key;
 	ktls_ctx *ctx, *old;
 	char err[300];
 
+	default_pair(s, &cert, &key);
+	if (s->keyd >= 0 && s->keyd_stale) {
+		log_msg("%s: the key helper read a different configuration; send SIGHUP again. "
+			"Still serving the previous certificate", why);
+		return -1;
+	}
 	if (s->keyd >= 0) {
 		int got = 0;
 
@@ -351,16 +369,45 @@ static int rebuild(struct srv *s, const char *cert, const char *key, const struc
 	return 0;
 }
 
-/* SIGHUP: certificate, key and (with --ticket-key) ticket keys re-read. */
-static void reload(struct srv *s, const char *cert, const char *key)
+/*
+ * Can this reload take fresh's --cert/--key pairs?  Not between none
+ * (the self-signed pair) and some: that needs a start.  After --user the
+ * key helper must re-read the same pairs from the configuration itself.
+ */
+static int pairs_take(struct srv *s, const struct cfg *fresh)
+{
+	char err[300];
+	int n;
+
+	if (!s->cfg.ncerts || !fresh->ncerts)
+		return 0;
+	if (s->keyd < 0)
+		return 1;
+	n = keyd_reread(s->keyd, err, sizeof(err));
+	if (n < 0) {
+		log_msg("SIGHUP: %s; keeping the previous --cert/--key pairs", err);
+		return 0;
+	}
+	/* a file changed between the two reads: both must agree before any reload */
+	s->keyd_stale = n != fresh->ncerts;
+	return !s->keyd_stale;
+}
+
+/* SIGHUP: the settings of the TLS context, the certificates and (with --ticket-key) ticket keys re-read. */
+static void reload(struct srv *s)
 {
 	struct ticket_ring tr;
 	struct cfg fresh;
+	const char *cert, *key;
 	char err[300];
 
 	/* the TLS settings of the command line and --config file as they are now */
 	if (cfg_parse(&fresh, s->argc, s->argv) == 0) {
-		cfg_take_reloadable(&s->cfg, &fresh, err, sizeof(err));
+		int take = cfg_pairs_differ(&s->cfg, &fresh) && pairs_take(s, &fresh);
+
+		if (take)
+			log_msg("SIGHUP: the --cert/--key pairs changed: %d now", fresh.ncerts);
+		cfg_take_reloadable(&s->cfg, &fresh, take, err, sizeof(err));
 		if (err[0])
 			log_msg("SIGHUP: %s changed; that takes effect at the next start", err);
 	} else {
@@ -370,7 +417,8 @@ static void reload(struct srv *s, const char *cert, const char *key)
 	tr = s->tickets;
 	if (s->cfg.ticket_key && ticket_ring_load(&tr, s->cfg.ticket_key, err, sizeof(err)) != 0)
 		log_msg("SIGHUP: %s; keeping the ticket keys read before", err);
-	if (rebuild(s, cert, key, &tr, "SIGHUP") == 0) {
+	default_pair(s, &cert, &key);
+	if (rebuild(s, &tr, "SIGHUP") == 0) {
 		s->tickets = tr;
 		log_msg("SIGHUP: reloaded %s; new handshakes use it", cert);
 	}
@@ -378,14 +426,14 @@ static void reload(struct srv *s, const char *cert, const char *key)
 }
 
 /* --ticket-key-rotate: a new key seals from now on; the three before it still open. */
-static void rotate_ticket_key(struct srv *s, const char *cert, const char *key)
+static void rotate_ticket_key(struct srv *s)
 {
 	struct ticket_ring tr = s->tickets;
 	char err[300];
 
 	if (ticket_ring_rotate(&tr, err, sizeof(err)) != 0)
 		log_msg("ticket key rotation: %s", err);
-	else if (rebuild(s, cert, key, &tr, "ticket key rotation") == 0) {
+	else if (rebuild(s, &tr, "ticket key rotation") == 0) {
 		s->tickets = tr;
 		log_msg("ticket keys rotated: a new key seals, %d older still open tickets",
 			tr.n - 1);
@@ -401,7 +449,7 @@ static void rotate_ticket_key(struct srv *s, const char *cert, const char *key)
  * since the last look): a worker stuck or gone stops the pings and systemd
  * restarts us.  And every --ticket-key-rotate, a new ticket key.
  */
-static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const char *key)
+static int main_loop(struct srv *s, const sigset_t *set)
 {
 	uint64_t wd = notify_watchdog_usec(), *seen = NULL, every_ms = 0, next_ping = 0;
 	int sig;
@@ -446,12 +494,12 @@ static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const
 				next_ping = now + every_ms;
 			}
 			if (s->next_rotate_ms && now >= s->next_rotate_ms)
-				rotate_ticket_key(s, cert, key);
+				rotate_ticket_key(s);
 			continue;
 		}
 		if (sig == SIGHUP) {
 			notify_reloading();
-			reload(s, cert, key);
+			reload(s);
 			notify_ready("serving (reloaded)");
 			continue;
 		}
@@ -462,11 +510,31 @@ static int main_loop(struct srv *s, const sigset_t *set, const char *cert, const
 	return sig;
 }
 
+/*
+ * In the key helper (root, forked before --user): the pairs of the
+ * command line and --config file as they are now.  The previous parse
+ * stays alive while the helper serves its pairs.
+ */
+static int keyd_reread_config(void *arg, char *const **cert, char *const **key, int *n)
+{
+	static struct cfg now;
+	const struct srv *s = arg;
+	struct cfg fresh;
+
+	if (cfg_parse(&fresh, s->argc, s->argv) != 0)
+		return -1;
+	cfg_free(&now);
+	now = fresh;
+	*cert = now.cert;
+	*key = now.nkeys ? now.key : NULL;
+	*n = now.ncerts;
+	return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
 	static struct srv S;
 	struct srv *s = &S;
-	char certbuf[4096], keybuf[4096];
 	const char *cert, *key;
 	int *lfds, naddr = 0, rc = 1, logfd = -1, metrics_fd = -1, sig;
 	sigset_t set;
@@ -517,15 +585,10 @@ int serve_main(int argc, char **argv)
 		log_msg("--root %s: %s", s->cfg.root, strerror(errno));
 		return 1;
 	}
-	if (s->cfg.ncerts) {
-		cert = s->cfg.cert[0];
-		key = s->cfg.nkeys ? s->cfg.key[0] : NULL;
-	} else {
-		if (selfsign_ensure(certbuf, keybuf, sizeof(certbuf)) < 0)
-			return 1;
-		cert = certbuf;
-		key = keybuf;
-	}
+	if (!s->cfg.ncerts && selfsign_ensure(s->selfsigned_cert, s->selfsigned_key,
+					      sizeof(s->selfsigned_cert)) < 0)
+		return 1;
+	default_pair(s, &cert, &key);
 	s->keyd = -1;
 	{
 		char err[300];
@@ -563,8 +626,8 @@ int serve_main(int argc, char **argv)
 	if (s->cfg.user && s->cfg.ncerts && geteuid() == 0) {
 		char err[300];
 
-		s->keyd = keyd_start(s->cfg.cert, s->cfg.nkeys ? s->cfg.key : NULL, s->cfg.ncerts, err,
-				     sizeof(err));
+		s->keyd = keyd_start(s->cfg.cert, s->cfg.nkeys ? s->cfg.key : NULL, s->cfg.ncerts,
+				     keyd_reread_config, s, err, sizeof(err));
 		if (s->keyd < 0) {
 			log_msg("--user: the key helper for reloads: %s", err);
 			return 1;
@@ -643,7 +706,7 @@ int serve_main(int argc, char **argv)
 			 s->nworkers, s->nworkers == 1 ? "" : "s");
 		notify_ready(status);
 	}
-	sig = main_loop(s, &set, cert, key);
+	sig = main_loop(s, &set);
 	notify_stopping();
 	log_msg("%s: stopping (grace period %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		s->cfg.grace_ms);

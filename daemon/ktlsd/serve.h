@@ -26,6 +26,8 @@ struct srv {
 	pthread_mutex_t ctx_mu;  /* guards ctx: SIGHUP swaps it */
 	ktls_ctx *ctx;
 	int keyd;                /* the key helper's socket (keyd.h); -1: none */
+	int keyd_stale;          /* its pairs are not cfg's: no reload until a SIGHUP agrees */
+	char selfsigned_cert[4096], selfsigned_key[4096]; /* the pair when no --cert is given */
 	atomic_int nconns;       /* all workers together, for --max-conns */
 	atomic_int nlinger;      /* lingering closes, all workers: at most max_conns */
 	struct peer_limit *peers; /* --max-conns-per-client; NULL: no cap */

@@ -41,6 +41,7 @@ static struct {
 	char dir[200];  /* scratch: root/, logs, outputs */
 	char root[260];
 	char log[260], alog[260], py[260];
+	int own_pairs;  /* the test's --config file names the --cert/--key pairs */
 } S;
 
 static const struct {
@@ -492,7 +493,7 @@ static int start_once(const char *extra)
 	argv[ac++] = "--listen";
 	argv[ac++] = listen;
 	/* --cert repeats for SNI: a test that gives its own pairs gives them all */
-	if (!extra || !strstr(extra, "--cert ")) {
+	if (!S.own_pairs && (!extra || !strstr(extra, "--cert "))) {
 		argv[ac++] = "--cert";
 		argv[ac++] = cert;
 		argv[ac++] = "--key";
@@ -1756,6 +1757,71 @@ Test(ktlsd_ops, sighup_reloads_root_only_key_after_user, .init = setup, .fini = 
 	for (int i = 0; i < 40 && kill(helper, 0) == 0; i++)
 		usleep(50000);
 	cr_expect_neq(kill(helper, 0), 0, "the key helper outlived ktlsd");
+}
+
+/*
+ * SIGHUP takes --cert/--key pairs that changed in the --config file, as
+ * an nginx reload does: a pair added, a pair's paths changed, a pair that
+ * does not load refused with the old context kept.  As root the test runs
+ * with --user and root-only keys: the key helper re-reads the file itself.
+ */
+Test(ktlsd_ops, sighup_takes_changed_pairs_from_the_config_file, .init = setup, .fini = stop,
+     .timeout = 120)
+{
+	char dir[300], conf[300], text[1500], cmd[1500], o[4096], *l;
+	int root = geteuid() == 0;
+
+	cr_assert_eq(chmod(S.dir, 0755), 0);
+	snprintf(dir, sizeof(dir), "%s/keys", S.dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(cmd, sizeof(cmd), "cp %s %s %s %s %s %s %s/ && chmod 600 %s/*", tu_cert("server-ec.pem"),
+		 tu_cert("server-ec.key"), tu_cert("sni-a.pem"), tu_cert("sni-a.key"),
+		 tu_cert("sni-b-ec.pem"), tu_cert("sni-b-ec.key"), dir, dir);
+	cr_assert_eq(tu_run(cmd, o, sizeof(o)), 0, "%s", o);
+	snprintf(conf, sizeof(conf), "%s/ktlsd.conf", S.dir);
+	snprintf(text, sizeof(text), "cert = %s/server-ec.pem\nkey = %s/server-ec.key\n", dir, dir);
+	write_conf(conf, text);
+	S.own_pairs = 1;
+	snprintf(cmd, sizeof(cmd), "--config %s%s", conf, root ? " --user nobody" : "");
+	start_args(cmd);
+	s_client_sni("a.test", "", o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = server-ec"), "one pair: the default for a.test: %s", o);
+
+	/* a pair added */
+	snprintf(text, sizeof(text), "cert = %s/server-ec.pem\nkey = %s/server-ec.key\n"
+		 "cert = %s/sni-a.pem\nkey = %s/sni-a.key\n", dir, dir, dir, dir);
+	write_conf(conf, text);
+	kill(S.pid, SIGHUP);
+	cr_assert(log_waits_for("SIGHUP: the --cert/--key pairs changed: 2 now"), "%s", log_text_early());
+	cr_assert(log_waits_for("SIGHUP: reloaded"));
+	s_client_sni("a.test", "", o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = sni-a") && strstr(o, "HTTP/1.1 200"), "added pair: %s", o);
+
+	/* its paths changed: b.test's pair instead */
+	snprintf(text, sizeof(text), "cert = %s/server-ec.pem\nkey = %s/server-ec.key\n"
+		 "cert = %s/sni-b-ec.pem\nkey = %s/sni-b-ec.key\n", dir, dir, dir, dir);
+	write_conf(conf, text);
+	kill(S.pid, SIGHUP);
+	cr_assert(log_waits_for("SIGHUP: reloaded"));
+	usleep(300000);
+	s_client_sni("b.test", "", o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = sni-b-ec"), "changed pair: %s", o);
+	s_client_sni("a.test", "", o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = server-ec"), "a.test after its pair left: %s", o);
+
+	/* a pair whose key is missing: refused by name, b.test still served */
+	snprintf(text, sizeof(text), "cert = %s/server-ec.pem\nkey = %s/server-ec.key\n"
+		 "cert = %s/sni-a.pem\nkey = %s/missing.key\n", dir, dir, dir, dir);
+	write_conf(conf, text);
+	kill(S.pid, SIGHUP);
+	cr_assert(log_waits_for("missing.key"), "the missing key is not named");
+	cr_assert(log_waits_for("still serving the previous certificate"));
+	s_client_sni("b.test", "", o, sizeof(o));
+	cr_expect(strstr(o, "subject=CN = sni-b-ec") && strstr(o, "HTTP/1.1 200"), "after a refused reload: %s", o);
+	l = log_text();
+	cr_expect(!strstr(l, "--cert/--key changed; that takes effect at the next start"), "%s", l);
+	free(l);
+	py("normal");
 }
 
 Test(ktlsd_ops, config_file_and_cli_precedence, .init = setup, .fini = stop, .timeout = 120)
