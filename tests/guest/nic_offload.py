@@ -388,14 +388,13 @@ def case_zerocopy(root):
     srv = Ktlsd(root, ["--zerocopy-sendfile"])
     try:
         c = Client(srv.port, "64M", rate=16 << 20)
-        line = expect_mode(srv, c.cport, "hw", "zerocopy")
+        expect_mode(srv, c.cport, "hw", "zerocopy")
         socks = json.loads(run(KTLSCTL, "sockets", "--json", "dport=%d" % c.cport).stdout)["sockets"]
         check(len(socks) == 1 and socks[0]["zc_ro_tx"], "ktlsctl sockets: zc_ro_tx on the device connection")
         check("zc_ro_tx" in ss_line(c.cport), "ss -tni shows zc_ro_tx too")
         r = c.result()
         check(r.get("sha256") == digests["64M"], "64 MiB with zero-copy sendfile, sha256 matches")
         expect_mode(srv, fetch_curl(srv.port, "1M", digests), "hw", "zerocopy")
-        del line
     finally:
         srv.stop()
 
