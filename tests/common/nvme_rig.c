@@ -289,3 +289,20 @@ int rig_trace_count(const char *name)
 	fclose(f);
 	return n;
 }
+
+void rig_trace_tally(int *ok, int *bad, char *first_bad, size_t cap)
+{
+	int st[16], n[16], k = rig_trace_statuses(st, n, 16);
+
+	*ok = *bad = 0;
+	first_bad[0] = '\0';
+	for (int i = 0; i < k; i++) {
+		if (st[i] == 0) {
+			*ok += n[i];
+			continue;
+		}
+		*bad += n[i];
+		if (!first_bad[0])
+			snprintf(first_bad, cap, "status=%d", st[i]);
+	}
+}

@@ -71,6 +71,12 @@ void rig_trace_clear(void);
  */
 int rig_trace_statuses(int *statuses, int *counts, int cap);
 
+/*
+ * The same events as status 0 (ok) and any other (bad), with the first
+ * other status as "status=N" in first_bad ("" when none).
+ */
+void rig_trace_tally(int *ok, int *bad, char *first_bad, size_t cap);
+
 /* Events since the last clear whose line contains name ("handshake_submit_err"). */
 int rig_trace_count(const char *name);
 

@@ -97,24 +97,6 @@ static int ss_ktls_2049(void)
 	return n;
 }
 
-/* handshake_complete events since the last clear: status 0 and others. */
-static void trace_status(int *ok, int *bad, char *first_bad, size_t cap)
-{
-	int st[16], n[16], k = rig_trace_statuses(st, n, 16);
-
-	*ok = *bad = 0;
-	first_bad[0] = '\0';
-	for (int i = 0; i < k; i++) {
-		if (st[i] == 0) {
-			*ok += n[i];
-			continue;
-		}
-		*bad += n[i];
-		if (!first_bad[0])
-			snprintf(first_bad, cap, "status=%d", st[i]);
-	}
-}
-
 static void file_sha(const char *path, int direct, char sha[65])
 {
 	void *buf = NULL;
@@ -314,7 +296,7 @@ Test(agent_nfs, nfs_v4_2_over_tls_through_our_agent)
 	cr_assert_str_eq(out, "client certificate checked\n");
 	nfs_umount();
 
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	if (ok < 6 || nbad) {
 		tu_run("grep handshake_complete " RIG_TRACE "/trace | head -20", out, sizeof(out));
 		fprintf(stderr, "trace:\n%s\n", out);
@@ -334,7 +316,7 @@ Test(agent_nfs, nfs_v4_2_over_tls_through_our_agent)
 	cr_assert_neq(r, 0, "mtls-only export mounted with xprtsec=tls");
 	cr_expect(strstr(out, "Operation not permitted"), "tls to mtls-only: expected EPERM, got: %s", out);
 	/* the handshake itself succeeds: nfsd refuses the client afterwards */
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	cr_expect(ok >= 2 && nbad == 0, "tls to mtls-only: %d ok, %d failed handshakes (%s)", ok, nbad, bad);
 	rig_trace_clear();
 	r = nfs_mount("/", NULL, out, sizeof(out));
@@ -354,7 +336,7 @@ Test(agent_nfs, nfs_v4_2_over_tls_through_our_agent)
 			       "IP address mismatch, certificate is not valid for '127.0.0.2' -> status EACCES",
 			       5000),
 		  "agent log: the client's name check");
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	cr_expect_str_eq(bad, "status=-13", "wrong name: EACCES expected in handshake_complete");
 
 	/* 6. A trust anchor that did not issue nfsd's certificate: EACCES, with the reason. */
@@ -364,7 +346,7 @@ Test(agent_nfs, nfs_v4_2_over_tls_through_our_agent)
 	r = nfs_mount("/", "tls", out, sizeof(out));
 	cr_assert_neq(r, 0, "mounted although the server's certificate is not trusted");
 	cr_expect(strstr(out, "access denied by server"), "wrong CA: expected EACCES, got: %s", out);
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	cr_expect_eq(ok, 0, "wrong CA: a handshake succeeded");
 	cr_expect_str_eq(bad, "status=-13", "wrong CA: EACCES expected in handshake_complete");
 	cr_expect(rig_wait_log(agent_log, "certificate verify failed: unable to get local issuer certificate "

@@ -106,24 +106,6 @@ static int ss_ktls_count(void)
 	return n;
 }
 
-/* handshake_complete events: count with status 0 and with other status. */
-static void trace_status(int *ok, int *bad, char *first_bad, size_t cap)
-{
-	int st[16], n[16], k = rig_trace_statuses(st, n, 16);
-
-	*ok = *bad = 0;
-	first_bad[0] = '\0';
-	for (int i = 0; i < k; i++) {
-		if (st[i] == 0) {
-			*ok += n[i];
-			continue;
-		}
-		*bad += n[i];
-		if (!first_bad[0])
-			snprintf(first_bad, cap, "status=%d", st[i]);
-	}
-}
-
 static int wait_file(const char *path, int ms)
 {
 	long long end = rig_now_ms() + ms;
@@ -221,7 +203,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 	cr_expect_eq(tu_tls_stat("TlsCurrTxSw") - tx0, 4, "TX kTLS sockets (2 queues x 2 ends)");
 	cr_expect_eq(tu_tls_stat("TlsCurrRxSw") - rx0, 4, "RX kTLS sockets");
 	cr_expect_eq(ss_ktls_count(), 4, "ss -tnie: kTLS sockets");
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	if (ok != 4) {
 		tu_run("grep handshake " RIG_TRACE "/trace | head -20", out, sizeof(out));
 		fprintf(stderr, "trace:\n%s\n", out);
@@ -329,7 +311,7 @@ Test(agent_nvme, nvme_tcp_tls_through_our_agent)
 		close(fd);
 	}
 	usleep(300000);
-	trace_status(&ok, &nbad, bad, sizeof(bad));
+	rig_trace_tally(&ok, &nbad, bad, sizeof(bad));
 	if (nbad != 1) {
 		tu_run("grep -E 'handshake_(complete|cmd_accept|submit)' " RIG_TRACE "/trace | tail -20",
 		       out, sizeof(out));
