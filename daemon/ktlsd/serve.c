@@ -310,12 +310,6 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-/*
- * A new context from the files as they are now and the ticket keys tr,
- * swapped in for new handshakes.  After --user the key helper reads the
- * files (keyd.h): a key only root may read keeps working.  0, or -1 with
- * the old context kept and the reason logged.
- */
 /* The default pair: the first --cert/--key, else the self-signed one. */
 static void default_pair(const struct srv *s, const char **cert, const char **key)
 {
@@ -328,6 +322,12 @@ static void default_pair(const struct srv *s, const char **cert, const char **ke
 	}
 }
 
+/*
+ * A new context from the files as they are now and the ticket keys tr,
+ * swapped in for new handshakes.  After --user the key helper reads the
+ * files (keyd.h): a key only root may read keeps working.  0, or -1 with
+ * the old context kept and the reason logged.
+ */
 static int rebuild(struct srv *s, const struct ticket_ring *tr, const char *why)
 {
 	struct keyd_pair mem[CFG_MAX_CERTS];
@@ -403,9 +403,11 @@ static void reload(struct srv *s)
 
 	/* the TLS settings of the command line and --config file as they are now */
 	if (cfg_parse(&fresh, s->argc, s->argv) == 0) {
-		int take = cfg_pairs_differ(&s->cfg, &fresh) && pairs_take(s, &fresh);
+		int differ = cfg_pairs_differ(&s->cfg, &fresh);
+		/* a stale helper re-reads even when the file went back to our pairs */
+		int take = (differ || s->keyd_stale) && pairs_take(s, &fresh);
 
-		if (take)
+		if (take && differ)
 			log_msg("SIGHUP: the --cert/--key pairs changed: %d now", fresh.ncerts);
 		cfg_take_reloadable(&s->cfg, &fresh, take, err, sizeof(err));
 		if (err[0])
