@@ -10,15 +10,21 @@
  * (TSHARED): there both connections are in kTLS, so the TLS 1.3 tickets
  * reach OpenSSL through kTLS RX (session.c) and the resumed connection's
  * records prove its sequence numbers; here, without kTLS, the userspace
- * path.  Plus the refusals: garbage, another server name, a server
- * connection, after the handshake.
+ * path.  Also with the first connection's answer (and so its tickets)
+ * read through io_uring RECVMSGs (ktls_uring_recv_result).  Plus the
+ * refusals: garbage, another server name, a server connection, after the
+ * handshake.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <liburing.h>
+
+#include "ktls_uring.h"
 
 #include "../common/conn_test.h"
 #include "../common/testutil.h"
@@ -184,6 +190,98 @@ Test(session_resume, tls13_against_gnutls_serv)
 Test(session_resume, tls12_against_gnutls_serv)
 {
 	resume_against(GNUTLS_SERV, KTLS_TLS1_2);
+}
+
+/*
+ * want bytes through io_uring RECVMSGs on c (RX in the kernel): records
+ * that are not data (the TLS 1.3 tickets) come back as KTLS_WANT_READ.
+ */
+static void read_via_uring(ktls_conn *c, unsigned char *buf, size_t want)
+{
+	struct io_uring ring;
+	struct ktls_uring_rx rx;
+	size_t got = 0;
+
+	cr_assert_eq(io_uring_queue_init(4, &ring, 0), 0);
+	while (got < want) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		struct io_uring_cqe *cqe;
+		ssize_t n;
+
+		ktls_uring_prep_recvmsg(sqe, ktls_conn_fd(c), &rx, buf + got, want - got);
+		io_uring_sqe_set_data64(sqe, 1);
+		cr_assert_geq(io_uring_submit_and_wait(&ring, 1), 1);
+		cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
+		n = ktls_uring_recv_result(c, &rx, cqe);
+		io_uring_cqe_seen(&ring, cqe);
+		if (n == KTLS_WANT_READ) {
+			struct pollfd p = { .fd = ktls_conn_fd(c), .events = POLLIN };
+
+			cr_assert_geq(poll(&p, 1, 30000), 1, "no answer from the peer");
+			continue;
+		}
+		cr_assert_gt(n, 0, "RECVMSG: %zd %s", n, ktls_conn_error(c));
+		got += (size_t)n;
+	}
+	io_uring_queue_exit(&ring);
+}
+
+/*
+ * TLS 1.3 tickets that arrive through io_uring: s_server's answer to a
+ * line is read by RECVMSG, and the session exported after it resumes.
+ * On a kernel without kTLS the library refuses RECVMSG results (RX is not
+ * in the kernel), by name, and the rest is resume_against's.
+ */
+Test(session_resume, tls13_tickets_read_through_io_uring)
+{
+	struct ct_cell cell = ct_cell(KTLS_TLS1_3, 0);
+	ktls_ctx *ctx = ct_client_ctx();
+	unsigned char sess[8192], out[64], in[64], want[64];
+	struct ktls_info info;
+	ssize_t n;
+	int in_fd, port, fd;
+	ktls_conn *c;
+
+	cr_assert_not_null(ctx);
+	cr_assert_eq(ct_pin_ctx(ctx, &cell), 0, "%s", ktls_ctx_error(ctx));
+	port = start_peer(S_SERVER, &cell, &in_fd);
+	c = connect_to(ctx, port, &fd);
+	cr_assert_eq(ct_handshake(c, 30000), 0, "%s", ktls_conn_error(c));
+	cr_assert_eq(ktls_conn_offload(c), 0, "%s", ktls_conn_error(c));
+	expect_modes(c, "first connection");
+	lines(out, sizeof(out), 4);
+	expected(S_SERVER, out, sizeof(out), want);
+	cr_assert_eq(ktls_conn_write(c, out, sizeof(out)), (ssize_t)sizeof(out), "%s", ktls_conn_error(c));
+	if (!tu_expect_ktls()) {
+		struct io_uring_cqe cqe = { .res = 0 };
+		struct ktls_uring_rx rx;
+
+		memset(&rx, 0, sizeof(rx));
+		cr_expect_eq(ktls_uring_recv_result(c, &rx, &cqe), -1);
+		cr_expect_eq(ktls_conn_error_code(c), KTLS_ERR_INVALID, "%s", ktls_conn_error(c));
+		close_conn(c, fd);
+		ktls_ctx_free(ctx);
+		close(in_fd);
+		return;
+	}
+	read_via_uring(c, in, sizeof(in));
+	cr_expect_eq(memcmp(in, want, sizeof(in)), 0, "s_server's answer differs");
+	n = ktls_conn_session(c, sess, sizeof(sess));
+	cr_assert_gt(n, 0, "no session after reading through io_uring: %s", n < 0 ? ktls_conn_error(c) : "0");
+	close_conn(c, fd);
+
+	c = connect_to(ctx, port, &fd);
+	cr_assert_eq(ktls_conn_set_session(c, sess, (size_t)n), 0, "%s", ktls_conn_error(c));
+	cr_assert_eq(ct_handshake(c, 30000), 0, "resumed: %s", ktls_conn_error(c));
+	cr_assert_eq(ktls_conn_offload(c), 0, "%s", ktls_conn_error(c));
+	cr_assert_eq(ktls_conn_info(c, &info), 0);
+	cr_expect(info.resumed, "the ticket read through io_uring did not resume");
+	expect_modes(c, "resumed connection");
+	exchange(S_SERVER, c, 16 * 1024, 5);
+	close_conn(c, fd);
+	memset(sess, 0, sizeof(sess));
+	ktls_ctx_free(ctx);
+	close(in_fd);
 }
 
 /* What is refused, by name: garbage, another server's session, wrong times and roles. */
