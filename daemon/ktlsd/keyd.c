@@ -133,7 +133,9 @@ static void __attribute__((noreturn)) helper(int fd, char *const cert[], char *c
 			char *const *c2, *const *k2;
 			int n2;
 
-			if (!reread || reread(arg, &c2, &k2, &n2) != 0)
+			if (!reread)
+				answer_reread(fd, 0, "this helper cannot re-read the configuration");
+			else if (reread(arg, &c2, &k2, &n2) != 0)
 				answer_reread(fd, 0, "the configuration does not parse");
 			else if (n2 < 1 || n2 > KEYD_MAX_PAIRS)
 				answer_reread(fd, 0, "the configuration names no --cert, or too many");
