@@ -421,6 +421,12 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 
 /* ---- the connection state machine ------------------------------------------ */
 
+/* log_escape of s into out, "" for NULL (for log_msg_escaped). */
+static void escape_or_empty(char *out, size_t cap, const char *s)
+{
+	log_escape(out, cap, s ? s : "", s ? strlen(s) : 0, 0);
+}
+
 static void handshake_done(struct conn *c)
 {
 	struct srv *s = c->w->s;
@@ -450,11 +456,9 @@ static void handshake_done(struct conn *c)
 	alpn = ktls_conn_alpn(c->tls);
 	/* the server name is the client's bytes: escaped strictly; ALPN and reasons as log_msg does */
 	log_escape_name(sni, ktls_conn_server_name(c->tls));
-	log_escape(ealpn, sizeof(ealpn), alpn ? alpn : "", alpn ? strlen(alpn) : 0, 0);
-	log_escape(fb, sizeof(fb), in.fallback_reason ? in.fallback_reason : "",
-		   in.fallback_reason ? strlen(in.fallback_reason) : 0, 0);
-	log_escape(hw, sizeof(hw), in.hw_fallback_reason ? in.hw_fallback_reason : "",
-		   in.hw_fallback_reason ? strlen(in.hw_fallback_reason) : 0, 0);
+	escape_or_empty(ealpn, sizeof(ealpn), alpn);
+	escape_or_empty(fb, sizeof(fb), in.fallback_reason);
+	escape_or_empty(hw, sizeof(hw), in.hw_fallback_reason);
 	log_msg_escaped("%s: %s %s sni=%s%s%s tx=%s rx=%s%s%s%s%s%s%s%s", c->peer, in.version_name,
 			in.cipher, sni, alpn ? " alpn=" : "", ealpn, ktls_mode_name(in.tx),
 			ktls_mode_name(in.rx), in.zerocopy_tx ? " zerocopy" : "",
