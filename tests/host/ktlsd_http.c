@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -231,6 +232,38 @@ Test(http, log_escape_everything_unprintable)
 	/* the parser keeps the raw line: escaping is the log's job */
 	parse("GET /\x9b HTTP/1.1\r\nHost: x\r\n\r\n", &r);
 	cr_expect_str_eq(r.line, "GET /\x9b HTTP/1.1");
+}
+
+/* The access log line, formatted by hand: nginx's combined prefix, then status, bytes, seconds. */
+Test(http, access_log_line_format)
+{
+	char line[2000], got[4096], want[4096];
+	int fd[2];
+	ssize_t n;
+	time_t t = time(NULL);
+	struct tm tm;
+	char ts[40];
+
+	cr_assert_eq(pipe(fd), 0);
+	log_access_fd(fd[1]);
+	log_access("127.0.0.1", "GET /a\"b HTTP/1.1", 206, 18446744073709551615ULL, 1234567);
+	log_access("::1", "HEAD / HTTP/1.0", 404, 0, 5);
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	log_access("10.0.0.1", line, 200, 1, 2000000);
+	log_access_fd(-1);
+	close(fd[1]);
+	n = read(fd[0], got, sizeof(got) - 1);
+	close(fd[0]);
+	cr_assert_gt(n, 0);
+	got[n] = '\0';
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	snprintf(want, sizeof(want),
+		 "127.0.0.1 - - [%s] \"GET /a\\x22b HTTP/1.1\" 206 18446744073709551615 1.234567\n"
+		 "::1 - - [%s] \"HEAD / HTTP/1.0\" 404 0 0.000005\n"
+		 "10.0.0.1 - - [%s] \"%.1023s\" 200 1 2.000000\n", ts, ts, ts, line);
+	cr_expect_str_eq(got, want, "(a second boundary between the two clocks fails this once)");
 }
 
 /* The server name a client sent, for sni= in the handshake line. */
