@@ -547,7 +547,9 @@ ssize_t ktls_conn_write(ktls_conn *conn, const void *buf, size_t len);
  * further: a head and a small body leave as one record, and the body is
  * never copied through userspace.  The record is sent when a write without
  * MSG_MORE (or the last splice of a transfer) ends it, so the caller must
- * follow with one.  In userspace mode it is ktls_conn_write.
+ * follow with one.  In userspace mode the records are sealed as by
+ * ktls_conn_write and sent with MSG_MORE, so that TCP holds them until the
+ * next write and the head shares a segment with the body's first record.
  */
 ssize_t ktls_conn_write_more(ktls_conn *conn, const void *buf, size_t len);
 

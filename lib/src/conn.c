@@ -119,7 +119,7 @@ KTLS_API ktls_conn *ktls_conn_new(ktls_ctx *ctx, int fd, const char *server_name
 	 */
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	{
-		BIO *b = bio_socket_new(fd);
+		BIO *b = bio_socket_new(fd, &ci->tx_more);
 		char r[128];
 
 		if (!b) {
@@ -332,9 +332,10 @@ static int stage_flush_kernel(struct conn_impl *ci)
 
 /*
  * Write through OpenSSL: bytes accepted (all of them on a blocking socket),
- * KTLS_WANT_* when nothing could be accepted, -1 on error.
+ * KTLS_WANT_* when nothing could be accepted, -1 on error.  With more
+ * (ktls_conn_write_more) the records go with MSG_MORE (bio_socket.c).
  */
-static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
+static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len, int more)
 {
 	const unsigned char *p = buf;
 	size_t done = 0;
@@ -352,7 +353,9 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len)
 
 		ERR_clear_error();
 		errno = 0;
+		ci->tx_more = more;
 		ok = SSL_write_ex(ci->c.ssl, p + done, chunk, &n);
+		ci->tx_more = 0;
 		if (ok) {
 			done += n;
 			continue;
@@ -423,7 +426,7 @@ static ssize_t conn_write(ktls_conn *c, const void *buf, size_t len, int more)
 			return r;
 		return len ? kernel_write(c, buf, len, more) : 0;
 	}
-	return user_write(impl(c), buf, len);
+	return user_write(impl(c), buf, len, more);
 }
 
 KTLS_API ssize_t ktls_conn_write(ktls_conn *c, const void *buf, size_t len)
@@ -467,7 +470,7 @@ static ssize_t user_sendfile(struct conn_impl *ci, int in_fd, off_t *offset, siz
 		}
 		if (got == 0)
 			break; /* end of file before count */
-		w = user_write(ci, ci->sfbuf, (size_t)got);
+		w = user_write(ci, ci->sfbuf, (size_t)got, 0);
 		if (w < 0)
 			return total ? (ssize_t)total : w;
 		*offset += w;

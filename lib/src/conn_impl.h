@@ -21,6 +21,7 @@ struct conn_impl {
 	unsigned char *stage;     /* plaintext owed to a blocked SSL_write */
 	size_t stage_off, stage_len;
 	unsigned char *sfbuf;     /* sendfile fallback read buffer */
+	int tx_more;              /* the BIO sends with MSG_MORE: records follow */
 	char *name;               /* server name, for error messages */
 	unsigned char peek[PEEK_LEN]; /* the peer's first bytes (handshake) */
 	size_t npeek;

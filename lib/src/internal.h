@@ -86,8 +86,12 @@ const char *ssl_reason(char *buf, size_t len);
 /* Overwrite secrets in a way the compiler cannot elide. */
 void secure_zero(void *p, size_t n);
 
-/* bio_socket.c: a BIO_NOCLOSE socket BIO on fd whose writes never raise SIGPIPE. */
-BIO *bio_socket_new(int fd);
+/*
+ * bio_socket.c: a BIO_NOCLOSE socket BIO on fd whose writes never raise
+ * SIGPIPE and carry MSG_MORE while *more (owned by the caller, outliving
+ * the BIO) is nonzero.
+ */
+BIO *bio_socket_new(int fd, const int *more);
 
 /* ---- loopback.c: a throwaway TCP pair ------------------------------------ */
 

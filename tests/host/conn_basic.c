@@ -692,6 +692,33 @@ Test(conn_basic, offload_fallback_keeps_working)
 	close(fd);
 }
 
+/*
+ * Userspace ktls_conn_write_more: the head's record waits in TCP (MSG_MORE)
+ * and leaves with the next write's, so the peer wakes once for both.
+ */
+Test(conn_basic, write_more_waits_for_the_next_write)
+{
+	struct pair p;
+	struct pollfd pf;
+	char rx[8] = "";
+	int wants = 0;
+
+	pair_open(&p);
+	cr_assert_eq(pair_handshake(&p, &wants), 0);
+	cr_assert_eq(ktls_conn_write_more(p.cli, "HEAD", 4), 4, "%s", ktls_conn_error(p.cli));
+	pf = (struct pollfd){ .fd = p.fds[1], .events = POLLIN };
+	cr_expect_eq(poll(&pf, 1, 200), 0, "the head's record left before the body");
+	cr_assert_eq(ktls_conn_write(p.cli, "BODY", 4), 4, "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ct_read_full(p.srv, rx, 8), 0, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(memcmp(rx, "HEADBODY", 8), 0);
+	/* A plain write is not held. */
+	cr_assert_eq(ktls_conn_write(p.cli, "TAIL", 4), 4, "%s", ktls_conn_error(p.cli));
+	cr_expect_eq(poll(&pf, 1, 2000), 1, "a plain write was held");
+	cr_assert_eq(ct_read_full(p.srv, rx, 4), 0, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(memcmp(rx, "TAIL", 4), 0);
+	pair_close(&p);
+}
+
 /* Writing to a peer that is gone fails cleanly; no SIGPIPE kills us. */
 Test(conn_basic, write_to_vanished_peer_no_sigpipe)
 {
