@@ -481,6 +481,8 @@ int ktls_conn_handshake(ktls_conn *conn);
  * second ask the kernel nothing (well under a microsecond instead of tens)
  * and report the same reason; the first one after it asks again, so a
  * later `modprobe tls` is noticed within a second.
+ * Call it before the first ktls_conn_read: reading first lets OpenSSL read
+ * ahead, and bytes it holds keep RX in userspace (the reason says so).
  */
 int ktls_conn_offload(ktls_conn *conn);
 
@@ -522,7 +524,11 @@ int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
  * close_notify, KTLS_WANT_* on a non-blocking socket, -1 on error (an alert,
  * a record that failed to decrypt, the peer closing without close_notify).
  * Post-handshake handshake messages (session tickets, KeyUpdate) are
- * handled inside; they never surface as data.
+ * handled inside; they never surface as data.  Wait for the socket to
+ * become readable only after KTLS_WANT_READ: once ktls_conn_offload has
+ * left RX in userspace, OpenSSL reads ahead (one read(2) per record
+ * instead of two), and records already read from the socket wait inside
+ * for the next call.
  */
 ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
 

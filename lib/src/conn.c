@@ -399,6 +399,13 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 		return 0;
 	if (len > INT_MAX)
 		len = INT_MAX;
+	/*
+	 * Reading before ktls_conn_offload: the caller keeps RX here, so let
+	 * OpenSSL read ahead (as ktls_conn_offload does when RX stays).  A
+	 * later offload that finds bytes read ahead leaves RX in userspace.
+	 */
+	if (!c->offload_tried && !SSL_get_read_ahead(c->ssl))
+		SSL_set_read_ahead(c->ssl, 1);
 	ERR_clear_error();
 	errno = 0;
 	ok = SSL_read_ex(c->ssl, buf, len, &n);

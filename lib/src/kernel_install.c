@@ -362,7 +362,9 @@ static int offload(struct ktls_conn *c, struct conn_keys *k)
 	}
 	/*
 	 * RX may move to the kernel only if OpenSSL holds nothing of the peer's
-	 * (read_ahead is off, so it stopped right after Finished).
+	 * (read_ahead is off until the first ktls_conn_read, so after the
+	 * handshake alone it stopped right after Finished).  N counts decrypted
+	 * bytes; bytes read ahead but not yet decrypted also keep RX here.
 	 */
 	pending = (size_t)SSL_pending(c->ssl);
 	rx_ok = !SSL_has_pending(c->ssl);
@@ -472,6 +474,8 @@ out:
 
 KTLS_API int ktls_conn_offload(ktls_conn *c)
 {
+	int r;
+
 	if (!c) {
 		errno = EINVAL;
 		return -1;
@@ -483,9 +487,19 @@ KTLS_API int ktls_conn_offload(ktls_conn *c)
 	c->offload_tried = 1;
 	if (!c->keys) {
 		fallback(c, "no key tracking on this connection");
-		return 0;
+		r = 0;
+	} else {
+		c->fallback[0] = '\0';
+		r = offload(c, c->keys);
 	}
-	c->fallback[0] = '\0';
-	return offload(c, c->keys);
+	/*
+	 * RX stays in userspace for good (offload is tried once), so OpenSSL
+	 * may now read ahead: a record then costs one read(2) instead of two
+	 * (its header, then the rest).  Until here it must not, so that no
+	 * byte the kernel should decrypt could hide in OpenSSL's buffer.
+	 */
+	if (c->rx == KTLS_MODE_USER)
+		SSL_set_read_ahead(c->ssl, 1);
+	return r;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 #include <criterion/criterion.h>
 
@@ -259,6 +260,48 @@ Test(offload_fallback, peer_bytes_buffered_in_openssl)
 		  "%s", r.info.fallback_reason);
 	n = ktls_conn_read(r.us.c, b, sizeof(b));
 	cr_expect_eq(n, (ssize_t)strlen("right behind Finished"), "%zd %s", n, ktls_conn_error(r.us.c));
+	run_finish(&r);
+	emu_off();
+}
+
+/*
+ * A caller that reads before offloading keeps RX in userspace, so OpenSSL
+ * reads ahead (one read(2) per record): both echoed records leave the
+ * socket at the first read, the offload after it names the held bytes,
+ * and not one byte is lost.
+ */
+Test(offload_fallback, read_before_offload_reads_ahead)
+{
+	struct run r;
+	char b[16] = "";
+	size_t got = 1;
+	int queued = -1;
+	ssize_t n;
+
+	emu_on(0);
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	peer_start(&r.peer);
+	cr_assert_eq(ours_open(&r.us, KTLS_SERVER, &r.peer.s, r.tickets, r.fds[0], NULL), 0, "%s",
+		     r.us.err);
+	cr_assert_eq(ktls_conn_write(r.us.c, "abcd", 4), 4);
+	cr_assert_eq(ktls_conn_write(r.us.c, "efgh", 4), 4);
+	for (int i = 0; i < 200 && queued < 2 * (5 + 4 + 17); i++) { /* both echoes, TLS 1.3 */
+		usleep(5000);
+		ioctl(r.fds[0], FIONREAD, &queued);
+	}
+	cr_assert_geq(queued, 2 * (5 + 4 + 17), "the peer's two echoes did not arrive");
+	cr_assert_eq(ktls_conn_read(r.us.c, b, 1), 1, "%s", ktls_conn_error(r.us.c));
+	ioctl(r.fds[0], FIONREAD, &queued);
+	cr_expect_eq(queued, 0, "OpenSSL did not read ahead: %d bytes still in the socket", queued);
+	cr_assert_eq(ktls_conn_offload(r.us.c), 0, "%s", ktls_conn_error(r.us.c));
+	cr_assert_eq(ktls_conn_info(r.us.c, &r.info), 0);
+	cr_expect_eq(r.info.tx, KTLS_MODE_SW);
+	cr_expect_eq(r.info.rx, KTLS_MODE_USER);
+	cr_expect(r.info.fallback_reason && strstr(r.info.fallback_reason, "OpenSSL already holds"),
+		  "%s", r.info.fallback_reason);
+	while (got < 8 && (n = ktls_conn_read(r.us.c, b + got, 8 - got)) > 0)
+		got += (size_t)n;
+	cr_expect_str_eq(b, "abcdefgh");
 	run_finish(&r);
 	emu_off();
 }
