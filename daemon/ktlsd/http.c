@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http.h"
 
@@ -292,12 +293,31 @@ const char *http_mime(const char *name)
 	return "application/octet-stream";
 }
 
+/*
+ * Every response carries Date and most carry Last-Modified: each thread
+ * keeps the last two it formatted (strftime and gmtime_r's lock cost more
+ * than the rest of the head; perf, 16 KiB responses).
+ */
 void http_date(time_t t, char out[30])
 {
+	static __thread struct {
+		time_t t;
+		char s[30];
+	} memo[2] = { { (time_t)-1, "" }, { (time_t)-1, "" } };
+	static __thread unsigned next;
 	struct tm tm;
 
+	for (unsigned i = 0; i < 2; i++) {
+		if (memo[i].t == t) {
+			memcpy(out, memo[i].s, 30);
+			return;
+		}
+	}
 	gmtime_r(&t, &tm);
 	strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	memo[next].t = t;
+	memcpy(memo[next].s, out, 30);
+	next ^= 1;
 }
 
 time_t http_parse_date(const char *s, size_t len)
@@ -325,11 +345,32 @@ time_t http_parse_date(const char *s, size_t len)
 	return -1;
 }
 
+/* v in lowercase hex at p; returns the end. */
+static char *put_hex(char *p, unsigned long long v)
+{
+	char d[16];
+	int n = 0;
+
+	do {
+		d[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
 void http_etag(const struct stat *st, char out[64])
 {
-	snprintf(out, 64, "\"%llx-%llx\"", (unsigned long long)st->st_size,
-		 (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
-			 (unsigned long long)st->st_mtim.tv_nsec);
+	char *p = out;
+
+	*p++ = '"';
+	p = put_hex(p, (unsigned long long)st->st_size);
+	*p++ = '-';
+	p = put_hex(p, (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
+			       (unsigned long long)st->st_mtim.tv_nsec);
+	*p++ = '"';
+	*p = '\0';
 }
 
 /* Digits only, no overflow past 2^62; -1 if not a number. */
@@ -437,19 +478,65 @@ int http_if_range_ok(const struct http_req *r, const char *etag, time_t mtime)
 	return http_parse_date(v, vl) == mtime;
 }
 
+/* Appends s to the head being built; *p becomes NULL once it would not fit. */
+static void put(char **p, const char *end, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!*p)
+		return;
+	if ((size_t)(end - *p) <= n) {
+		*p = NULL;
+		return;
+	}
+	memcpy(*p, s, n);
+	*p += n;
+}
+
+/* Formatted by hand, once per response: see http_date. */
 int http_format_head(char *out, size_t cap, int status, const char *ctype,
 		     long long content_length, int keep_alive, const char *extra)
 {
-	char date[30], cl[48] = "";
-	int n;
+	char date[30], num[24], *p = out, *q;
+	const char *end = out + cap;
+	unsigned long long v;
 
+	if (status < 100 || status > 999 || cap == 0)
+		return -1;
 	http_date(time(NULL), date);
-	if (content_length >= 0)
-		snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", content_length);
-	n = snprintf(out, cap,
-		     "HTTP/1.1 %d %s\r\nServer: ktlsd\r\nDate: %s\r\n%s%s%s%s%sConnection: %s\r\n\r\n",
-		     status, http_reason(status), date, ctype ? "Content-Type: " : "",
-		     ctype ? ctype : "", ctype ? "\r\n" : "", cl, extra ? extra : "",
-		     keep_alive ? "keep-alive" : "close");
-	return n < 0 || (size_t)n >= cap ? -1 : n;
+	num[0] = (char)('0' + status / 100);
+	num[1] = (char)('0' + status / 10 % 10);
+	num[2] = (char)('0' + status % 10);
+	num[3] = '\0';
+	put(&p, end, "HTTP/1.1 ");
+	put(&p, end, num);
+	put(&p, end, " ");
+	put(&p, end, http_reason(status));
+	put(&p, end, "\r\nServer: ktlsd\r\nDate: ");
+	put(&p, end, date);
+	put(&p, end, "\r\n");
+	if (ctype) {
+		put(&p, end, "Content-Type: ");
+		put(&p, end, ctype);
+		put(&p, end, "\r\n");
+	}
+	if (content_length >= 0) {
+		q = num + sizeof(num) - 1;
+		*q = '\0';
+		v = (unsigned long long)content_length;
+		do {
+			*--q = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		put(&p, end, "Content-Length: ");
+		put(&p, end, q);
+		put(&p, end, "\r\n");
+	}
+	if (extra)
+		put(&p, end, extra);
+	put(&p, end, keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+	if (!p)
+		return -1;
+	*p = '\0';
+	return (int)(p - out);
 }

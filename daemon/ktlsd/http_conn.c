@@ -346,14 +346,15 @@ static void inline_body(struct conn *c, int fd, off_t first, size_t len)
 
 static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 {
-	char rel[HTTP_HEADER_CAP], name[HTTP_HEADER_CAP], etag[64], lm[30], extra[512];
+	char rel[HTTP_HEADER_CAP], name[HTTP_HEADER_CAP], etag[64], lm[30], extra[512], *p;
 	struct stat st;
 	off_t first = 0, last = 0;
 	int status, fd = -1, n, range = 200, head = r->method == HTTP_HEAD;
 
 	c->consumed = (size_t)reqlen;
 	c->keep_alive = r->keep_alive;
-	snprintf(c->line, sizeof(c->line), "%s", r->line);
+	_Static_assert(sizeof(c->line) == sizeof(r->line), "request line buffers differ");
+	memcpy(c->line, r->line, sizeof(c->line)); /* NUL-terminated by http_parse */
 	c->bytes = 0;
 
 	status = path_decode(r->target, r->target_len, rel, sizeof(rel));
@@ -390,8 +391,13 @@ static void start_response(struct conn *c, int reqlen, const struct http_req *r)
 		first = 0;
 		last = st.st_size - 1;
 	}
-	n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n",
-		     lm, etag);
+	/* every response's, so without snprintf (as http_format_head); fits: 30 + 64 + 49 */
+	p = stpcpy(extra, "Last-Modified: ");
+	p = stpcpy(p, lm);
+	p = stpcpy(p, "\r\nETag: ");
+	p = stpcpy(p, etag);
+	p = stpcpy(p, "\r\nAccept-Ranges: bytes\r\n");
+	n = (int)(p - extra);
 	if (range == 206)
 		snprintf(extra + n, sizeof(extra) - (size_t)n, "Content-Range: bytes %lld-%lld/%lld\r\n",
 			 (long long)first, (long long)last, (long long)st.st_size);

@@ -322,6 +322,49 @@ Test(http, mime_and_head)
 	cr_expect_eq(http_format_head(b, 20, 200, NULL, 1, 1, NULL), -1);
 }
 
+/* The head, the ETag and the dates are formatted by hand: byte for byte what snprintf gave. */
+Test(http, head_etag_and_dates_exact)
+{
+	char b[512], want[512], date[30], d1[30], d2[30];
+	struct stat st = { .st_size = 16384 };
+	int n;
+
+	http_date(784111777, d1);
+	cr_expect_str_eq(d1, "Sun, 06 Nov 1994 08:49:37 GMT");
+	http_date(0, d2);
+	cr_expect_str_eq(d2, "Thu, 01 Jan 1970 00:00:00 GMT");
+	http_date(784111777, d1); /* from the memo */
+	cr_expect_str_eq(d1, "Sun, 06 Nov 1994 08:49:37 GMT");
+	http_date(1, d2); /* a third time evicts one */
+	http_date(0, d1);
+	cr_expect_str_eq(d1, "Thu, 01 Jan 1970 00:00:00 GMT");
+	st.st_mtim.tv_sec = 1764806400;
+	st.st_mtim.tv_nsec = 123;
+	http_etag(&st, b);
+	cr_expect_str_eq(b, "\"4000-187dda120956007b\"");
+	st.st_size = 0;
+	st.st_mtim.tv_sec = 0;
+	st.st_mtim.tv_nsec = 0;
+	http_etag(&st, b);
+	cr_expect_str_eq(b, "\"0-0\"");
+	n = http_format_head(b, sizeof(b), 206, "image/png", 9223372036854775807LL, 1,
+			     "ETag: \"x\"\r\n");
+	http_date(time(NULL), date);
+	snprintf(want, sizeof(want),
+		 "HTTP/1.1 206 Partial Content\r\nServer: ktlsd\r\nDate: %s\r\nContent-Type: "
+		 "image/png\r\nContent-Length: 9223372036854775807\r\nETag: \"x\"\r\n"
+		 "Connection: keep-alive\r\n\r\n", date);
+	cr_expect_str_eq(b, want, "(a second boundary between the two clocks fails this once)");
+	cr_expect_eq(n, (int)strlen(want));
+	n = http_format_head(b, sizeof(b), 304, NULL, -1, 0, NULL);
+	snprintf(want, sizeof(want), "HTTP/1.1 304 Not Modified\r\nServer: ktlsd\r\nDate: %s\r\n"
+		 "Connection: close\r\n\r\n", date);
+	cr_expect_str_eq(b, want);
+	/* exactly full (the NUL needs one more byte) and one short */
+	cr_expect_eq(http_format_head(b, (size_t)n + 1, 304, NULL, -1, 0, NULL), n);
+	cr_expect_eq(http_format_head(b, (size_t)n, 304, NULL, -1, 0, NULL), -1);
+}
+
 /* ---- paths ---------------------------------------------------------- */
 
 Test(path, decode)
