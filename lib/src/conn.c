@@ -17,7 +17,7 @@
  *   - ktls_conn_write(c, NULL, 0) only flushes: 0 once the staging buffer
  *     is empty, KTLS_WANT_WRITE while it is not.
  * ktls_conn_sendfile's userspace fallback uses the same path: it preads up
- * to 64 KiB at *offset, pushes it, and advances *offset by exactly the bytes
+ * to 48 KiB at *offset, pushes it, and advances *offset by exactly the bytes
  * accepted, so re-calling with the advanced offset neither repeats nor skips
  * a byte (bytes read but not accepted are simply read again next time).
  */
@@ -41,7 +41,12 @@
 #include "proto.h"
 
 #define STAGE_MAX (16 * 1024)  /* one TLS record of plaintext */
-#define SF_CHUNK (64 * 1024)   /* sendfile fallback: pread size */
+/*
+ * Sendfile fallback: pread size.  Three records: measured against 32, 64
+ * and 128 KiB (bench/README.md), it kept the bytes cache-warm between the
+ * read and their encryption and still needs fewer syscalls than nginx.
+ */
+#define SF_CHUNK (48 * 1024)
 
 /* -1 with the kept reason when the connection already failed fatally. */
 static int check_fatal(struct conn_impl *ci)
@@ -332,8 +337,9 @@ static int stage_flush_kernel(struct conn_impl *ci)
 
 /*
  * Write through OpenSSL: bytes accepted (all of them on a blocking socket),
- * KTLS_WANT_* when nothing could be accepted, -1 on error.  With more
- * (ktls_conn_write_more) the records go with MSG_MORE (bio_socket.c).
+ * KTLS_WANT_* when nothing could be accepted, -1 on error.  Every record
+ * but the last goes with MSG_MORE (bio_socket.c), the last one too when
+ * the caller promised more at once (ktls_conn_write_more).
  */
 static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len, int more)
 {
@@ -353,7 +359,7 @@ static ssize_t user_write(struct conn_impl *ci, const void *buf, size_t len, int
 
 		ERR_clear_error();
 		errno = 0;
-		ci->tx_more = more;
+		ci->tx_more = more || done + chunk < len;
 		ok = SSL_write_ex(ci->c.ssl, p + done, chunk, &n);
 		ci->tx_more = 0;
 		if (ok) {

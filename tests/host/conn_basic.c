@@ -694,12 +694,14 @@ Test(conn_basic, offload_fallback_keeps_working)
 
 /*
  * Userspace ktls_conn_write_more: the head's record waits in TCP (MSG_MORE)
- * and leaves with the next write's, so the peer wakes once for both.
+ * and leaves with the next write's, so the peer wakes once for both; a
+ * plain write is never held.
  */
 Test(conn_basic, write_more_waits_for_the_next_write)
 {
 	struct pair p;
 	struct pollfd pf;
+	static unsigned char big[40000], back[40000];
 	char rx[8] = "";
 	int wants = 0;
 
@@ -716,6 +718,13 @@ Test(conn_basic, write_more_waits_for_the_next_write)
 	cr_expect_eq(poll(&pf, 1, 2000), 1, "a plain write was held");
 	cr_assert_eq(ct_read_full(p.srv, rx, 4), 0, "%s", ktls_conn_error(p.srv));
 	cr_expect_eq(memcmp(rx, "TAIL", 4), 0);
+	/* Records but the last of one write go with MSG_MORE; the last pushes them all. */
+	tu_fill(big, sizeof(big), 3);
+	cr_assert_eq(ktls_conn_write(p.cli, big, sizeof(big)), (ssize_t)sizeof(big), "%s",
+		     ktls_conn_error(p.cli));
+	cr_expect_eq(poll(&pf, 1, 2000), 1, "a three-record write was held");
+	cr_assert_eq(ct_read_full(p.srv, back, sizeof(back)), 0, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(memcmp(big, back, sizeof(big)), 0);
 	pair_close(&p);
 }
 
