@@ -283,6 +283,7 @@ static void response_done(struct conn *c)
 	c->rlen -= c->consumed;
 	c->consumed = 0;
 	c->state = ST_READ;
+	c->await_request = 1;
 	set_deadline(c, c->rlen ? s->cfg.request_timeout_ms : s->cfg.idle_timeout_ms);
 }
 
@@ -545,6 +546,18 @@ static void conn_run(struct conn *c)
 			if (c->rx_kernel) {
 				arm_recv(c);
 				return;
+			}
+			/*
+			 * Right after a response the next request has rarely arrived:
+			 * wait for it at once unless OpenSSL already holds bytes,
+			 * rather than spend a read(2) on EAGAIN (nginx's ready flag).
+			 */
+			if (c->await_request) {
+				c->await_request = 0;
+				if (c->rlen == 0 && !ktls_conn_pending(c->tls)) {
+					arm_poll(c, POLLIN);
+					return;
+				}
 			}
 			r = ktls_conn_read(c->tls, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 			if (r > 0) {

@@ -66,6 +66,7 @@ struct conn {
 	int peer_counted;       /* counted in srv->peers under pkey */
 	struct peer_key pkey;
 	int first_byte_seen;    /* the handshake deadline replaced the first-byte one */
+	int await_request;      /* a response just ended: poll before reading */
 	char line[256];
 	struct ktls_uring_rx rx;
 	char hdr[1024];

@@ -533,6 +533,14 @@ int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
 ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
 
 /*
+ * ktls_conn_pending - 1 when the next ktls_conn_read returns without
+ * waiting for the socket (data, close_notify or an error already held),
+ * 0 when it needs the peer's next bytes: an event loop can then wait for
+ * POLLIN at once instead of spending a read(2) on EAGAIN.  0 for NULL.
+ */
+int ktls_conn_pending(const ktls_conn *conn);
+
+/*
  * ktls_conn_write - application data; bytes written, KTLS_WANT_*, or -1.
  * Blocking socket: writes everything (or fails).  Non-blocking socket:
  * returns the bytes accepted, like write(2).  Accepted bytes are committed:

@@ -420,6 +420,17 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	return conn_io_error(impl(c), 0, "read");
 }
 
+KTLS_API int ktls_conn_pending(const ktls_conn *c)
+{
+	if (!c)
+		return 0;
+	if (c->peer_closed || impl((ktls_conn *)c)->fatal[0])
+		return 1;
+	if (c->rx != KTLS_MODE_USER)
+		return kernel_rx_failed(c);
+	return c->handshake_done && SSL_has_pending(c->ssl);
+}
+
 static ssize_t conn_write(ktls_conn *c, const void *buf, size_t len, int more)
 {
 	if (!c || (!buf && len)) {

@@ -267,6 +267,8 @@ const char *ocsp_failure(const SSL *ssl);
  * KeyUpdate) itself.
  */
 ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len);
+/* RX in the kernel failed for good: the next kernel_read returns at once. */
+int kernel_rx_failed(const struct ktls_conn *c);
 /*
  * The same for a receive the caller made itself (io_uring): res is what
  * recvmsg returned (bytes or -errno), type the TLS_GET_RECORD_TYPE cmsg (0

@@ -696,6 +696,11 @@ static ssize_t rx_record(struct ktls_conn *c, struct kernel_state *k, unsigned c
 		       "unexpected record type %d after the handshake", type);
 }
 
+int kernel_rx_failed(const struct ktls_conn *c)
+{
+	return c->kernel && c->kernel->rx_dead;
+}
+
 ssize_t kernel_read(struct ktls_conn *c, void *buf, size_t len)
 {
 	struct kernel_state *k = c->kernel;

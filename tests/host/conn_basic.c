@@ -728,6 +728,34 @@ Test(conn_basic, write_more_waits_for_the_next_write)
 	pair_close(&p);
 }
 
+/* ktls_conn_pending: whether the next read returns without the socket. */
+Test(conn_basic, pending_says_whether_a_read_needs_the_socket)
+{
+	struct pair p;
+	char rx[8] = "";
+	int wants = 0;
+
+	cr_expect_eq(ktls_conn_pending(NULL), 0);
+	pair_open(&p);
+	cr_expect_eq(ktls_conn_pending(p.srv), 0, "before the handshake");
+	cr_assert_eq(pair_handshake(&p, &wants), 0);
+	cr_expect_eq(ktls_conn_pending(p.srv), 0, "nothing sent yet");
+	cr_assert_eq(ktls_conn_write(p.cli, "ab", 2), 2, "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ktls_conn_write(p.cli, "cd", 2), 2, "%s", ktls_conn_error(p.cli));
+	usleep(100000);
+	/* the records wait in the socket: a read must fetch them */
+	cr_expect_eq(ktls_conn_pending(p.srv), 0);
+	cr_assert_eq(ktls_conn_read(p.srv, rx, 1), 1, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(ktls_conn_pending(p.srv), 1, "the second record was read ahead");
+	cr_assert_eq(ct_read_full(p.srv, rx + 1, 3), 0, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(memcmp(rx, "abcd", 4), 0);
+	cr_expect_eq(ktls_conn_pending(p.srv), 0, "all read");
+	cr_assert_eq(ktls_conn_shutdown(p.cli), 0, "%s", ktls_conn_error(p.cli));
+	cr_expect_eq(ct_read_eof(p.srv, 5000), 0, "%s", ktls_conn_error(p.srv));
+	cr_expect_eq(ktls_conn_pending(p.srv), 1, "after close_notify a read returns 0 at once");
+	pair_close(&p);
+}
+
 /* Writing to a peer that is gone fails cleanly; no SIGPIPE kills us. */
 Test(conn_basic, write_to_vanished_peer_no_sigpipe)
 {
