@@ -525,10 +525,10 @@ int ktls_conn_info(const ktls_conn *conn, struct ktls_info *out);
  * a record that failed to decrypt, the peer closing without close_notify).
  * Post-handshake handshake messages (session tickets, KeyUpdate) are
  * handled inside; they never surface as data.  Wait for the socket to
- * become readable only after KTLS_WANT_READ: once ktls_conn_offload has
- * left RX in userspace, OpenSSL reads ahead (one read(2) per record
- * instead of two), and records already read from the socket wait inside
- * for the next call.
+ * become readable only after KTLS_WANT_READ (or when ktls_conn_pending
+ * says 0): with RX in userspace OpenSSL reads ahead (one read(2) per
+ * record instead of two), and records already read from the socket wait
+ * inside for the next call.
  */
 ssize_t ktls_conn_read(ktls_conn *conn, void *buf, size_t len);
 

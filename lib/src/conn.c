@@ -406,12 +406,13 @@ KTLS_API ssize_t ktls_conn_read(ktls_conn *c, void *buf, size_t len)
 	if (len > INT_MAX)
 		len = INT_MAX;
 	/*
-	 * Reading before ktls_conn_offload: the caller keeps RX here, so let
-	 * OpenSSL read ahead (as ktls_conn_offload does when RX stays).  A
-	 * later offload that finds bytes read ahead leaves RX in userspace.
+	 * RX is in userspace from here on, so OpenSSL may read ahead: a record
+	 * costs one read(2) instead of two (header, then the rest).  Not during
+	 * the handshake, so that no byte the kernel should decrypt hides in
+	 * OpenSSL; an offload after this read that finds bytes held keeps RX
+	 * here (kernel_install.c).
 	 */
-	if (!c->offload_tried && !SSL_get_read_ahead(c->ssl))
-		SSL_set_read_ahead(c->ssl, 1);
+	SSL_set_read_ahead(c->ssl, 1);
 	ERR_clear_error();
 	errno = 0;
 	ok = SSL_read_ex(c->ssl, buf, len, &n);

@@ -474,8 +474,6 @@ out:
 
 KTLS_API int ktls_conn_offload(ktls_conn *c)
 {
-	int r;
-
 	if (!c) {
 		errno = EINVAL;
 		return -1;
@@ -487,19 +485,9 @@ KTLS_API int ktls_conn_offload(ktls_conn *c)
 	c->offload_tried = 1;
 	if (!c->keys) {
 		fallback(c, "no key tracking on this connection");
-		r = 0;
-	} else {
-		c->fallback[0] = '\0';
-		r = offload(c, c->keys);
+		return 0;
 	}
-	/*
-	 * RX stays in userspace for good (offload is tried once), so OpenSSL
-	 * may now read ahead: a record then costs one read(2) instead of two
-	 * (its header, then the rest).  Until here it must not, so that no
-	 * byte the kernel should decrypt could hide in OpenSSL's buffer.
-	 */
-	if (c->rx == KTLS_MODE_USER)
-		SSL_set_read_ahead(c->ssl, 1);
-	return r;
+	c->fallback[0] = '\0';
+	return offload(c, c->keys);
 }
 
