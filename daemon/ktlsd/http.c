@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "fmt.h"
 #include "http.h"
 
 #define TARGET_CAP 4096
@@ -497,17 +498,13 @@ static void put(char **p, const char *end, const char *s)
 int http_format_head(char *out, size_t cap, int status, const char *ctype,
 		     long long content_length, int keep_alive, const char *extra)
 {
-	char date[30], num[24], *p = out, *q;
+	char date[30], num[24], *p = out;
 	const char *end = out + cap;
-	unsigned long long v;
 
 	if (status < 100 || status > 999 || cap == 0)
 		return -1;
 	http_date(time(NULL), date);
-	num[0] = (char)('0' + status / 100);
-	num[1] = (char)('0' + status / 10 % 10);
-	num[2] = (char)('0' + status % 10);
-	num[3] = '\0';
+	*fmt_u64(num, (uint64_t)status, 3) = '\0';
 	put(&p, end, "HTTP/1.1 ");
 	put(&p, end, num);
 	put(&p, end, " ");
@@ -521,15 +518,9 @@ int http_format_head(char *out, size_t cap, int status, const char *ctype,
 		put(&p, end, "\r\n");
 	}
 	if (content_length >= 0) {
-		q = num + sizeof(num) - 1;
-		*q = '\0';
-		v = (unsigned long long)content_length;
-		do {
-			*--q = (char)('0' + v % 10);
-			v /= 10;
-		} while (v);
+		*fmt_u64(num, (uint64_t)content_length, 1) = '\0';
 		put(&p, end, "Content-Length: ");
-		put(&p, end, q);
+		put(&p, end, num);
 		put(&p, end, "\r\n");
 	}
 	if (extra)

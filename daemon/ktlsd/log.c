@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 
 static int access_fd = -1;
@@ -151,21 +152,6 @@ static char *put_str(char *p, const char *s, size_t max)
 	return p + n;
 }
 
-/* Decimal digits of v, at least min of them (zero-padded). */
-static char *put_u64(char *p, uint64_t v, int min)
-{
-	char d[20];
-	int n = 0;
-
-	do {
-		d[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v || n < min);
-	while (n)
-		*p++ = d[--n];
-	return p;
-}
-
 /* "[04/Dec/2026:11:43:21 +0000]" for t, cached for the current second. */
 static const char *access_time(time_t t)
 {
@@ -195,13 +181,13 @@ void log_access(const char *host, const char *line, int status, uint64_t bytes, 
 	p = put_str(p, " \"", 2);
 	p += log_escape(p, 1024, line, strlen(line), 1); /* as nginx: \xHH */
 	p = put_str(p, "\" ", 2);
-	p = put_u64(p, status < 0 ? 0 : (uint64_t)status, 1);
+	p = fmt_u64(p, status < 0 ? 0 : (uint64_t)status, 1);
 	*p++ = ' ';
-	p = put_u64(p, bytes, 1);
+	p = fmt_u64(p, bytes, 1);
 	*p++ = ' ';
-	p = put_u64(p, usec / 1000000, 1);
+	p = fmt_u64(p, usec / 1000000, 1);
 	*p++ = '.';
-	p = put_u64(p, usec % 1000000, 6);
+	p = fmt_u64(p, usec % 1000000, 6);
 	*p++ = '\n';
 	if (write(access_fd, buf, (size_t)(p - buf)) < 0) {
 		/* a full disk must not stop serving */

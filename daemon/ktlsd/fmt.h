@@ -1,0 +1,25 @@
+/*
+ * fmt.h - decimal digits without printf, for what ktlsd formats on every
+ * request (the access log line, the response head): see log.c.
+ */
+#ifndef KTLSD_FMT_H
+#define KTLSD_FMT_H
+
+#include <stdint.h>
+
+/* The digits of v at p, at least min of them (zero-padded); returns the end. */
+static inline char *fmt_u64(char *p, uint64_t v, int min)
+{
+	char d[20];
+	int n = 0;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v || n < min);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+#endif
