@@ -2,8 +2,9 @@
  * conn_basic.c - the connection object on loopback: role refusals,
  * non-blocking handshakes, bad peers (vanishing, garbage, truncation),
  * write/sendfile partial semantics, shutdown and info.
- * Peers here are our own conn or raw sockets fed by OpenSSL directly;
- * interop_*.c has the third-party peers.
+ * Peers here are our own conn, raw sockets fed by OpenSSL directly, or
+ * offload_peer.h's OpenSSL echo peer; interop_*.c has the third-party
+ * peers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "../common/conn_test.h"
+#include "../common/offload_peer.h"
 #include "ktls.h"
 #include "../common/testutil.h"
 
@@ -695,37 +697,40 @@ Test(conn_basic, offload_fallback_keeps_working)
 /*
  * Userspace ktls_conn_write_more: the head's record waits in TCP (MSG_MORE)
  * and leaves with the next write's, so the peer wakes once for both; a
- * plain write is never held.
+ * plain write is never held.  The peer is OpenSSL (offload_peer.h), which
+ * echoes every record it gets: no echo, nothing arrived.
  */
 Test(conn_basic, write_more_waits_for_the_next_write)
 {
-	struct pair p;
+	struct run r;
 	struct pollfd pf;
 	static unsigned char big[40000], back[40000];
 	char rx[8] = "";
-	int wants = 0;
 
-	pair_open(&p);
-	cr_assert_eq(pair_handshake(&p, &wants), 0);
-	cr_assert_eq(ktls_conn_write_more(p.cli, "HEAD", 4), 4, "%s", ktls_conn_error(p.cli));
-	pf = (struct pollfd){ .fd = p.fds[1], .events = POLLIN };
-	cr_expect_eq(poll(&pf, 1, 200), 0, "the head's record left before the body");
-	cr_assert_eq(ktls_conn_write(p.cli, "BODY", 4), 4, "%s", ktls_conn_error(p.cli));
-	cr_assert_eq(ct_read_full(p.srv, rx, 8), 0, "%s", ktls_conn_error(p.srv));
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	r.tickets = 0; /* nothing of ours on the wire but what the test writes */
+	peer_start(&r.peer);
+	cr_assert_eq(ours_open(&r.us, KTLS_SERVER, &r.peer.s, r.tickets, r.fds[0], NULL), 0,
+		     "%s (peer: %s)", r.us.err, r.peer.err);
+	pf = (struct pollfd){ .fd = r.fds[0], .events = POLLIN };
+	cr_assert_eq(ktls_conn_write_more(r.us.c, "HEAD", 4), 4, "%s", ktls_conn_error(r.us.c));
+	cr_expect_eq(poll(&pf, 1, 200), 0, "the head's record left alone: OpenSSL echoed it");
+	cr_assert_eq(ktls_conn_write(r.us.c, "BODY", 4), 4, "%s", ktls_conn_error(r.us.c));
+	cr_assert_eq(ct_read_full(r.us.c, rx, 8), 0, "%s", ktls_conn_error(r.us.c));
 	cr_expect_eq(memcmp(rx, "HEADBODY", 8), 0);
 	/* A plain write is not held. */
-	cr_assert_eq(ktls_conn_write(p.cli, "TAIL", 4), 4, "%s", ktls_conn_error(p.cli));
+	cr_assert_eq(ktls_conn_write(r.us.c, "TAIL", 4), 4, "%s", ktls_conn_error(r.us.c));
 	cr_expect_eq(poll(&pf, 1, 2000), 1, "a plain write was held");
-	cr_assert_eq(ct_read_full(p.srv, rx, 4), 0, "%s", ktls_conn_error(p.srv));
+	cr_assert_eq(ct_read_full(r.us.c, rx, 4), 0, "%s", ktls_conn_error(r.us.c));
 	cr_expect_eq(memcmp(rx, "TAIL", 4), 0);
 	/* Records but the last of one write go with MSG_MORE; the last pushes them all. */
 	tu_fill(big, sizeof(big), 3);
-	cr_assert_eq(ktls_conn_write(p.cli, big, sizeof(big)), (ssize_t)sizeof(big), "%s",
-		     ktls_conn_error(p.cli));
+	cr_assert_eq(ktls_conn_write(r.us.c, big, sizeof(big)), (ssize_t)sizeof(big), "%s",
+		     ktls_conn_error(r.us.c));
 	cr_expect_eq(poll(&pf, 1, 2000), 1, "a three-record write was held");
-	cr_assert_eq(ct_read_full(p.srv, back, sizeof(back)), 0, "%s", ktls_conn_error(p.srv));
+	cr_assert_eq(ct_read_full(r.us.c, back, sizeof(back)), 0, "%s", ktls_conn_error(r.us.c));
 	cr_expect_eq(memcmp(big, back, sizeof(big)), 0);
-	pair_close(&p);
+	run_finish(&r);
 }
 
 /* ktls_conn_pending: whether the next read returns without the socket. */

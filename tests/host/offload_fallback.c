@@ -267,8 +267,8 @@ Test(offload_fallback, peer_bytes_buffered_in_openssl)
 /*
  * A caller that reads before offloading keeps RX in userspace, so OpenSSL
  * reads ahead (one read(2) per record): both echoed records leave the
- * socket at the first read, the offload after it names the held bytes,
- * and not one byte is lost.
+ * socket at the first read, ktls_conn_pending says so, the offload after
+ * it names the held bytes, and not one byte is lost.
  */
 Test(offload_fallback, read_before_offload_reads_ahead)
 {
@@ -290,9 +290,11 @@ Test(offload_fallback, read_before_offload_reads_ahead)
 		ioctl(r.fds[0], FIONREAD, &queued);
 	}
 	cr_assert_geq(queued, 2 * (5 + 4 + 17), "the peer's two echoes did not arrive");
+	cr_expect_eq(ktls_conn_pending(r.us.c), 0, "the echoes are in the socket, not in OpenSSL");
 	cr_assert_eq(ktls_conn_read(r.us.c, b, 1), 1, "%s", ktls_conn_error(r.us.c));
 	ioctl(r.fds[0], FIONREAD, &queued);
 	cr_expect_eq(queued, 0, "OpenSSL did not read ahead: %d bytes still in the socket", queued);
+	cr_expect_eq(ktls_conn_pending(r.us.c), 1, "OpenSSL holds the rest but pending says no");
 	cr_assert_eq(ktls_conn_offload(r.us.c), 0, "%s", ktls_conn_error(r.us.c));
 	cr_assert_eq(ktls_conn_info(r.us.c, &r.info), 0);
 	cr_expect_eq(r.info.tx, KTLS_MODE_SW);
@@ -302,6 +304,7 @@ Test(offload_fallback, read_before_offload_reads_ahead)
 	while (got < 8 && (n = ktls_conn_read(r.us.c, b + got, 8 - got)) > 0)
 		got += (size_t)n;
 	cr_expect_str_eq(b, "abcdefgh");
+	cr_expect_eq(ktls_conn_pending(r.us.c), 0, "all read, yet pending says more");
 	run_finish(&r);
 	emu_off();
 }
