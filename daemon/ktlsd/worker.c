@@ -153,7 +153,7 @@ static void on_tick(struct worker *w)
 static void handle(struct worker *w, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
-	void *p = (void *)(uintptr_t)(ud & ~KTLS_URING_TAG_MASK);
+	void *p = ktls_uring_ptr(ud);
 
 	if (!p)
 		return; /* cancel requests */

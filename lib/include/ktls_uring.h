@@ -7,17 +7,21 @@
  * file -> pipe and pipe -> socket, in multiples of the 16 KiB TLS record
  * with SPLICE_F_MORE on every chunk but the last so the kernel builds full
  * records.  Short splices are resumed; each transfer reports completion or
- * one error.  Each step ends in one CQE (IOSQE_CQE_SKIP_SUCCESS on its first
- * SQE where the kernel has IORING_FEAT_CQE_SKIP), so a 1 MiB file costs the
- * caller's ring about one wakeup.  When TX stayed in userspace the same calls send the same
+ * one error.  Where the kernel has IORING_FEAT_CQE_SKIP, up to 16 pairs go
+ * as one linked chain that ends in one CQE (IOSQE_CQE_SKIP_SUCCESS on every
+ * SQE but the last), so a 1 MiB file costs the caller's ring about one
+ * wakeup and a 64 MiB one about four.  When TX stayed in userspace the same calls send the same
  * bytes through ktls_conn_sendfile() on the non-blocking socket, waiting
  * with IORING_OP_POLL_ADD and yielding with IORING_OP_NOP between bursts so
  * that one large file never starves the rest of the ring.
  *
  * CQE routing.  Every SQE this API queues carries the caller's user_data
- * with a tag in its low three bits (KTLS_URING_TAG_*).  The caller's
- * user_data must have those bits clear (any 8-byte-aligned pointer will
- * do), and the caller's own SQEs must use other tags (0, 4-7).  On each CQE:
+ * with a tag in its low three bits (KTLS_URING_TAG_*) and, in bits 48-55,
+ * which step of a chain it is (so that a chain that breaks says where).
+ * The caller's user_data must have those bits clear (KTLS_URING_RESERVED:
+ * any 8-byte-aligned pointer from malloc or the stack will do, as Linux
+ * gives user space addresses below 2^48 unless mmap is asked for more),
+ * and the caller's own SQEs must use other tags (0, 4-7).  On each CQE:
  *
  *     if (ktls_uring_owns(cqe->user_data)) {
  *             struct my_conn *c = ktls_uring_ptr(cqe->user_data);
@@ -83,6 +87,8 @@ extern "C" {
 
 /* Low user_data bits reserved for the tags below. */
 #define KTLS_URING_TAG_MASK 7ULL
+/* All user_data bits a transfer sets: the tag and the step (bits 48-55). */
+#define KTLS_URING_RESERVED (KTLS_URING_TAG_MASK | (0xffULL << 48))
 #define KTLS_URING_TAG_IN   1ULL /* splice file -> pipe */
 #define KTLS_URING_TAG_OUT  2ULL /* splice pipe -> socket */
 #define KTLS_URING_TAG_USER 3ULL /* poll/nop driving the userspace fallback */
@@ -98,7 +104,7 @@ static inline int ktls_uring_owns(uint64_t user_data)
 /* ktls_uring_ptr - the caller's pointer back from a tagged user_data. */
 static inline void *ktls_uring_ptr(uint64_t user_data)
 {
-	return (void *)(uintptr_t)(user_data & ~KTLS_URING_TAG_MASK);
+	return (void *)(uintptr_t)(user_data & ~KTLS_URING_RESERVED);
 }
 
 typedef struct ktls_uring_xfer ktls_uring_xfer;
@@ -127,11 +133,14 @@ void ktls_uring_xfer_free(ktls_uring_xfer *x);
 
 /*
  * ktls_uring_xfer_start - send len bytes of fd from offset off.  Queues
- * SQEs on ring (not submitted: the caller submits) tagged with user_data.
- * Returns 0 when running (wait for its CQEs), 1 when already complete
- * (len 0, or the userspace path finished at once), -1 on failure with the
- * reason in ktls_uring_xfer_error().  The file must stay open until the
- * transfer ends; a file that shrinks under it ends the transfer with -1.
+ * SQEs on ring (not submitted: the caller submits) tagged with user_data,
+ * whose KTLS_URING_RESERVED bits must be clear.  A chain takes at most 32
+ * SQEs and is never split across submissions (it is shortened to the room
+ * the queue has).  Returns 0 when running (wait for its CQEs), 1 when
+ * already complete (len 0, or the userspace path finished at once), -1 on
+ * failure with the reason in ktls_uring_xfer_error().  The file must stay
+ * open until the transfer ends; a file that shrinks under it ends the
+ * transfer with -1.
  *
  *     if (ktls_uring_xfer_start(x, &ring, fd, 0, size, (uintptr_t)c) < 0)
  *             warnx("%s", ktls_uring_xfer_error(x));

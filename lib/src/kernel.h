@@ -119,11 +119,12 @@ int session_take_ticket(struct ktls_conn *c, struct kernel_state *k, const unsig
 			size_t len);
 
 /*
- * Must the next n bytes go through kernel_write/kernel_sendfile (which
+ * Must the next n bytes, in sends separate sends (each accounted as
+ * kernel_tx_account does), go through kernel_write/kernel_sendfile (which
  * answer an owed KeyUpdate, rekey near the AES-GCM limit, report a dead
- * TX) rather than a raw splice?  0 when ks is NULL (TX not in the kernel).
+ * TX) rather than raw splices?  0 when ks is NULL (TX not in the kernel).
  */
-int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n);
+int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n, unsigned sends);
 
 /*
  * kernel_io.c, TX in kernel + RX in OpenSSL: what OpenSSL wrote into its

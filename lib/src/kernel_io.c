@@ -75,7 +75,7 @@ void kernel_tx_account(struct kernel_state *ks, size_t n)
 		ks->tx_records += records_for(n);
 }
 
-int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n)
+int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n, unsigned sends)
 {
 	if (!ks)
 		return 0;
@@ -83,7 +83,7 @@ int kernel_tx_needs_checks(const struct kernel_state *ks, size_t n)
 		return 1;
 	/* Margin: kernel_write must still find room for its KeyUpdate or close_notify. */
 	return ks->p.cipher->record_limit &&
-	       ks->tx_records + records_for(n) + 2 >= kernel_gcm_record_limit;
+	       ks->tx_records + n / REC_MAX_PLAINTEXT + sends + 2 >= kernel_gcm_record_limit;
 }
 
 int kernel_errno_code(int e)

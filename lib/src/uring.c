@@ -1,31 +1,37 @@
 /*
  * uring.c - the io_uring bulk path (see ktls_uring.h).
  *
- * Splice path: pairs of linked SPLICE SQEs, file -> pipe -> socket, one
- * pair in flight at a time.  A file->pipe splice only starts on an empty
- * pipe, so it never blocks, and a short one breaks the link (io_uring
- * fails the rest of a chain when a splice returns less than asked); the
- * pipe's contents are then drained by a lone pipe->socket splice before
- * the next pair.  SPLICE_F_MORE rides on every pipe->socket splice but the
- * one that carries the last byte, so kTLS cuts full 16 KiB records.
+ * Splice path: pairs of SPLICE SQEs, file -> pipe -> socket, linked into
+ * one chain of up to URING_CHAIN pairs; one chain (or one drain, below) in
+ * flight at a time.  A file->pipe splice only starts on an empty pipe, so
+ * it never blocks, and a short splice breaks the chain (io_uring fails the
+ * rest of a chain when a splice returns less than asked); what is left in
+ * the pipe is then drained by a lone pipe->socket splice before the next
+ * chain.  SPLICE_F_MORE rides on every pipe->socket splice but the one
+ * that carries the last byte, so kTLS cuts full 16 KiB records.
  *
- * One CQE per step, so one wakeup of the caller's ring: where the kernel
- * has IORING_FEAT_CQE_SKIP, the first SQE of a linked step (the file->pipe
- * splice, or the POLL_ADD that waits for room after EAGAIN) is marked
- * IOSQE_CQE_SKIP_SUCCESS.  If it succeeds only the second posts; if it
- * fails it posts and the kernel cancels the second without a CQE
- * (REQ_F_SKIP_LINK_CQES).  Either way exactly one CQE ends the step, and
- * an OUT completion proves its IN moved all it was asked to (in_pending).
+ * One CQE per chain, so one wakeup of the caller's ring: where the kernel
+ * has IORING_FEAT_CQE_SKIP, every SQE of a chain but its last is marked
+ * IOSQE_CQE_SKIP_SUCCESS.  If all succeed only the last posts; if one
+ * fails it posts and the kernel cancels the rest without CQEs
+ * (REQ_F_SKIP_LINK_CQES).  Each SQE's user_data carries its pair's index
+ * (bits 48-55), so the one CQE says how far the chain got: every pair
+ * before it moved all it was asked to, and an OUT's own IN did too.
+ * Without CQE skipping every SQE posts, and a chain is one pair.  The
+ * POLL_ADD that waits for room after EAGAIN is linked to its drain the
+ * same way.
  *
  * Userspace path: ktls_conn_sendfile() on the non-blocking socket in
  * bursts of at most URING_BURST bytes; POLL_ADD when the socket is full,
  * NOP to yield the ring between bursts.
  *
  * Key limits: splices count their records into the connection's kernel TX
- * record counter (over-counting by one per splice, which errs safe).  When
- * an AES-GCM key nears its limit, or the peer is owed a KeyUpdate, the rest
- * of the transfer goes through ktls_conn_sendfile(), whose kTLS path
- * rekeys (TLS 1.3 where the kernel can) or closes with close_notify.
+ * record counter (over-counting by one per splice, which errs safe).  A
+ * chain is cut short of an AES-GCM key's limit; when not even one pair
+ * fits, or the peer is owed a KeyUpdate, the rest of the transfer goes
+ * through ktls_conn_sendfile(), whose kTLS path rekeys (TLS 1.3 where the
+ * kernel can) or closes with close_notify.  A KeyUpdate asked for during a
+ * chain is answered when the chain ends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +61,13 @@
 #define URING_PIPE_WANT (256 * 1024)
 #define URING_PIPE_BIG (1024 * 1024)
 #define URING_BURST (1024 * 1024)     /* userspace bytes per ring turn */
+/*
+ * Splice pairs per chain: a 64 MiB body is four chains of 1 MiB pairs.
+ * Bounds the SQ slots one transfer takes (2 per pair) and how long an
+ * owed KeyUpdate waits.
+ */
+#define URING_CHAIN 16
+#define UD_STEP_SHIFT 48 /* the pair's index in user_data (KTLS_URING_RESERVED) */
 
 struct ktls_uring_xfer {
 	ktls_conn *conn;
@@ -69,7 +82,11 @@ struct ktls_uring_xfer {
 	uint64_t queued_in;  /* bytes moved into the pipe so far */
 	uint64_t sent;       /* bytes accepted by the socket */
 	size_t pipe_fill;    /* bytes sitting in the pipe */
-	size_t in_pending;   /* bytes of a skipped-CQE IN, confirmed by its OUT */
+	/* the chain in flight (chain_n 0: none) */
+	int chain_n;         /* pairs in it */
+	int chain_done;      /* pairs credited so far */
+	int chain_in_seen;   /* the IN of pair chain_done has been credited */
+	size_t chain_len[URING_CHAIN]; /* bytes each pair moves */
 	uint64_t ud;
 	int inflight;        /* CQEs still to come */
 	int skip_cqe;        /* the ring has IORING_FEAT_CQE_SKIP */
@@ -245,77 +262,122 @@ KTLS_API void ktls_uring_xfer_free(ktls_uring_xfer *x)
 	free(x);
 }
 
-/* n bytes leave the pipe; MORE unless they end the transfer. */
-static int queue_out(struct ktls_uring_xfer *x, struct io_uring *ring, size_t n)
+static uint64_t step_ud(const struct ktls_uring_xfer *x, uint64_t tag, int pair)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring);
+	return x->ud | tag | (uint64_t)pair << UD_STEP_SHIFT;
+}
+
+/* Prepare a pipe -> socket splice of n bytes; MORE unless they end the transfer. */
+static void prep_out(struct ktls_uring_xfer *x, struct io_uring_sqe *sqe, size_t n,
+		     uint64_t sent_before, int pair)
+{
 	unsigned flags = SPLICE_F_MOVE;
 
-	if (!sqe)
-		return -1;
-	if (x->sent + n < x->total)
+	if (sent_before + n < x->total)
 		flags |= SPLICE_F_MORE;
 	io_uring_prep_splice(sqe, x->pipe[0], -1, x->sock, -1, (unsigned)n, flags);
-	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_OUT);
+	io_uring_sqe_set_data64(sqe, step_ud(x, KTLS_URING_TAG_OUT, pair));
+}
+
+/*
+ * Drain the pipe's bytes to the socket, after wait (a prepared and tagged
+ * POLL_ADD, or NULL) when there is one: one CQE either way, as in a chain.
+ */
+static int queue_drain(struct ktls_uring_xfer *x, struct io_uring *ring, struct io_uring_sqe *wait)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	if (!sqe) {
+		if (!wait)
+			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
+		x->inflight++; /* no dangling link: the poll alone, then the next kick drains */
+		return 0;
+	}
+	if (wait) {
+		wait->flags |= IOSQE_IO_LINK;
+		if (x->skip_cqe)
+			wait->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		else
+			x->inflight++;
+	}
+	prep_out(x, sqe, x->pipe_fill, x->sent, 0);
 	x->inflight++;
 	return 0;
 }
 
-/*
- * Link sqe (already prepared and tagged) to an OUT of n bytes.  With CQE
- * skipping, sqe posts only if it fails, and then instead of the OUT: one
- * CQE either way.  Returns 1 when sqe's CQE is skipped on success.
- */
-static int link_out(struct ktls_uring_xfer *x, struct io_uring *ring, struct io_uring_sqe *sqe,
-		    size_t n)
-{
-	sqe->flags |= IOSQE_IO_LINK;
-	if (x->skip_cqe)
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	if (queue_out(x, ring, n) < 0) {
-		/* no dangling link: the pipe gets drained by the next kick */
-		sqe->flags &= (__u8)~(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS);
-		x->inflight++;
-		return 0;
-	}
-	if (!x->skip_cqe)
-		x->inflight++;
-	return x->skip_cqe;
-}
-
 static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
+
+/*
+ * The next chain from an empty pipe: as many whole pairs as URING_CHAIN,
+ * the room in the submission queue and the key's record limit allow.
+ */
+static int queue_chain(struct ktls_uring_xfer *x, struct io_uring *ring)
+{
+	unsigned room = io_uring_sq_space_left(ring);
+	int max = x->skip_cqe ? URING_CHAIN : 1, m = 0;
+	uint64_t at = x->queued_in, sent = x->sent;
+	off_t off = x->off;
+	size_t bytes = 0;
+
+	if (room < 2) { /* a chain must not straddle two submissions */
+		io_uring_submit(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	if ((unsigned)max > room / 2)
+		max = (int)(room / 2);
+	if (max == 0)
+		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
+	while (m < max && at + bytes < x->total) {
+		size_t n = x->total - at - bytes < x->pipe_sz ? (size_t)(x->total - at - bytes)
+							       : x->pipe_sz;
+
+		if (kernel_tx_needs_checks(x->conn->kernel, bytes + n, (unsigned)m + 1))
+			break;
+		x->chain_len[m++] = n;
+		bytes += n;
+	}
+	if (m == 0) {
+		x->pumping = 1;
+		return user_pump(x, ring);
+	}
+	for (int i = 0; i < m; i++) {
+		struct io_uring_sqe *in = io_uring_get_sqe(ring), *out = io_uring_get_sqe(ring);
+		size_t n = x->chain_len[i];
+
+		io_uring_prep_splice(in, x->fd, (int64_t)off, x->pipe[1], -1, (unsigned)n, SPLICE_F_MOVE);
+		io_uring_sqe_set_data64(in, step_ud(x, KTLS_URING_TAG_IN, i));
+		in->flags |= IOSQE_IO_LINK;
+		prep_out(x, out, n, sent, i);
+		if (i < m - 1)
+			out->flags |= IOSQE_IO_LINK;
+		if (x->skip_cqe) {
+			in->flags |= IOSQE_CQE_SKIP_SUCCESS;
+			if (i < m - 1)
+				out->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		}
+		off += (off_t)n;
+		sent += n;
+	}
+	x->chain_n = m;
+	x->chain_done = 0;
+	x->chain_in_seen = 0;
+	x->inflight = x->skip_cqe ? 1 : 2;
+	return 0;
+}
 
 /* Queue the next step of the splice path; nothing may be in flight. */
 static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
-	struct io_uring_sqe *sqe;
-	size_t n;
-
 	if (x->failed)
 		return -1;
 	if (x->sent == x->total) {
 		pipe_release(x);
 		return 1;
 	}
-	if (x->pipe_fill) {
-		if (queue_out(x, ring, x->pipe_fill) < 0)
-			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
-		return 0;
-	}
+	if (x->pipe_fill)
+		return queue_drain(x, ring, NULL);
 	pipe_grow(x);
-	n = x->total - x->queued_in < x->pipe_sz ? (size_t)(x->total - x->queued_in) : x->pipe_sz;
-	if (kernel_tx_needs_checks(x->conn->kernel, n)) {
-		x->pumping = 1;
-		return user_pump(x, ring);
-	}
-	sqe = get_sqe(ring);
-	if (!sqe)
-		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
-	io_uring_prep_splice(sqe, x->fd, (int64_t)x->off, x->pipe[1], -1, (unsigned)n, SPLICE_F_MOVE);
-	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_IN);
-	if (link_out(x, ring, sqe, n))
-		x->in_pending = n;
-	return 0;
+	return queue_chain(x, ring);
 }
 
 /* The socket was full with bytes in the pipe: wait for room, then drain. */
@@ -327,8 +389,46 @@ static int splice_wait_room(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	io_uring_prep_poll_add(sqe, x->sock, POLLOUT);
 	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_USER);
-	link_out(x, ring, sqe, x->pipe_fill);
-	return 0;
+	return queue_drain(x, ring, sqe);
+}
+
+/*
+ * The chain's pairs before pair j moved all they were asked to: a skipped
+ * CQE is a success, and the kernel posts for the first failure only.
+ */
+static void chain_credit(struct ktls_uring_xfer *x, int j)
+{
+	for (; x->chain_done < j && x->chain_done < x->chain_n; x->chain_done++) {
+		size_t n = x->chain_len[x->chain_done];
+
+		x->queued_in += n;
+		x->off += (off_t)n;
+		x->sent += n;
+		kernel_tx_account(x->conn->kernel, n);
+		x->chain_in_seen = 0;
+	}
+}
+
+/* A chain's OUT for pair j posted: its IN moved all it was asked to, unless it posted too. */
+static void chain_out_posted(struct ktls_uring_xfer *x, int j)
+{
+	chain_credit(x, j);
+	if (!x->chain_in_seen && j < x->chain_n) {
+		size_t n = x->chain_len[j];
+
+		x->pipe_fill += n;
+		x->queued_in += n;
+		x->off += (off_t)n;
+	}
+	x->chain_in_seen = 0;
+	x->chain_done = j + 1;
+}
+
+/* After a chain's last CQE, the next OUT is a drain's. */
+static void chain_maybe_over(struct ktls_uring_xfer *x)
+{
+	if (!x->inflight)
+		x->chain_n = 0;
 }
 
 static int queue_user(struct ktls_uring_xfer *x, struct io_uring *ring, int poll_mask)
@@ -393,7 +493,7 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring)
 KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, int fd, off_t off,
 				   size_t len, uint64_t user_data)
 {
-	if (!x || !ring || fd < 0 || off < 0 || (user_data & KTLS_URING_TAG_MASK)) {
+	if (!x || !ring || fd < 0 || off < 0 || (user_data & KTLS_URING_RESERVED)) {
 		errno = EINVAL;
 		if (x)
 			xfer_seterr(x, KTLS_ERR_INVALID, "invalid argument");
@@ -411,7 +511,7 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 	x->total = len;
 	x->queued_in = x->sent = 0;
 	x->pipe_fill = 0;
-	x->in_pending = 0;
+	x->chain_n = 0;
 	x->skip_cqe = (ring->features & IORING_FEAT_CQE_SKIP) != 0;
 	x->ud = user_data;
 	x->failed = 0;
@@ -431,13 +531,16 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 				 const struct io_uring_cqe *cqe)
 {
 	uint64_t tag = cqe->user_data & KTLS_URING_TAG_MASK;
+	int pair = (int)(cqe->user_data >> UD_STEP_SHIFT & 0xff);
 	int res = cqe->res;
 
 	if (x->inflight > 0)
 		x->inflight--;
 	switch (tag) {
 	case KTLS_URING_TAG_IN:
-		x->in_pending = 0; /* it failed: its OUT was cancelled without a CQE */
+		chain_credit(x, pair);
+		x->chain_in_seen = 1;
+		chain_maybe_over(x);
 		if (res > 0) {
 			x->pipe_fill += (size_t)res;
 			x->queued_in += (uint64_t)res;
@@ -451,12 +554,9 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 		}
 		break;
 	case KTLS_URING_TAG_OUT:
-		if (x->in_pending) { /* its IN's CQE was skipped: it moved everything */
-			x->pipe_fill += x->in_pending;
-			x->queued_in += x->in_pending;
-			x->off += (off_t)x->in_pending;
-			x->in_pending = 0;
-		}
+		if (x->chain_n)
+			chain_out_posted(x, pair);
+		chain_maybe_over(x);
 		if (res > 0) {
 			x->pipe_fill -= (size_t)res < x->pipe_fill ? (size_t)res : x->pipe_fill;
 			x->sent += (uint64_t)res;

@@ -70,7 +70,7 @@ static void *peer_main(void *arg)
 		peer_fail(p, ssl, -1, "peer first write");
 		goto out;
 	}
-	for (;;) {
+	while (!p->handshake_only) {
 		r = SSL_read(ssl, buf, 65536);
 		if (r <= 0) {
 			if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) {

@@ -34,6 +34,7 @@ struct peer {
 	const char *first;    /* peer writes this right after its handshake */
 	size_t keyupdate_at;  /* peer sends KeyUpdate(update_requested) after echoing this much */
 	int mfl;              /* peer client asks for max_fragment_length 1024 */
+	int handshake_only;   /* peer returns after its handshake, reading nothing more */
 	/* out */
 	int hs_ok;
 	size_t echoed;

@@ -14,8 +14,11 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -466,6 +469,150 @@ Test(offload_emul, sendfile_via_kernel)
 		free(back);
 		emu_off();
 	}
+}
+
+/*
+ * The splice path's bookkeeping, on a real ring: with TX "in the kernel"
+ * (the emulator), ktls_uring_xfer splices into what is really a plain TCP
+ * socket, so a raw reader on the other end must get exactly the file's
+ * bytes.  Chains of up to 16 pairs end in one CQE that says which pair
+ * broke; a wrong count there loses or repeats bytes, or misreports sent.
+ */
+struct raw_reader {
+	int fd, slow;
+	unsigned char *buf;
+	size_t cap, got;
+	pthread_t th;
+};
+
+static void *raw_read(void *arg)
+{
+	struct raw_reader *rd = arg;
+	ssize_t n;
+
+	while (rd->got < rd->cap && (n = read(rd->fd, rd->buf + rd->got, rd->slow ? 4096 : rd->cap - rd->got)) > 0) {
+		rd->got += (size_t)n;
+		if (rd->slow && rd->got % (256 * 1024) < 4096)
+			nanosleep(&(struct timespec){ .tv_nsec = 2000000 }, NULL); /* let the socket fill */
+	}
+	return NULL;
+}
+
+struct splice_case {
+	size_t file_len, ask;   /* the file may be shorter than asked */
+	unsigned ring_entries;
+	int slow;               /* the reader stalls: the socket fills mid-chain */
+	/* out */
+	unsigned first_sqes;    /* SQEs the start queued: the first chain */
+	int cqes, result;
+	uint64_t sent;
+	char err[256];
+};
+
+static void splice_run(struct splice_case *sc, const unsigned char *data, unsigned char *back,
+		       size_t *got)
+{
+	static char base __attribute__((aligned(8)));
+	char path[] = "/tmp/ktls-chain-XXXXXX";
+	struct raw_reader rd = { .slow = sc->slow, .buf = back, .cap = sc->ask };
+	struct io_uring ring;
+	ktls_uring_xfer *x;
+	struct run r;
+	int fd = mkstemp(path), small = 64 * 1024;
+
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert_eq(tu_write_full(fd, data, sc->file_len), 0);
+	emu_on(1);
+	run_start(&r, KTLS_SERVER, &suites[0], NULL);
+	r.tickets = 0;                /* nothing of ours may precede the body */
+	r.peer.handshake_only = 1;
+	run_go(&r, KTLS_SERVER, NULL);
+	peer_join(&r.peer);
+	cr_assert_str_empty(r.peer.err);
+	cr_assert_eq(r.info.tx, KTLS_MODE_SW, "%s", r.info.fallback_reason);
+	if (sc->slow)
+		cr_assert_eq(setsockopt(r.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	cr_assert_eq(fcntl(r.fds[0], F_SETFL, fcntl(r.fds[0], F_GETFL) | O_NONBLOCK), 0);
+	rd.fd = r.fds[1];
+	cr_assert_eq(pthread_create(&rd.th, NULL, raw_read, &rd), 0);
+	cr_assert_eq(io_uring_queue_init(sc->ring_entries, &ring, 0), 0);
+	x = ktls_uring_xfer_new(r.us.c);
+	cr_assert(x);
+	cr_assert_eq(ktls_uring_xfer_mode(x), KTLS_MODE_SW);
+	sc->result = ktls_uring_xfer_start(x, &ring, fd, 0, sc->ask, (uint64_t)(uintptr_t)&base);
+	sc->first_sqes = io_uring_sq_ready(&ring);
+	sc->cqes = 0;
+	while (sc->result == 0) {
+		struct io_uring_cqe *cqe;
+
+		cr_assert_geq(io_uring_submit_and_wait(&ring, 1), 0);
+		cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), 0);
+		cr_assert(ktls_uring_owns(cqe->user_data));
+		cr_assert_eq(ktls_uring_ptr(cqe->user_data), (void *)&base);
+		sc->result = ktls_uring_xfer_cqe(x, &ring, cqe);
+		io_uring_cqe_seen(&ring, cqe);
+		sc->cqes++;
+	}
+	cr_assert_eq(ktls_uring_xfer_busy(x), 0);
+	sc->sent = ktls_uring_xfer_sent(x);
+	snprintf(sc->err, sizeof(sc->err), "%s", ktls_uring_xfer_error(x));
+	ktls_uring_xfer_free(x);
+	io_uring_queue_exit(&ring);
+	shutdown(r.fds[0], SHUT_WR);
+	pthread_join(rd.th, NULL);
+	*got = rd.got;
+	ours_close(&r.us);
+	close(r.fds[0]);
+	close(r.fds[1]);
+	close(fd);
+	emu_off();
+}
+
+Test(offload_emul, uring_splice_chains_exact)
+{
+	const size_t mib = 1 << 20, big = 17 * mib + 12345;
+	struct splice_case cases[] = {
+		/* 18 pairs of 1 MiB: chains of 16 and 2; the first is 32 SQEs */
+		{ .file_len = big, .ask = big, .ring_entries = 64 },
+		/* the same against a stalling reader: OUTs break chains mid-way */
+		{ .file_len = big, .ask = big, .ring_entries = 64, .slow = 1 },
+		/* an 8-entry ring holds chains of 4 pairs */
+		{ .file_len = 6 * mib, .ask = 6 * mib, .ring_entries = 8 },
+		/* the file ends inside the fourth pair: sent is exactly its length */
+		{ .file_len = 3 * mib + mib / 2, .ask = 6 * mib, .ring_entries = 64 },
+	};
+	const unsigned want_sqes[] = { 32, 32, 8, 12 };
+	unsigned char *data = malloc(big), *back = malloc(big);
+
+	cr_assert(data && back);
+	tu_fill(data, big, 7);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct splice_case *sc = &cases[i];
+		size_t got = 0;
+
+		memset(back, 0, big);
+		splice_run(sc, data, back, &got);
+		/* the first chain is queued whole, before any submission */
+		cr_expect_eq(sc->first_sqes, want_sqes[i], "case %zu: %u SQEs queued", i, sc->first_sqes);
+		if (sc->file_len == sc->ask) {
+			cr_expect_eq(sc->result, 1, "case %zu: %s", i, sc->err);
+			cr_expect_eq(sc->sent, sc->ask, "case %zu", i);
+		} else {
+			cr_expect_eq(sc->result, -1, "case %zu", i);
+			cr_expect_eq(sc->sent, sc->file_len, "case %zu: sent %llu", i,
+				     (unsigned long long)sc->sent);
+			cr_expect(strstr(sc->err, "file ended at byte 3670016 of 6291456"), "case %zu: %s",
+				  i, sc->err);
+		}
+		cr_expect_eq(got, sc->file_len < sc->ask ? sc->file_len : sc->ask, "case %zu: read %zu", i, got);
+		cr_expect_arr_eq(back, data, got, "case %zu: bytes differ", i);
+		if (i == 0) /* 2 chains, 2 CQEs, unless the socket filled (then one more per wait) */
+			cr_expect_lt(sc->cqes, 18, "case 0: %d CQEs for 18 pairs", sc->cqes);
+		cr_log_info("case %zu: %d CQEs", i, sc->cqes);
+	}
+	free(data);
+	free(back);
 }
 
 /*

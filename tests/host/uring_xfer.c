@@ -326,6 +326,12 @@ Test(uring, bad_arguments)
 	cr_expect(ktls_uring_owns(0x1001) && ktls_uring_owns(0x1002) && ktls_uring_owns(0x1003));
 	cr_expect(!ktls_uring_owns(0x1000) && !ktls_uring_owns(0x1004) && !ktls_uring_owns(0x1007));
 	cr_expect_eq(ktls_uring_ptr(0x1003), (void *)0x1000);
+	/* bits 48-55 say which step of a chain posted: also ours, also masked */
+	cr_expect_eq(ktls_uring_xfer_start(x, &T.ring, fd, 0, 10, 0x1000 | 1ULL << 48), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect(ktls_uring_owns(0x0f000000001002ULL));
+	cr_expect_eq(ktls_uring_ptr(0x0f000000001002ULL), (void *)0x1000);
+	cr_expect_eq(ktls_uring_ptr(0x8000000000001000ULL), (void *)0x8000000000001000ULL);
 	ktls_uring_xfer_free(x);
 	ktls_uring_xfer_free(NULL);
 	close(fd);
