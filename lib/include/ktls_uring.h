@@ -135,8 +135,10 @@ void ktls_uring_xfer_free(ktls_uring_xfer *x);
  * ktls_uring_xfer_start - send len bytes of fd from offset off.  Queues
  * SQEs on ring (not submitted: the caller submits) tagged with user_data,
  * whose KTLS_URING_RESERVED bits must be clear.  A chain takes at most 32
- * SQEs and is never split across submissions (it is shortened to the room
- * the queue has).  Returns 0 when running (wait for its CQEs), 1 when
+ * SQEs, all queued before any is submitted (it is shortened to the room
+ * the queue has; the queue needs 2 entries).  Rings made with
+ * IORING_SETUP_SQPOLL are refused (EINVAL): their thread may submit part
+ * of a link as a chain of its own.  Returns 0 when running (wait for its CQEs), 1 when
  * already complete (len 0, or the userspace path finished at once), -1 on
  * failure with the reason in ktls_uring_xfer_error().  The file must stay
  * open until the transfer ends; a file that shrinks under it ends the
@@ -162,7 +164,8 @@ int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 			const struct io_uring_cqe *cqe);
 
 /*
- * ktls_uring_xfer_busy - how many of this transfer's SQEs are in flight.
+ * ktls_uring_xfer_busy - how many of this transfer's CQEs are still to come
+ * (0: nothing of it in flight).
  *
  *     if (!ktls_uring_xfer_busy(x)) ktls_uring_xfer_free(x);
  */

@@ -86,6 +86,7 @@ struct ktls_uring_xfer {
 	int chain_n;         /* pairs in it */
 	int chain_done;      /* pairs credited so far */
 	int chain_in_seen;   /* the IN of pair chain_done has been credited */
+	int in_broke;        /* ... and it moved less than asked: its OUT is cancelled */
 	size_t chain_len[URING_CHAIN]; /* bytes each pair moves */
 	uint64_t ud;
 	int inflight;        /* CQEs still to come */
@@ -125,15 +126,25 @@ static int xfer_fail(struct ktls_uring_xfer *x, int code, const char *fmt, ...)
 	return x->inflight ? 0 : -1;
 }
 
+/*
+ * Room for n SQEs, flushing the queue once if needed: all members of a
+ * link must be taken before any is submitted, or the kernel would start
+ * the first ones as a link of their own.  The room there is, at most n.
+ */
+static unsigned sq_room(struct io_uring *ring, unsigned n)
+{
+	unsigned room = io_uring_sq_space_left(ring);
+
+	if (room < n) {
+		io_uring_submit(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	return room < n ? room : n;
+}
+
 static struct io_uring_sqe *get_sqe(struct io_uring *ring)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (!sqe) { /* SQ full: flush it and retry once */
-		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
-	return sqe;
+	return sq_room(ring, 1) ? io_uring_get_sqe(ring) : NULL;
 }
 
 KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
@@ -280,26 +291,26 @@ static void prep_out(struct ktls_uring_xfer *x, struct io_uring_sqe *sqe, size_t
 }
 
 /*
- * Drain the pipe's bytes to the socket, after wait (a prepared and tagged
- * POLL_ADD, or NULL) when there is one: one CQE either way, as in a chain.
+ * Drain the pipe's bytes to the socket, after waiting for room when wait
+ * is set (a POLL_ADD linked ahead): one CQE either way, as in a chain.
  */
-static int queue_drain(struct ktls_uring_xfer *x, struct io_uring *ring, struct io_uring_sqe *wait)
+static int queue_drain(struct ktls_uring_xfer *x, struct io_uring *ring, int wait)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe) {
-		if (!wait)
-			return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
-		x->inflight++; /* no dangling link: the poll alone, then the next kick drains */
-		return 0;
-	}
+	if (sq_room(ring, wait ? 2 : 1) < (wait ? 2U : 1U))
+		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	if (wait) {
-		wait->flags |= IOSQE_IO_LINK;
+		sqe = io_uring_get_sqe(ring);
+		io_uring_prep_poll_add(sqe, x->sock, POLLOUT);
+		io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_USER);
+		sqe->flags |= IOSQE_IO_LINK;
 		if (x->skip_cqe)
-			wait->flags |= IOSQE_CQE_SKIP_SUCCESS;
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		else
 			x->inflight++;
 	}
+	sqe = io_uring_get_sqe(ring);
 	prep_out(x, sqe, x->pipe_fill, x->sent, 0);
 	x->inflight++;
 	return 0;
@@ -313,18 +324,11 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
  */
 static int queue_chain(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
-	unsigned room = io_uring_sq_space_left(ring);
-	int max = x->skip_cqe ? URING_CHAIN : 1, m = 0;
+	int max = (int)sq_room(ring, x->skip_cqe ? 2 * URING_CHAIN : 2) / 2, m = 0;
 	uint64_t at = x->queued_in, sent = x->sent;
 	off_t off = x->off;
 	size_t bytes = 0;
 
-	if (room < 2) { /* a chain must not straddle two submissions */
-		io_uring_submit(ring);
-		room = io_uring_sq_space_left(ring);
-	}
-	if ((unsigned)max > room / 2)
-		max = (int)(room / 2);
 	if (max == 0)
 		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	while (m < max && at + bytes < x->total) {
@@ -361,6 +365,7 @@ static int queue_chain(struct ktls_uring_xfer *x, struct io_uring *ring)
 	x->chain_n = m;
 	x->chain_done = 0;
 	x->chain_in_seen = 0;
+	x->in_broke = 0;
 	x->inflight = x->skip_cqe ? 1 : 2;
 	return 0;
 }
@@ -375,7 +380,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 		return 1;
 	}
 	if (x->pipe_fill)
-		return queue_drain(x, ring, NULL);
+		return queue_drain(x, ring, 0);
 	pipe_grow(x);
 	return queue_chain(x, ring);
 }
@@ -383,13 +388,7 @@ static int splice_kick(struct ktls_uring_xfer *x, struct io_uring *ring)
 /* The socket was full with bytes in the pipe: wait for room, then drain. */
 static int splice_wait_room(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring);
-
-	if (!sqe)
-		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
-	io_uring_prep_poll_add(sqe, x->sock, POLLOUT);
-	io_uring_sqe_set_data64(sqe, x->ud | KTLS_URING_TAG_USER);
-	return queue_drain(x, ring, sqe);
+	return queue_drain(x, ring, 1);
 }
 
 /*
@@ -421,6 +420,7 @@ static void chain_out_posted(struct ktls_uring_xfer *x, int j)
 		x->off += (off_t)n;
 	}
 	x->chain_in_seen = 0;
+	x->in_broke = 0;
 	x->chain_done = j + 1;
 }
 
@@ -499,6 +499,12 @@ KTLS_API int ktls_uring_xfer_start(ktls_uring_xfer *x, struct io_uring *ring, in
 			xfer_seterr(x, KTLS_ERR_INVALID, "invalid argument");
 		return -1;
 	}
+	if (ring->flags & IORING_SETUP_SQPOLL) {
+		/* its thread submits in slices of its own choosing, which can split a link */
+		errno = EINVAL;
+		xfer_seterr(x, KTLS_ERR_INVALID, "rings with IORING_SETUP_SQPOLL are not supported");
+		return -1;
+	}
 	if (x->inflight) {
 		errno = EBUSY;
 		xfer_seterr(x, KTLS_ERR_INVALID, "a transfer is still in flight");
@@ -540,6 +546,7 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 	case KTLS_URING_TAG_IN:
 		chain_credit(x, pair);
 		x->chain_in_seen = 1;
+		x->in_broke = pair >= x->chain_n || res != (int)x->chain_len[pair];
 		chain_maybe_over(x);
 		if (res > 0) {
 			x->pipe_fill += (size_t)res;
@@ -549,7 +556,7 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 			xfer_fail(x, KTLS_ERR_INVALID, "file ended at byte %llu of %llu",
 				  (unsigned long long)x->off,
 				  (unsigned long long)(x->off + (x->total - x->queued_in)));
-		} else if (res != -ECANCELED) {
+		} else { /* a head of link is cancelled only from outside: not ours to retry */
 			xfer_fail(x, kernel_errno_code(-res), "splice from file: %s", strerror(-res));
 		}
 		break;
@@ -569,12 +576,14 @@ KTLS_API int ktls_uring_xfer_cqe(ktls_uring_xfer *x, struct io_uring *ring,
 				return splice_wait_room(x, ring);
 		} else if (res == 0) {
 			xfer_fail(x, KTLS_ERR_SYSTEM, "splice to socket made no progress");
-		} else if (res != -ECANCELED) {
+		} else if (res == -ECANCELED && (x->failed || x->in_broke)) {
+			/* without CQE skipping: its IN or poll broke the link and said so */
+		} else {
 			xfer_fail(x, kernel_errno_code(-res), "splice to socket: %s", strerror(-res));
 		}
 		break;
 	case KTLS_URING_TAG_USER:
-		if (res < 0 && res != -ECANCELED)
+		if (res < 0)
 			xfer_fail(x, kernel_errno_code(-res), "poll on socket: %s", strerror(-res));
 		else if (res >= 0 && (res & (POLLERR | POLLNVAL)))
 			xfer_fail(x, KTLS_ERR_SYSTEM, "socket error while sending");

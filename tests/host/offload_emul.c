@@ -502,6 +502,7 @@ struct splice_case {
 	size_t file_len, ask;   /* the file may be shorter than asked */
 	unsigned ring_entries;
 	int slow;               /* the reader stalls: the socket fills mid-chain */
+	int caller_sqes;        /* the caller queues a NOP of its own before each CQE */
 	/* out */
 	unsigned first_sqes;    /* SQEs the start queued: the first chain */
 	int cqes, result;
@@ -548,13 +549,33 @@ static void splice_run(struct splice_case *sc, const unsigned char *data, unsign
 
 		cr_assert_geq(io_uring_submit_and_wait(&ring, 1), 0);
 		cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), 0);
+		if ((cqe->user_data & KTLS_URING_TAG_MASK) == 4) { /* the caller's own */
+			io_uring_cqe_seen(&ring, cqe);
+			continue;
+		}
 		cr_assert(ktls_uring_owns(cqe->user_data));
 		cr_assert_eq(ktls_uring_ptr(cqe->user_data), (void *)&base);
+		if (sc->caller_sqes) { /* leaves the transfer an odd number of free slots */
+			struct io_uring_sqe *nop = io_uring_get_sqe(&ring);
+
+			cr_assert(nop);
+			io_uring_prep_nop(nop);
+			io_uring_sqe_set_data64(nop, (uint64_t)(uintptr_t)&base | 4);
+		}
 		sc->result = ktls_uring_xfer_cqe(x, &ring, cqe);
 		io_uring_cqe_seen(&ring, cqe);
 		sc->cqes++;
 	}
 	cr_assert_eq(ktls_uring_xfer_busy(x), 0);
+	while (io_uring_submit_and_wait_timeout(&ring, &(struct io_uring_cqe *){ NULL }, 1,
+						 &(struct __kernel_timespec){ .tv_nsec = 50000000 },
+						 NULL) == 0) { /* nothing of the transfer may post late */
+		struct io_uring_cqe *cqe;
+
+		cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), 0);
+		cr_assert_eq(cqe->user_data & KTLS_URING_TAG_MASK, 4, "a transfer CQE after its end");
+		io_uring_cqe_seen(&ring, cqe);
+	}
 	sc->sent = ktls_uring_xfer_sent(x);
 	snprintf(sc->err, sizeof(sc->err), "%s", ktls_uring_xfer_error(x));
 	ktls_uring_xfer_free(x);
@@ -581,8 +602,13 @@ Test(offload_emul, uring_splice_chains_exact)
 		{ .file_len = 6 * mib, .ask = 6 * mib, .ring_entries = 8 },
 		/* the file ends inside the fourth pair: sent is exactly its length */
 		{ .file_len = 3 * mib + mib / 2, .ask = 6 * mib, .ring_entries = 64 },
+		/*
+		 * a 2-entry ring that the caller shares: a wait for room and its
+		 * drain must still be queued together, or both post
+		 */
+		{ .file_len = 4 * mib, .ask = 4 * mib, .ring_entries = 2, .slow = 1, .caller_sqes = 1 },
 	};
-	const unsigned want_sqes[] = { 32, 32, 8, 12 };
+	const unsigned want_sqes[] = { 32, 32, 8, 12, 2 };
 	unsigned char *data = malloc(big), *back = malloc(big);
 
 	cr_assert(data && back);

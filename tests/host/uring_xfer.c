@@ -332,6 +332,14 @@ Test(uring, bad_arguments)
 	cr_expect(ktls_uring_owns(0x0f000000001002ULL));
 	cr_expect_eq(ktls_uring_ptr(0x0f000000001002ULL), (void *)0x1000);
 	cr_expect_eq(ktls_uring_ptr(0x8000000000001000ULL), (void *)0x8000000000001000ULL);
+	{
+		/* SQPOLL's thread may submit part of a link as a chain of its own */
+		struct io_uring sqpoll = { .flags = IORING_SETUP_SQPOLL };
+
+		cr_expect_eq(ktls_uring_xfer_start(x, &sqpoll, fd, 0, 10, 0x1000), -1);
+		cr_expect_eq(errno, EINVAL);
+		cr_expect(strstr(ktls_uring_xfer_error(x), "SQPOLL"), "%s", ktls_uring_xfer_error(x));
+	}
 	ktls_uring_xfer_free(x);
 	ktls_uring_xfer_free(NULL);
 	close(fd);
