@@ -127,24 +127,25 @@ static int xfer_fail(struct ktls_uring_xfer *x, int code, const char *fmt, ...)
 }
 
 /*
- * Room for n SQEs, flushing the queue once if needed: all members of a
- * link must be taken before any is submitted, or the kernel would start
- * the first ones as a link of their own.  The room there is, at most n.
+ * Room for up to max SQEs, flushing the queue once only when there is less
+ * than min: all members of a link must be taken before any is submitted,
+ * or the kernel would start the first ones as a link of their own.
+ * Returns the room there is, at most max (less than min: too little).
  */
-static unsigned sq_room(struct io_uring *ring, unsigned n)
+static unsigned sq_room(struct io_uring *ring, unsigned min, unsigned max)
 {
 	unsigned room = io_uring_sq_space_left(ring);
 
-	if (room < n) {
+	if (room < min) {
 		io_uring_submit(ring);
 		room = io_uring_sq_space_left(ring);
 	}
-	return room < n ? room : n;
+	return room < max ? room : max;
 }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *ring)
 {
-	return sq_room(ring, 1) ? io_uring_get_sqe(ring) : NULL;
+	return sq_room(ring, 1, 1) ? io_uring_get_sqe(ring) : NULL;
 }
 
 KTLS_API ktls_uring_xfer *ktls_uring_xfer_new(ktls_conn *conn)
@@ -297,8 +298,9 @@ static void prep_out(struct ktls_uring_xfer *x, struct io_uring_sqe *sqe, size_t
 static int queue_drain(struct ktls_uring_xfer *x, struct io_uring *ring, int wait)
 {
 	struct io_uring_sqe *sqe;
+	unsigned n = wait ? 2 : 1;
 
-	if (sq_room(ring, wait ? 2 : 1) < (wait ? 2U : 1U))
+	if (sq_room(ring, n, n) < n)
 		return xfer_fail(x, KTLS_ERR_RESOURCE, "io_uring submission queue full");
 	if (wait) {
 		sqe = io_uring_get_sqe(ring);
@@ -324,7 +326,7 @@ static int user_pump(struct ktls_uring_xfer *x, struct io_uring *ring);
  */
 static int queue_chain(struct ktls_uring_xfer *x, struct io_uring *ring)
 {
-	int max = (int)sq_room(ring, x->skip_cqe ? 2 * URING_CHAIN : 2) / 2, m = 0;
+	int max = (int)sq_room(ring, 2, x->skip_cqe ? 2 * URING_CHAIN : 2) / 2, m = 0;
 	uint64_t at = x->queued_in, sent = x->sent;
 	off_t off = x->off;
 	size_t bytes = 0;
