@@ -346,29 +346,14 @@ time_t http_parse_date(const char *s, size_t len)
 	return -1;
 }
 
-/* v in lowercase hex at p; returns the end. */
-static char *put_hex(char *p, unsigned long long v)
-{
-	char d[16];
-	int n = 0;
-
-	do {
-		d[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = d[--n];
-	return p;
-}
-
 void http_etag(const struct stat *st, char out[64])
 {
 	char *p = out;
 
 	*p++ = '"';
-	p = put_hex(p, (unsigned long long)st->st_size);
+	p = fmt_x64(p, (unsigned long long)st->st_size);
 	*p++ = '-';
-	p = put_hex(p, (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
+	p = fmt_x64(p, (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
 			       (unsigned long long)st->st_mtim.tv_nsec);
 	*p++ = '"';
 	*p = '\0';
